@@ -1,0 +1,113 @@
+"""Latency of TFLite models in the LiteRT interpreter, measured side by side.
+
+The reference and the candidate are timed in one process with the same settings,
+interleaved run by run (order alternating each round) so that drift of a noisy
+machine lands on both. Figures are milliseconds of `invoke()` wall time.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gate.litert import litert_version, make_interpreter, quantize_input
+from gate.schema import BenchmarkSpec
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    init_ms: float      # Interpreter() + allocate_tensors()
+    first_ms: float     # the first invoke(), before warmup
+    runs: int
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    stats: dict[str, LatencyStats]
+    settings: dict
+
+    def to_dict(self) -> dict:
+        return {"settings": self.settings, "models": {k: v.to_dict() for k, v in self.stats.items()}}
+
+
+def _ms(ns: int) -> float:
+    return ns / 1e6
+
+
+def summarize(times_ns: np.ndarray, init_ms: float, first_ms: float) -> LatencyStats:
+    ms = times_ns.astype(np.float64) / 1e6
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return LatencyStats(init_ms=round(init_ms, 4), first_ms=round(first_ms, 4), runs=int(ms.size),
+                        mean_ms=float(ms.mean()), std_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
+                        min_ms=float(ms.min()), p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99),
+                        max_ms=float(ms.max()))
+
+
+class _Timed:
+    """One interpreter with its input set once; invoke() is what is timed."""
+
+    def __init__(self, name: str, content: bytes, example: np.ndarray, threads: int):
+        t0 = time.perf_counter_ns()
+        self.interp = make_interpreter(content, threads=threads, where=name)
+        self.init_ms = _ms(time.perf_counter_ns() - t0)
+        detail = self.interp.get_input_details()[0]
+        shape = tuple(int(d) for d in detail["shape"])
+        batch = example[:1].reshape(shape) if example.size == int(np.prod(shape)) else example[:1]
+        self.interp.set_tensor(detail["index"], quantize_input(batch, detail))
+        self.times: list[int] = []
+        t0 = time.perf_counter_ns()
+        self.interp.invoke()
+        self.first_ms = _ms(time.perf_counter_ns() - t0)
+
+    def invoke(self) -> int:
+        t0 = time.perf_counter_ns()
+        self.interp.invoke()
+        return time.perf_counter_ns() - t0
+
+
+def benchmark(models: dict[str, bytes], example: np.ndarray, spec: BenchmarkSpec) -> BenchResult:
+    """Time every model in `models` interleaved; `example` is one real eval input."""
+    timed = {name: _Timed(name, content, example, spec.threads) for name, content in models.items()}
+    order = list(timed.values())
+    for t in order:
+        for _ in range(spec.warmup):
+            t.interp.invoke()
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < spec.runs or time.perf_counter() - start < spec.min_time_s:
+        for t in (order if rounds % 2 == 0 else order[::-1]):
+            t.times.append(t.invoke())
+        rounds += 1
+    stats = {name: summarize(np.array(t.times), t.init_ms, t.first_ms) for name, t in timed.items()}
+    return BenchResult(stats, settings(spec, rounds))
+
+
+def settings(spec: BenchmarkSpec, rounds: int) -> dict:
+    return {"threads": spec.threads, "warmup": spec.warmup, "runs": rounds, "min_time_s": spec.min_time_s,
+            "method": "interleaved invoke() wall time, order alternating per round",
+            "interpreter": f"ai_edge_litert.interpreter.Interpreter {litert_version()}",
+            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "machine": platform.machine()}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

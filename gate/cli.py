@@ -1,0 +1,184 @@
+"""The `gate` command. Commands parse, call one library function, render; only this
+module turns errors into exit codes. Nothing here imports TensorFlow at import time."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from gate import __version__
+from gate.errors import EXIT_BAD_INPUT, GateError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _fail(err: GateError) -> None:
+    click.echo(f"error: {err.render()}", err=True)
+    sys.exit(err.exit_code)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", "-V", prog_name="model-gate")
+def main() -> None:
+    """model-gate: optimize a model with tfmot, convert it to TFLite, benchmark it in
+    LiteRT, and pass or fail it against the thresholds in gate.yml.
+
+    Exit codes: 0 pass, 1 a threshold failed, 2 bad input, 3 internal error.
+    """
+
+
+@main.command()
+@click.option("--config", "-c", "config", default="gate.yml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The gate config.")
+@click.option("--out", "-o", "out", default="gate-report", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where report.json and report.md go.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
+def check(config: Path, out: Path, quiet: bool) -> None:
+    """Run the gate: load, optimize, convert, evaluate, benchmark, judge, report.
+
+    Writes OUT/report.json and OUT/report.md on every exit path.
+
+    Example:
+
+        gate check --config gate.yml --out gate-report
+    """
+    from rich.console import Console
+
+    from gate.pipeline import run
+    from gate.report.terminal import print_report
+
+    err_console = Console(stderr=True, highlight=False)
+
+    def progress(label: str) -> None:
+        if not quiet:
+            err_console.print(f"[dim]·[/dim] {label}")
+
+    report = run(config, out, progress)
+    print_report(report, Console(highlight=False), quiet=quiet)
+    click.echo(f"report: {out / 'report.json'}, {out / 'report.md'}", err=True)
+    sys.exit(report["exit_code"])
+
+
+@main.group()
+def policy() -> None:
+    """Inspect and validate optimization policies (no TensorFlow needed)."""
+
+
+@policy.command("list")
+def policy_list() -> None:
+    """List the preset policies with their one-line descriptions.
+
+    Example:
+
+        gate policy list
+    """
+    from gate.config import load_policy_file, preset_names
+
+    width = max(len(n) for n in preset_names())
+    for name in preset_names():
+        click.echo(f"{name:<{width}}  {load_policy_file(Path(name)).policy.description}")
+
+
+@policy.command("show")
+@click.argument("name")
+def policy_show(name: str) -> None:
+    """Print a policy (preset name or file) fully resolved, `extends` applied, as YAML.
+
+    Example:
+
+        gate policy show int8
+    """
+    import yaml
+
+    from gate.config import load_policy_file
+
+    try:
+        resolved = load_policy_file(Path(name))
+    except GateError as err:
+        _fail(err)
+    data = resolved.policy.model_dump(mode="json", exclude={"extends"})
+    click.echo(f"# {resolved.name}" + (f" (extends {' -> '.join(resolved.chain[1:])})" if len(resolved.chain) > 1 else ""))
+    click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+
+
+@policy.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def policy_validate(files: tuple[Path, ...]) -> None:
+    """Validate policy files (or gate.yml configs: a file with a `model:` key).
+
+    Exits 2 when any file is invalid, naming the file, field and line.
+
+    Example:
+
+        gate policy validate policies/*.yml my-policy.yml
+    """
+    from gate.config import load_config, load_policy_file
+    from gate.yamlio import read_yaml
+
+    bad = 0
+    for path in files:
+        try:
+            doc = read_yaml(path, kind="policy") if path.exists() else None
+            if doc is not None and isinstance(doc.data, dict) and "model" in doc.data:
+                load_config(path)
+                click.echo(f"ok: {path} (config)")
+            else:
+                resolved = load_policy_file(path)
+                click.echo(f"ok: {path} ({resolved.policy.convert.quantization.value})")
+        except GateError as err:
+            bad += 1
+            click.echo(f"error: {err.render()}", err=True)
+    sys.exit(EXIT_BAD_INPUT if bad else 0)
+
+
+@policy.command("schema")
+@click.option("--config", "kind", flag_value="config", help="The schema of gate.yml instead of a policy.")
+@click.option("--policy", "kind", flag_value="policy", default=True, help="The schema of a policy file.")
+def policy_schema(kind: str) -> None:
+    """Print the JSON Schema of policy files (or of gate.yml), for editors.
+
+    Example:
+
+        gate policy schema > policy.schema.json
+    """
+    from gate.schema import json_schema
+
+    click.echo(json.dumps(json_schema(kind), indent=2))
+
+
+@main.group()
+def report() -> None:
+    """Work with report.json files."""
+
+
+@report.command("schema")
+def report_schema() -> None:
+    """Print the JSON Schema of report.json.
+
+    Example:
+
+        gate report schema > report.schema.json
+    """
+    from gate.report.model import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@report.command("render")
+@click.argument("report_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def report_render(report_json: Path) -> None:
+    """Render a report.json as Markdown on stdout.
+
+    Example:
+
+        gate report render gate-report/report.json
+    """
+    from gate.report.load import read_report
+    from gate.report.render import render_markdown
+
+    try:
+        click.echo(render_markdown(read_report(report_json)), nl=False)
+    except GateError as err:
+        _fail(err)

@@ -1,0 +1,75 @@
+"""Error types. Each carries the exit code the CLI maps it to and a message for the user.
+
+Messages say what was expected, what was received, and how to fix it. Only the CLI
+turns these into exits; library code raises them.
+"""
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+
+
+class GateError(Exception):
+    """Base class: an error the gate reports to the user instead of a traceback."""
+
+    exit_code = EXIT_INTERNAL
+    kind = "internal"
+
+    def __init__(self, message: str, *, file: str | None = None, field: str | None = None,
+                 line: int | None = None, hint: str | None = None):
+        self.message = message
+        self.file = file
+        self.field = field
+        self.line = line
+        self.hint = hint
+        super().__init__(self.render())
+
+    def where(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(str(self.file) + (f":{self.line}" if self.line else ""))
+        if self.field:
+            parts.append(f"field '{self.field}'")
+        return ", ".join(parts)
+
+    def render(self) -> str:
+        where = self.where()
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "message": self.message, "file": self.file,
+                "field": self.field, "line": self.line, "hint": self.hint,
+                "exit_code": self.exit_code}
+
+
+class BadInputError(GateError):
+    """Something the user gave us is wrong: exit 2."""
+
+    exit_code = EXIT_BAD_INPUT
+    kind = "bad_input"
+
+
+class ConfigError(BadInputError):
+    kind = "config"
+
+
+class PolicyError(BadInputError):
+    kind = "policy"
+
+
+class ModelError(BadInputError):
+    kind = "model"
+
+
+class DataError(BadInputError):
+    kind = "data"
+
+
+class InternalError(GateError):
+    exit_code = EXIT_INTERNAL
+    kind = "internal"

@@ -1,0 +1,157 @@
+"""Measurements + thresholds -> checks -> verdict. Pure data, no TF.
+
+Each threshold in gate.yml is one row of CHECKS: how to read the measured value (and
+the reference it is compared with) and in which direction the limit holds.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from gate.schema import Thresholds
+
+
+@dataclass(frozen=True)
+class Sizes:
+    raw: int
+    gzip: int
+
+    def get(self, measure: str) -> int:
+        return self.raw if measure == "raw" else self.gzip
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What the judge needs of one measured .tflite."""
+
+    sizes: Sizes
+    p50_ms: float
+    p99_ms: float
+    accuracy: dict[int, float]
+
+
+@dataclass(frozen=True)
+class Measurements:
+    original_accuracy: dict[int, float]   # the Keras model as committed (or the .tflite itself)
+    reference: Measured                   # the unoptimized model as float32 TFLite
+    candidate: Measured                   # what ships
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str            # the threshold's path in gate.yml, e.g. "accuracy.max_drop"
+    metric: str          # human label
+    value: float
+    limit: float
+    direction: str       # "<=" or ">="
+    unit: str
+    passed: bool
+    reference: float | None = None
+    detail: str = ""
+
+    @property
+    def margin(self) -> float:
+        """How far inside (+) or outside (-) the limit the value is, in the check's unit."""
+        return self.limit - self.value if self.direction == "<=" else self.value - self.limit
+
+    def message(self) -> str:
+        status = "passed" if self.passed else "FAILED"
+        fmt = lambda v: format_value(self.name, self.unit, v)  # noqa: E731
+        text = f"{self.name} {status}: {self.metric} {fmt(self.value)} (limit {self.direction} {fmt(self.limit)})"
+        if self.passed:
+            return text
+        side = "over" if self.direction == "<=" else "under"
+        return f"{text}, {side} the limit by {fmt(abs(self.margin))}"
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "margin": self.margin, "message": self.message()}
+
+
+def format_value(name: str, unit: str, value: float | None) -> str:
+    """A check's figure in its unit: accuracy in %, accuracy drops in points, KiB, ms, x."""
+    if value is None:
+        return "–"
+    v = float(value)
+    if name == "accuracy.max_drop":
+        return f"{100 * v:.2f} pts"
+    if unit == "":
+        return f"{100 * v:.2f} %"
+    if unit == "x":
+        return f"{v:.2f}x"
+    if unit == "ms":
+        return f"{v:.4g} ms"
+    return f"{v:,.1f} {unit}"
+
+
+Row = Callable[[Thresholds, Measurements], "list[Check]"]
+
+
+def _size(t: Thresholds, m: Measurements) -> list[Check]:
+    lim = t.size_kb
+    if lim is None:
+        return []
+    unit = lim.measure.value
+    value = m.candidate.sizes.get(unit) / 1024
+    return [Check("size_kb.max", f"candidate size ({unit})", value, lim.max, "<=", "KiB",
+                  value <= lim.max, m.reference.sizes.get(unit) / 1024)]
+
+
+def _compression(t: Thresholds, m: Measurements) -> list[Check]:
+    lim = t.compression
+    if lim is None:
+        return []
+    unit = lim.measure.value
+    ratio = m.reference.sizes.get(unit) / m.candidate.sizes.get(unit)
+    return [Check("compression.min", f"compression vs float TFLite ({unit})", ratio, lim.min, ">=", "x",
+                  ratio >= lim.min, 1.0, "reference float32 .tflite bytes / candidate bytes")]
+
+
+def _accuracy(t: Thresholds, m: Measurements) -> list[Check]:
+    lim = t.accuracy
+    if lim is None:
+        return []
+    k = lim.top_k
+    label = "accuracy" if k == 1 else f"top-{k} accuracy"
+    cand, orig = m.candidate.accuracy[k], m.original_accuracy[k]
+    out = []
+    if lim.min is not None:
+        out.append(Check("accuracy.min", label, cand, lim.min, ">=", "", cand >= lim.min, orig))
+    if lim.max_drop is not None:
+        drop = orig - cand
+        out.append(Check("accuracy.max_drop", f"{label} drop vs original", drop, lim.max_drop, "<=", "",
+                         drop <= lim.max_drop + 1e-12, None, f"original {orig:.4f}, candidate {cand:.4f}"))
+    return out
+
+
+def _latency_ms(t: Thresholds, m: Measurements) -> list[Check]:
+    lim = t.latency_ms
+    if lim is None:
+        return []
+    out = []
+    if lim.p50_max is not None:
+        out.append(Check("latency_ms.p50_max", "candidate p50 latency", m.candidate.p50_ms, lim.p50_max, "<=",
+                         "ms", m.candidate.p50_ms <= lim.p50_max, m.reference.p50_ms))
+    if lim.p99_max is not None:
+        out.append(Check("latency_ms.p99_max", "candidate p99 latency", m.candidate.p99_ms, lim.p99_max, "<=",
+                         "ms", m.candidate.p99_ms <= lim.p99_max, m.reference.p99_ms))
+    return out
+
+
+def _latency_ratio(t: Thresholds, m: Measurements) -> list[Check]:
+    lim = t.latency
+    if lim is None:
+        return []
+    ratio = m.candidate.p50_ms / m.reference.p50_ms
+    return [Check("latency.max_ratio", "p50 latency vs float TFLite", ratio, lim.max_ratio, "<=", "x",
+                  ratio <= lim.max_ratio, 1.0, "candidate p50 / reference p50, same run, interleaved")]
+
+
+CHECKS: tuple[Row, ...] = (_size, _compression, _accuracy, _latency_ms, _latency_ratio)
+
+
+def judge(thresholds: Thresholds, measurements: Measurements) -> list[Check]:
+    return [check for row in CHECKS for check in row(thresholds, measurements)]
+
+
+def verdict(checks: list[Check]) -> str:
+    return "pass" if all(c.passed for c in checks) else "fail"

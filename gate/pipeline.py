@@ -1,0 +1,148 @@
+"""The one flow: config -> load -> convert -> evaluate -> benchmark -> judge -> report.
+
+Each stage is a call into one module that returns plain data. `run` never raises for
+bad input: every exit path yields a report (errors included) and an exit code.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from gate.config import GateConfig, config_summary, load_config
+from gate.errors import EXIT_FAIL, EXIT_PASS, GateError, InternalError
+from gate.native import native_stderr
+
+Progress = Callable[[str], None]
+
+
+class Run:
+    """Collects the report's parts stage by stage, so an error report keeps them."""
+
+    def __init__(self, progress: Progress):
+        self.parts: dict = {"timings_s": {}, "notes": []}
+        self.progress = progress
+
+    @contextmanager
+    def stage(self, name: str, label: str) -> Iterator[None]:
+        """Time a stage; TF's native log lines are kept off the terminal and added to
+        the message of an error raised inside the stage."""
+        self.progress(label)
+        start = time.perf_counter()
+        try:
+            with native_stderr() as native:
+                yield
+        except GateError as err:
+            if native.text.strip() and not err.hint:
+                err.hint = "TensorFlow said:\n" + native.tail(8)
+            raise
+        finally:
+            self.parts["timings_s"][name] = round(time.perf_counter() - start, 3)
+
+
+def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
+    """Measure and judge. Fills run.parts; returns (status, exit code, summary)."""
+    from gate.bench import benchmark
+    from gate.convert import reference_spec, to_tflite
+    from gate.data import check_fits, head, load_split, representative
+    from gate.evaluate import evaluate_keras, evaluate_tflite
+    from gate.judge import Measured, Measurements, Sizes, judge, verdict
+    from gate.model import load_model
+    from gate.report.build import tflite_sizes
+
+    p = run.parts
+    p["config"] = config_summary(cfg)
+    p["policy"] = cfg.policy.to_dict() if cfg.policy else None
+    ev_spec = cfg.evaluate
+    with run.stage("load", f"loading {cfg.model_path.name}"):
+        model = load_model(cfg.model_path)
+        p["model"] = {**model.facts.to_dict(), "path": p["config"]["model"]}
+    with run.stage("data", "reading data"):
+        eval_split = head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
+        check_fits(eval_split, model.facts.input_shape, model.facts.n_classes)
+        train = load_split(cfg.train_path, "train") if cfg.train_path else None
+        if train is not None:
+            check_fits(train, model.facts.input_shape, model.facts.n_classes)
+        p["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
+
+    if model.is_tflite:
+        ref_bytes = cand_bytes = model.tflite
+        ref_info = cand_info = {"quantization": "as committed", "io": model.facts.inputs[0].dtype}
+        p["notes"].append("The committed model is a .tflite: it is measured as it is (no policy, no "
+                          "reference conversion); reference and candidate are the same file.")
+        if cfg.policy:
+            p["notes"].append("policy is ignored for a committed .tflite")
+    else:
+        with run.stage("convert_reference", "converting the reference (float32 TFLite)"):
+            ref = to_tflite(model.keras, reference_spec())
+        spec = cfg.policy.policy.convert
+        with run.stage("convert_candidate", f"converting the candidate ({spec.quantization.value})"):
+            samples = representative(train, spec.representative_samples) if train is not None else None
+            cand = to_tflite(model.keras, spec, samples)
+        ref_bytes, cand_bytes = ref.content, cand.content
+        ref_info = {"quantization": ref.quantization, "io": ref.io, "convert_seconds": round(ref.seconds, 3)}
+        cand_info = {"quantization": cand.quantization, "io": cand.io, "convert_seconds": round(cand.seconds, 3),
+                     "calibration_samples": cand.calibration_samples}
+
+    ks = ev_spec.top_k
+    with run.stage("evaluate", f"scoring on {eval_split.n} eval examples"):
+        x, y = eval_split.x, eval_split.y
+        if model.is_tflite:
+            original = evaluate_tflite(model.tflite, x, y, ks, ev_spec.batch_size, where=str(cfg.model_path))
+            ref_eval = cand_eval = original
+        else:
+            original = evaluate_keras(model.keras, x, y, ks, ev_spec.batch_size)
+            ref_eval = evaluate_tflite(ref_bytes, x, y, ks, ev_spec.batch_size, where="reference .tflite")
+            cand_eval = evaluate_tflite(cand_bytes, x, y, ks, ev_spec.batch_size, where="candidate .tflite")
+        p["original"] = original.to_dict()
+    with run.stage("benchmark", "benchmarking reference and candidate (interleaved)"):
+        models = {"candidate": cand_bytes} if model.is_tflite else {"reference": ref_bytes, "candidate": cand_bytes}
+        bench = benchmark(models, x, cfg.benchmark)
+        stats = bench.stats
+        ref_lat, cand_lat = stats.get("reference", stats["candidate"]), stats["candidate"]
+        p["benchmark"] = {"settings": bench.settings}
+    p["reference"] = {"role": "reference", **ref_info, **tflite_sizes(ref_bytes),
+                      "latency": ref_lat.to_dict(), "evaluation": ref_eval.to_dict()}
+    p["candidate"] = {"role": "candidate", **cand_info, **tflite_sizes(cand_bytes),
+                      "latency": cand_lat.to_dict(), "evaluation": cand_eval.to_dict()}
+
+    def measured(a: dict, ev, lat) -> Measured:
+        return Measured(Sizes(a["bytes_raw"], a["bytes_gzip"]), lat.p50_ms, lat.p99_ms, ev.accuracy)
+
+    m = Measurements(original.accuracy, measured(p["reference"], ref_eval, ref_lat),
+                     measured(p["candidate"], cand_eval, cand_lat))
+    checks = judge(cfg.thresholds, m)
+    p["checks"] = [c.to_dict() for c in checks]
+    status = verdict(checks)
+    failed = [c for c in checks if not c.passed]
+    summary = (f"{len(checks)} check(s) passed." if not failed else
+               f"{len(failed)} of {len(checks)} check(s) failed: " + "; ".join(c.message() for c in failed))
+    return status, EXIT_PASS if status == "pass" else EXIT_FAIL, summary
+
+
+def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None) -> dict:
+    """Run the gate and write report.json + report.md on every path. Returns the report."""
+    from gate.report.build import finish
+    from gate.report.write import write_report
+
+    r = Run(progress)
+    try:
+        cfg = load_config(config_path)
+        status, code, summary = check(cfg, r)
+        report = finish(r.parts, status=status, exit_code=code, summary=summary)
+    except GateError as err:
+        report = finish(r.parts, status="error", exit_code=err.exit_code, summary=err.render(), error=err)
+    except KeyboardInterrupt:
+        err = InternalError("interrupted (Ctrl-C) before the gate finished")
+        report = finish(r.parts, status="error", exit_code=130, summary=err.message, error=err)
+        write_report(report, Path(out_dir))
+        raise
+    except Exception as exc:  # noqa: BLE001 - an internal error still gets a report
+        err = InternalError(f"internal error: {type(exc).__name__}: {exc}",
+                            hint="this is a model-gate bug; please report it with report.json")
+        r.parts["notes"].append("traceback: " + "".join(traceback.format_exception(exc))[-4000:])
+        report = finish(r.parts, status="error", exit_code=err.exit_code, summary=err.message, error=err)
+    write_report(report, Path(out_dir))
+    return report

@@ -1,0 +1,105 @@
+"""The report data model: report.json's schema (versioned), validated on read and write.
+
+`gate report ...` commands and the PR comment work from report.json alone, so a report
+coming from an artifact is untrusted data: Report.model_validate_json checks it.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ErrorInfo(_M):
+    kind: str
+    message: str
+    file: str | None = None
+    field: str | None = None
+    line: int | None = None
+    hint: str | None = None
+    exit_code: int
+
+
+class CheckInfo(_M):
+    name: str
+    metric: str
+    value: float
+    limit: float
+    direction: Literal["<=", ">="]
+    unit: str
+    passed: bool
+    reference: float | None = None
+    detail: str = ""
+    margin: float
+    message: str
+
+
+class Latency(_M):
+    init_ms: float
+    first_ms: float
+    runs: int = Field(ge=1)
+    mean_ms: float
+    std_ms: float
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+class Evaluation(_M):
+    examples: int = Field(ge=0)
+    accuracy: dict[str, float]
+    seconds: float
+    predictions: list[int] | None = None
+
+
+class Artifact(_M):
+    """One .tflite that was measured: the reference (float32) or the candidate."""
+
+    role: Literal["reference", "candidate"]
+    quantization: str
+    io: str
+    bytes_raw: int = Field(ge=0)
+    bytes_gzip: int = Field(ge=0)
+    sha256: str
+    convert_seconds: float | None = None
+    calibration_samples: int = 0
+    latency: Latency | None = None
+    evaluation: Evaluation | None = None
+
+
+class Report(_M):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    tool: str = "model-gate"
+    created_at: str
+    status: Literal["pass", "fail", "error"]
+    exit_code: int = Field(ge=0, le=255)
+    summary: str
+    versions: dict[str, str]
+    environment: dict[str, str | int | None]
+    config: dict | None = None
+    model: dict | None = None
+    policy: dict | None = None
+    data: dict[str, dict] | None = None
+    original: Evaluation | None = None
+    reference: Artifact | None = None
+    candidate: Artifact | None = None
+    benchmark: dict | None = None
+    checks: list[CheckInfo] = []
+    notes: list[str] = []
+    timings_s: dict[str, float] = {}
+    error: ErrorInfo | None = None
+
+
+def json_schema() -> dict:
+    schema = Report.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"model-gate report v{SCHEMA_VERSION}"
+    return schema

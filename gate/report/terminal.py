@@ -1,0 +1,43 @@
+"""The report on a terminal: the checks table and the verdict line (rich)."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from gate.report.render import check_value
+
+STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red"}
+
+
+def print_report(report: dict, console: Console, *, quiet: bool = False) -> None:
+    status = report["status"]
+    if not quiet and report.get("candidate") and report.get("reference"):
+        console.print(_sizes_table(report))
+    if not quiet and report["checks"]:
+        table = Table(title="checks", title_justify="left")
+        for col in ("check", "reference", "candidate", "limit", "status"):
+            table.add_column(col, justify="right" if col in ("reference", "candidate", "limit") else "left")
+        for c in report["checks"]:
+            table.add_row(c["name"], check_value(c["reference"], c), check_value(c["value"], c),
+                          f"{c['direction']} {check_value(c['limit'], c)}",
+                          "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]")
+        console.print(table)
+    console.print(f"[{STYLE[status]}]{status.upper()}[/{STYLE[status]}] {report['summary']}", markup=True,
+                  soft_wrap=True)
+
+
+def _sizes_table(report: dict) -> Table:
+    ref, cand, orig = report["reference"], report["candidate"], report["original"]
+    table = Table(title="measurements", title_justify="left")
+    table.add_column("")
+    table.add_column("reference (float32)", justify="right")
+    table.add_column(f"candidate ({cand['quantization']})", justify="right")
+    table.add_row("size raw", f"{ref['bytes_raw']:,} B", f"{cand['bytes_raw']:,} B")
+    table.add_row("size gzip", f"{ref['bytes_gzip']:,} B", f"{cand['bytes_gzip']:,} B")
+    for key in orig["accuracy"]:
+        table.add_row(f"accuracy {key} (original {100 * orig['accuracy'][key]:.2f} %)",
+                      f"{100 * ref['evaluation']['accuracy'][key]:.2f} %",
+                      f"{100 * cand['evaluation']['accuracy'][key]:.2f} %")
+    for q in ("p50", "p99"):
+        table.add_row(f"latency {q}", f"{ref['latency'][f'{q}_ms']:.4g} ms", f"{cand['latency'][f'{q}_ms']:.4g} ms")
+    return table

@@ -1,0 +1,35 @@
+"""Write report.json and report.md atomically (temp file + rename): never half a report."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from gate.report.render import render_markdown
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: dict, out_dir: Path) -> tuple[Path, Path]:
+    json_path, md_path = out_dir / REPORT_JSON, out_dir / REPORT_MD
+    json_text = json.dumps(report, indent=2) + "\n"
+    md_text = render_markdown(report)  # both rendered before either file is replaced
+    atomic_write(json_path, json_text)
+    atomic_write(md_path, md_text)
+    return json_path, md_path

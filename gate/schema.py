@@ -1,0 +1,155 @@
+"""The typed, validated shape of gate.yml and of policies (pydantic, no TF).
+
+Everything is frozen and strict: unknown keys, wrong types and impossible values are
+refused at the door. `config.py` turns validation errors into messages with file,
+field path and line.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Quantization(str, Enum):
+    """Post-training quantization modes of the TFLite converter."""
+
+    none = "none"          # float32
+    dynamic = "dynamic"    # dynamic range: int8 weights, float activations
+    float16 = "float16"    # float16 weights
+    int8 = "int8"          # full integer with a representative dataset
+    int16x8 = "int16x8"    # int16 activations, int8 weights
+
+
+class IoType(str, Enum):
+    float32 = "float32"
+    int8 = "int8"
+    uint8 = "uint8"
+
+
+class SizeMeasure(str, Enum):
+    raw = "raw"
+    gzip = "gzip"
+
+
+class ConvertSpec(Strict):
+    """How the optimized Keras model becomes a .tflite."""
+
+    quantization: Quantization = Field(Quantization.none, strict=False)
+    io: IoType = Field(IoType.float32, strict=False, description="Input/output tensor type (integer io needs int8).")
+    representative_samples: int = Field(
+        200, ge=1, le=100_000,
+        description="Train examples used to calibrate int8/int16x8 activation ranges.")
+
+    @field_validator("io")
+    @classmethod
+    def _io_needs_int8(cls, io: IoType, info: ValidationInfo) -> IoType:
+        quantization = info.data.get("quantization")
+        if io is not IoType.float32 and quantization is not Quantization.int8:
+            got = quantization.value if quantization else "?"
+            raise ValueError(f"io: {io.value} needs quantization: int8 (got {got}); use io: float32")
+        return io
+
+
+class Policy(Strict):
+    """An optimization policy: what is done to the model before it ships."""
+
+    description: str = Field("", description="One line shown by `gate policy list`.")
+    extends: str | None = Field(
+        None, description="A preset name or a path (relative to this file) whose fields this one overrides.")
+    convert: ConvertSpec = ConvertSpec()
+
+
+class DataSpec(Strict):
+    train: str | None = Field(
+        None, description=".npz with arrays x and y; calibration for int8 (fine-tuning later).")
+    eval: str = Field(..., description=".npz with arrays x and y used to score both models.")
+
+
+class SizeLimit(Strict):
+    max: float = Field(..., gt=0, description="Largest allowed candidate size in KiB (1 KiB = 1024 bytes).")
+    measure: SizeMeasure = Field(SizeMeasure.raw, strict=False)
+
+
+class CompressionLimit(Strict):
+    min: float = Field(..., gt=0, description="Smallest allowed reference-float-TFLite bytes / candidate bytes.")
+    measure: SizeMeasure = Field(SizeMeasure.gzip, strict=False)
+
+
+class AccuracyLimit(Strict):
+    min: float | None = Field(None, ge=0, le=1, description="Smallest allowed candidate accuracy (0..1).")
+    max_drop: float | None = Field(
+        None, ge=0, le=1,
+        description="Largest allowed drop vs the original Keras model, absolute (0.01 = 1 point).")
+    top_k: int = Field(1, ge=1, description="Which top-k accuracy these limits judge.")
+
+
+class LatencyMsLimit(Strict):
+    p50_max: float | None = Field(None, gt=0, description="Largest allowed candidate median latency, ms.")
+    p99_max: float | None = Field(None, gt=0, description="Largest allowed candidate p99 latency, ms.")
+
+
+class LatencyRatioLimit(Strict):
+    max_ratio: float = Field(
+        ..., gt=0, description="Largest allowed candidate p50 / reference p50, measured in the same run.")
+
+
+class Thresholds(Strict):
+    size_kb: SizeLimit | None = None
+    compression: CompressionLimit | None = None
+    accuracy: AccuracyLimit | None = None
+    latency_ms: LatencyMsLimit | None = None
+    latency: LatencyRatioLimit | None = None
+
+
+class BenchmarkSpec(Strict):
+    threads: int = Field(1, ge=1, le=256, description="Interpreter threads.")
+    warmup: int = Field(10, ge=0, le=100_000, description="Untimed runs before timing.")
+    runs: int = Field(100, ge=1, le=1_000_000, description="Timed runs per model (at least).")
+    min_time_s: float = Field(0.0, ge=0, le=3600, description="Keep timing until this many seconds per model.")
+
+
+class EvaluateSpec(Strict):
+    top_k: list[int] = Field([1], min_length=1, description="Top-k accuracies to report.")
+    batch_size: int = Field(256, ge=1, le=65_536)
+    max_examples: int | None = Field(None, ge=1, description="Score only the first N eval examples.")
+
+    @model_validator(mode="after")
+    def _ks_positive(self) -> "EvaluateSpec":
+        if any(k < 1 for k in self.top_k):
+            raise ValueError("top_k values must be >= 1")
+        return self
+
+
+class ConfigFile(Strict):
+    """gate.yml as written. `policy` is resolved separately (preset, path or inline)."""
+
+    model: str = Field(..., description="Path to .keras, .h5, a SavedModel directory or .tflite.")
+    data: DataSpec
+    policy: str | dict | None = Field(
+        None, description="A preset name (gate policy list), a path to a policy YAML, or an inline policy.")
+    thresholds: Thresholds = Thresholds()
+    benchmark: BenchmarkSpec = BenchmarkSpec()
+    evaluate: EvaluateSpec = EvaluateSpec()
+
+
+class ConfigFileSchema(ConfigFile):
+    """Schema-only twin of ConfigFile with the inline policy typed, for editors."""
+
+    policy: str | Policy | None = None  # type: ignore[assignment]
+
+
+SchemaKind = Literal["policy", "config"]
+
+
+def json_schema(kind: SchemaKind) -> dict:
+    model = Policy if kind == "policy" else ConfigFileSchema
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "model-gate policy" if kind == "policy" else "model-gate gate.yml"
+    return schema

@@ -1,0 +1,49 @@
+"""The interleaved benchmark: counts, statistics and settings recorded (no timing asserts)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gate.bench import benchmark, summarize
+from gate.convert import reference_spec, to_tflite
+from gate.schema import BenchmarkSpec, ConvertSpec
+
+
+def test_summarize_known_values():
+    s = summarize(np.array([1_000_000, 2_000_000, 3_000_000, 4_000_000]), 5.0, 6.0)
+    assert s.runs == 4 and s.min_ms == 1.0 and s.max_ms == 4.0 and s.mean_ms == 2.5
+    assert s.p50_ms == pytest.approx(2.5) and s.std_ms == pytest.approx(np.std([1, 2, 3, 4], ddof=1))
+    assert s.init_ms == 5.0 and s.first_ms == 6.0
+
+
+@pytest.fixture(scope="module")
+def two_models(tiny_model):
+    return {"reference": to_tflite(tiny_model.keras, reference_spec()).content,
+            "candidate": to_tflite(tiny_model.keras, ConvertSpec(quantization="dynamic")).content}
+
+
+def test_both_models_timed_same_number_of_runs(two_models, tiny):
+    result = benchmark(two_models, tiny.x_eval, BenchmarkSpec(threads=1, warmup=3, runs=25))
+    assert set(result.stats) == {"reference", "candidate"}
+    for s in result.stats.values():
+        assert s.runs == 25
+        assert 0 < s.min_ms <= s.p50_ms <= s.p90_ms <= s.p99_ms <= s.max_ms
+        assert s.init_ms > 0 and s.first_ms > 0
+    st = result.settings
+    assert st["threads"] == 1 and st["warmup"] == 3 and st["runs"] == 25
+    assert "ai_edge_litert" in st["interpreter"] and st["cpu"]
+
+
+def test_min_time_extends_the_runs(two_models, tiny):
+    result = benchmark(two_models, tiny.x_eval, BenchmarkSpec(warmup=0, runs=1, min_time_s=0.05))
+    assert result.stats["candidate"].runs > 1
+    assert result.stats["candidate"].runs == result.stats["reference"].runs
+
+
+def test_integer_io_model_benchmarks_on_real_input(tiny_model, tiny):
+    from gate.data import load_split, representative
+
+    samples = representative(load_split(tiny.train, "train"), 20)
+    content = to_tflite(tiny_model.keras, ConvertSpec(quantization="int8", io="uint8"), samples).content
+    result = benchmark({"candidate": content}, tiny.x_eval, BenchmarkSpec(warmup=1, runs=5))
+    assert result.stats["candidate"].runs == 5

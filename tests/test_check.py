@@ -1,0 +1,115 @@
+"""`gate check` end to end on the tiny model: exit codes, reports on every path."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_check, write_config
+
+
+def test_pass_exits_0_with_every_check(passing_run):
+    result, report = passing_run
+    assert result.exit_code == 0, result.output
+    assert report["status"] == "pass" and report["exit_code"] == 0
+    assert [c["name"] for c in report["checks"]] == ["size_kb.max", "compression.min", "accuracy.min",
+                                                     "accuracy.max_drop", "latency_ms.p50_max",
+                                                     "latency_ms.p99_max", "latency.max_ratio"]
+    assert "PASS" in result.output and "7 check(s) passed" in result.output
+
+
+def test_report_has_reference_and_candidate_figures(passing_run):
+    _, r = passing_run
+    assert r["candidate"]["quantization"] == "int8" and r["reference"]["quantization"] == "none"
+    assert r["candidate"]["bytes_raw"] < r["reference"]["bytes_raw"]
+    assert r["candidate"]["bytes_gzip"] < r["candidate"]["bytes_raw"]
+    assert r["candidate"]["calibration_samples"] == 200
+    for role in ("reference", "candidate"):
+        lat = r[role]["latency"]
+        assert lat["runs"] == 20 and lat["p50_ms"] > 0
+        assert len(r[role]["evaluation"]["predictions"]) == 200
+    assert len(r["original"]["predictions"]) == 200
+    assert r["benchmark"]["settings"]["threads"] == 1
+    for dist in ("model-gate", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "python"):
+        assert r["versions"][dist]
+    assert r["model"]["params"] > 0 and r["data"]["eval"]["examples"] == 200
+
+
+def test_tightened_threshold_fails_with_exit_1_and_says_by_how_much(tiny, tmp_path):
+    cfg = write_config(tmp_path, tiny, thresholds={"size_kb": {"max": 1}})
+    result, report = run_check(tmp_path, cfg)
+    assert result.exit_code == 1
+    assert report["status"] == "fail"
+    [check] = report["checks"]
+    assert not check["passed"] and check["margin"] < 0
+    assert "size_kb.max FAILED" in result.output and "over the limit by" in result.output
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (lambda c: c.update(model="missing.keras"), "model"),
+    (lambda c: c["data"].update(eval="missing.npz"), "data.eval"),
+    (lambda c: c.update(policy="no-such-preset"), "policy"),
+    (lambda c: c.update(thresholds={"accuracy": {"min": 2}}), "thresholds.accuracy.min"),
+    (lambda c: c.update(benchmark={"runs": "many"}), "benchmark.runs"),
+    (lambda c: c.update(extra_key=1), "extra_key"),
+])
+def test_bad_config_exits_2_with_an_error_report(tiny, tmp_path, mutate, field):
+    import yaml
+
+    cfg = write_config(tmp_path, tiny)
+    data = yaml.safe_load(cfg.read_text())
+    mutate(data)
+    cfg.write_text(yaml.safe_dump(data))
+    result, report = run_check(tmp_path, cfg)
+    assert result.exit_code == 2
+    assert report["status"] == "error" and report["error"]["field"] == field
+    assert report["error"]["file"].endswith("gate.yml")
+    assert field in result.output
+
+
+def test_data_that_does_not_fit_the_model_exits_2(tiny, tmp_path):
+    import numpy as np
+
+    bad = tmp_path / "eval.npz"
+    np.savez(bad, x=np.zeros((4, 8, 8), np.float32), y=np.zeros(4, int))
+    cfg = write_config(tmp_path, tiny, data={"train": str(tiny.train), "eval": str(bad)})
+    result, report = run_check(tmp_path, cfg)
+    assert result.exit_code == 2
+    assert report["error"]["kind"] == "data" and report["error"]["field"] == "data.eval.x"
+    assert "the model expects (N, 8, 8, 1)" in report["error"]["message"]
+    assert report["model"]["format"] == "keras"  # what was done before the error is kept
+
+
+def test_bad_yaml_exits_2(tmp_path):
+    cfg = tmp_path / "gate.yml"
+    cfg.write_text("model: [unclosed\n")
+    result, report = run_check(tmp_path, cfg)
+    assert result.exit_code == 2 and report["error"]["line"] == 2
+    assert "invalid YAML" in report["error"]["message"]
+
+
+def test_internal_error_exits_3_with_a_report(tiny, tmp_path, monkeypatch):
+    import gate.judge
+
+    def broken(*_):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(gate.judge, "judge", broken)
+    result, report = run_check(tmp_path, write_config(tmp_path, tiny))
+    assert result.exit_code == 3
+    assert report["error"]["kind"] == "internal" and "RuntimeError: boom" in report["error"]["message"]
+    assert any("traceback" in n for n in report["notes"])
+
+
+def test_committed_tflite_is_measured_as_is(tiny_model, tiny, tmp_path):
+    from gate.convert import ConvertSpec, to_tflite
+    from gate.data import load_split, representative
+
+    samples = representative(load_split(tiny.train, "train"), 20)
+    path = tmp_path / "model.tflite"
+    path.write_bytes(to_tflite(tiny_model.keras, ConvertSpec(quantization="int8", io="int8"), samples).content)
+    cfg = write_config(tmp_path, tiny, model=str(path), policy=None,
+                       thresholds={"accuracy": {"min": 0.5, "max_drop": 0.0}})
+    result, report = run_check(tmp_path, cfg)
+    assert result.exit_code == 0, result.output
+    assert report["model"]["format"] == "tflite" and report["candidate"]["bytes_raw"] == path.stat().st_size
+    assert report["candidate"]["io"] == "int8"
+    assert any("measured as it is" in n for n in report["notes"])

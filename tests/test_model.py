@@ -1,0 +1,68 @@
+"""Model loading per format, model facts, and clear refusals."""
+from __future__ import annotations
+
+import pytest
+
+from gate.convert import reference_spec, to_tflite
+from gate.errors import ModelError
+from gate.model import load_model
+
+
+def test_keras_facts(tiny_model, tiny):
+    f = tiny_model.facts
+    assert f.format == "keras" and f.file_bytes == tiny.keras.stat().st_size
+    assert f.params == 8 * 9 + 8 + 6 * 6 * 8 * 10 + 10
+    assert f.layers == 3
+    assert f.input_shape == (None, 8, 8, 1) and f.n_classes == 10
+
+
+def test_h5_loads(tiny):
+    m = load_model(tiny.h5)
+    assert m.facts.format == "h5" and m.facts.params == load_model(tiny.keras).facts.params
+
+
+def test_savedmodel_directory_loads(tiny_model, tmp_path):
+    path = tmp_path / "sm"
+    tiny_model.keras.save(path, save_format="tf")
+    m = load_model(path)
+    assert m.facts.format == "savedmodel" and m.facts.n_classes == 10
+
+
+def test_tflite_is_kept_as_bytes(tiny_model, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(to_tflite(tiny_model.keras, reference_spec()).content)
+    m = load_model(path)
+    assert m.is_tflite and m.tflite == path.read_bytes()
+    assert m.facts.input_shape[1:] == (8, 8, 1) and m.facts.n_classes == 10 and m.facts.layers > 0
+
+
+@pytest.mark.parametrize("name,content,text", [
+    ("m.keras", b"", "cannot load the keras model"),
+    ("m.keras", b"\x00" * 64, "cannot load the keras model"),
+    ("m.h5", b"random bytes", "cannot load the h5 model"),
+    ("m.tflite", b"", "LiteRT interpreter cannot load"),
+    ("m.tflite", b"garbage that is not a flatbuffer", "LiteRT interpreter cannot load"),
+    ("m.onnx", b"x", "expected a .keras, .h5, .tflite file"),
+])
+def test_bad_model_files(tmp_path, name, content, text):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ModelError) as info:
+        load_model(path)
+    assert text in info.value.message and info.value.exit_code == 2
+
+
+def test_directory_without_saved_model_pb(tmp_path):
+    with pytest.raises(ModelError, match="not a SavedModel"):
+        load_model(tmp_path)
+
+
+def test_multi_input_models_are_refused_by_name(tmp_path):
+    from gate.tfenv import keras
+
+    k = keras()
+    a, b = k.Input((2,), name="a"), k.Input((2,), name="b")
+    model = k.Model([a, b], k.layers.Dense(2)(k.layers.Concatenate()([a, b])))
+    model.save(tmp_path / "two.keras")
+    with pytest.raises(ModelError, match="single-input classifiers; this model has 2 inputs"):
+        load_model(tmp_path / "two.keras")
