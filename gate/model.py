@@ -1,6 +1,8 @@
 """Load the committed model and describe it. Format dispatch lives here, in one place.
 
-Keras formats load with tf_keras and safe_mode=True; a committed .tflite is kept as
+Every file is scanned first without executing anything (gate.scan: no Lambda, no
+foreign classes, no HDF5 links, no zip bombs; SavedModels only with trust_model_code),
+then Keras formats load with tf_keras and safe_mode=True; a committed .tflite is kept as
 bytes (it skips optimization and is benchmarked/evaluated as it is).
 """
 from __future__ import annotations
@@ -123,9 +125,13 @@ def tflite_facts(content: bytes, path: Path) -> ModelFacts:
                       inputs=(spec(ins[0]),), outputs=(spec(outs[0]),))
 
 
-def load_model(path: Path) -> LoadedModel:
-    """Load a model file safely. Raises ModelError naming the file on any failure."""
+def load_model(path: Path, *, trust_model_code: bool = False) -> LoadedModel:
+    """Load a model file safely: scan it without executing anything (gate.scan), then
+    load. Raises ModelError naming the file on any failure."""
+    from gate.scan import scan_model
+
     fmt = detect_format(path)
+    scan_model(path, trust_model_code=trust_model_code)
     if fmt == "tflite":
         content = path.read_bytes()
         return LoadedModel(tflite_facts(content, path), tflite=content)
