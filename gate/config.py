@@ -91,6 +91,10 @@ def _describe(err: dict, schema_cmd: str) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return f"unknown key (check the spelling; `{schema_cmd}` lists the keys)"
+    if err["type"] in ("model_type", "dict_type") and err.get("input") is None:
+        return "is empty; remove the key or give it a mapping"
+    if err["type"] in ("model_type", "dict_type"):
+        return f"expected a mapping, got {type(err.get('input')).__name__} {err.get('input')!r}"
     if err["type"] == "missing":
         return "required but missing"
     if "input" in err and err["type"] not in ("model_type", "dict_type"):
@@ -209,8 +213,8 @@ def resolve_policy(value: str | dict, *, doc: YamlDoc, base_dir: Path) -> Resolv
 
 
 def load_policy_file(path: Path) -> ResolvedPolicy:
-    """Validate one policy file (for `gate policy validate`)."""
-    if looks_like_preset(str(path)) and not Path(path).exists():
+    """Validate one policy: a preset name (no slash, no .yml) or a file path."""
+    if looks_like_preset(str(path)):
         doc, name, pdir = _load_policy_doc(str(path), Path.cwd(), field_doc=None, field=())
         ident = name
     else:
@@ -248,6 +252,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
         got = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
         raise ConfigError(f"expected a mapping with keys model, data, policy, thresholds; got {got}",
                           file=doc.file)
+    policy_value = doc.data.get("policy")
+    if policy_value is not None and not isinstance(policy_value, (str, dict)):
+        raise ConfigError("policy must be a preset name, a path to a policy file, or a mapping; got "
+                          f"{type(policy_value).__name__}", file=doc.file, field="policy",
+                          line=doc.line_of(("policy",)))
     try:
         cfg = ConfigFile.model_validate(doc.data)
     except ValidationError as exc:

@@ -83,6 +83,8 @@ def to_tflite(model: Any, spec: ConvertSpec, samples: np.ndarray | None = None) 
     start = time.perf_counter()
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     MODES[spec.quantization](conv, tf, spec, samples)
+    if spec.sparsity:  # store pruned kernels sparse, for XNNPACK sparse inference
+        conv.optimizations = [*conv.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:
         content = conv.convert()
     except ModelError:

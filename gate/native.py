@@ -37,3 +37,14 @@ def native_stderr() -> Iterator[Captured]:
             os.close(saved)
             buf.seek(0)
             captured.text = buf.read().decode("utf-8", errors="replace")
+
+
+def terminal_stderr():
+    """A stream on the terminal's stderr that native_stderr() does not redirect (for
+    progress lines printed while TF runs); sys.stderr itself when it is not fd 2."""
+    try:
+        if sys.stderr.fileno() == 2:
+            return open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    except (AttributeError, OSError, ValueError):
+        pass
+    return sys.stderr

@@ -56,6 +56,7 @@ def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
     p["config"] = config_summary(cfg)
     p["policy"] = cfg.policy.to_dict() if cfg.policy else None
     ev_spec = cfg.evaluate
+    ks = ev_spec.top_k
     with run.stage("load", f"loading {cfg.model_path.name}"):
         model = load_model(cfg.model_path)
         p["model"] = {**model.facts.to_dict(), "path": p["config"]["model"]}
@@ -67,6 +68,7 @@ def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
             check_fits(train, model.facts.input_shape, model.facts.n_classes)
         p["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
 
+    stages = None
     if model.is_tflite:
         ref_bytes = cand_bytes = model.tflite
         ref_info = cand_info = {"quantization": "as committed", "io": model.facts.inputs[0].dtype}
@@ -77,16 +79,21 @@ def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
     else:
         with run.stage("convert_reference", "converting the reference (float32 TFLite)"):
             ref = to_tflite(model.keras, reference_spec())
-        spec = cfg.policy.policy.convert
+        policy = cfg.policy.policy
+        spec = policy.convert
+        optimized, stages = model.keras, None
+        if policy.steps:
+            with run.stage("optimize", f"optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
+                optimized, stages = optimize_model(model.keras, policy.steps, train, eval_split, ks,
+                                                   ev_spec.batch_size, run.progress)
         with run.stage("convert_candidate", f"converting the candidate ({spec.quantization.value})"):
             samples = representative(train, spec.representative_samples) if train is not None else None
-            cand = to_tflite(model.keras, spec, samples)
+            cand = to_tflite(optimized, spec, samples)
         ref_bytes, cand_bytes = ref.content, cand.content
         ref_info = {"quantization": ref.quantization, "io": ref.io, "convert_seconds": round(ref.seconds, 3)}
         cand_info = {"quantization": cand.quantization, "io": cand.io, "convert_seconds": round(cand.seconds, 3),
                      "calibration_samples": cand.calibration_samples}
 
-    ks = ev_spec.top_k
     with run.stage("evaluate", f"scoring on {eval_split.n} eval examples"):
         x, y = eval_split.x, eval_split.y
         if model.is_tflite:
@@ -114,12 +121,75 @@ def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
     m = Measurements(original.accuracy, measured(p["reference"], ref_eval, ref_lat),
                      measured(p["candidate"], cand_eval, cand_lat))
     checks = judge(cfg.thresholds, m)
+    if not model.is_tflite and stages is not None:
+        checks += finish_stages(p, stages, cand_bytes, cand_eval, policy.verify)
     p["checks"] = [c.to_dict() for c in checks]
     status = verdict(checks)
     failed = [c for c in checks if not c.passed]
     summary = (f"{len(checks)} check(s) passed." if not failed else
                f"{len(failed)} of {len(checks)} check(s) failed: " + "; ".join(c.message() for c in failed))
     return status, EXIT_PASS if status == "pass" else EXIT_FAIL, summary
+
+
+def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progress):
+    """Run the policy's steps; each stage is measured (accuracy, float TFLite bytes)."""
+    from gate.convert import reference_spec, to_tflite
+    from gate.errors import ConfigError
+    from gate.evaluate import evaluate_keras
+    from gate.optimize import run as run_steps
+    from gate.optimize.context import StepContext
+    from gate.optimize.finetune import CompileInfo
+    from gate.report.build import tflite_sizes
+
+    if train is None:
+        raise ConfigError("optimization steps fine-tune on the train split, but data.train is not set",
+                          field="data.train")
+
+    def measure(m, convertible: bool) -> dict:
+        out = {"accuracy": evaluate_keras(m, eval_split.x, eval_split.y, ks, batch_size).to_dict(
+            with_predictions=False)["accuracy"]}
+        if convertible:
+            sizes = tflite_sizes(to_tflite(m, reference_spec()).content)
+            out.update(bytes_raw=sizes["bytes_raw"], bytes_gzip=sizes["bytes_gzip"])
+        return out
+
+    ctx = StepContext(train=train, compile_info=CompileInfo.of(keras_model))
+    return run_steps(keras_model, steps, ctx, measure, progress)
+
+
+def finish_stages(parts: dict, stages, cand_bytes: bytes, cand_eval, verify_policy) -> list:
+    """Add the converted row, verify stage by stage, record both; return failing checks
+    when the policy says a lost property fails the gate."""
+    from gate.judge import Check
+    from gate.optimize.metrics import model_totals, tflite_layer_stats
+    from gate.optimize.verify import verify
+    from gate.report.build import tflite_sizes
+
+    tfl = tflite_layer_stats(cand_bytes)
+    focus = stages[-1].focus
+    converted = {"name": "converted", "kind": "converted", "seconds": parts["timings_s"].get("convert_candidate", 0.0),
+                 "params": None, "weights": model_totals(tfl, focus), "layers": {n: s.to_dict() for n, s in tfl.items()},
+                 "selection": None, "notes": [],
+                 "accuracy": {f"top{k}": v for k, v in cand_eval.accuracy.items()},
+                 **{k: v for k, v in tflite_sizes(cand_bytes).items() if k != "sha256"}}
+    parts["stages"] = [s.to_dict() for s in stages] + [converted]
+    seq = [(s.name, s.kind, s.layers) for s in stages] + [("converted", "converted", tfl)]
+    findings = verify(seq, verify_policy)
+    parts["verification"] = {"on_loss": verify_policy.on_loss, "findings": [f.to_dict() for f in findings]}
+    if verify_policy.on_loss == "warn":
+        parts["notes"].extend(f"verification: {f.message}" for f in findings)
+        return []
+    checks = []
+    for f in findings:
+        if f.what == "sparsity":
+            limit = f.achieved - verify_policy.sparsity_tolerance
+            checks.append(Check(f"verify.sparsity", f"'{f.layer}' sparsity at {f.stage}", f.now, limit, ">=", "",
+                                False, f.achieved, f.message))
+        else:
+            limit = f.achieved + verify_policy.cluster_tolerance
+            checks.append(Check(f"verify.clusters", f"'{f.layer}' unique values at {f.stage}", f.now, limit, "<=",
+                                "values", False, f.achieved, f.message))
+    return checks
 
 
 def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None) -> dict:

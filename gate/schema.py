@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
+from gate.steps_schema import Step, Verify
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
@@ -45,6 +46,8 @@ class ConvertSpec(Strict):
     representative_samples: int = Field(
         200, ge=1, le=100_000,
         description="Train examples used to calibrate int8/int16x8 activation ranges.")
+    sparsity: bool = Field(False, description="Store sparse weights (Optimize.EXPERIMENTAL_SPARSITY) for "
+                                             "XNNPACK sparse inference.")
 
     @field_validator("io")
     @classmethod
@@ -62,7 +65,21 @@ class Policy(Strict):
     description: str = Field("", description="One line shown by `gate policy list`.")
     extends: str | None = Field(
         None, description="A preset name or a path (relative to this file) whose fields this one overrides.")
+    steps: list[Step] = Field([], description="Optimization steps, applied in order, each fine-tuned.")
+    verify: Verify = Verify()
     convert: ConvertSpec = ConvertSpec()
+
+    @model_validator(mode="after")
+    def _qat_converts_int8(self) -> "Policy":
+        kinds = [s.kind for s in self.steps]
+        if "qat" in kinds:
+            if kinds.count("qat") > 1 or kinds[-1] != "qat":
+                raise ValueError("qat must be the last step, and appear once (its fake-quant wrappers stay "
+                                 "until conversion)")
+            if self.convert.quantization not in (Quantization.int8, Quantization.dynamic):
+                raise ValueError(f"a qat step converts to int8; set convert.quantization: int8 "
+                                 f"(got {self.convert.quantization.value})")
+        return self
 
 
 class DataSpec(Strict):

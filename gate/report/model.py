@@ -92,6 +92,8 @@ class Report(_M):
     reference: Artifact | None = None
     candidate: Artifact | None = None
     benchmark: dict | None = None
+    stages: list[dict] | None = None         # optimization stages: original, pruned, ..., converted
+    verification: dict | None = None         # what a later stage lost of an earlier one's work
     checks: list[CheckInfo] = []
     notes: list[str] = []
     timings_s: dict[str, float] = {}

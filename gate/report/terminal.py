@@ -13,6 +13,8 @@ def print_report(report: dict, console: Console, *, quiet: bool = False) -> None
     status = report["status"]
     if not quiet and report.get("candidate") and report.get("reference"):
         console.print(_sizes_table(report))
+    if not quiet and report.get("stages"):
+        console.print(stages_table(report["stages"]))
     if not quiet and report["checks"]:
         table = Table(title="checks", title_justify="left")
         for col in ("check", "reference", "candidate", "limit", "status"):
@@ -40,4 +42,23 @@ def _sizes_table(report: dict) -> Table:
                       f"{100 * cand['evaluation']['accuracy'][key]:.2f} %")
     for q in ("p50", "p99"):
         table.add_row(f"latency {q}", f"{ref['latency'][f'{q}_ms']:.4g} ms", f"{cand['latency'][f'{q}_ms']:.4g} ms")
+    return table
+
+
+def _opt(value, fmt: str) -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def stages_table(stages: list[dict]) -> Table:
+    table = Table(title="stages", title_justify="left")
+    for col in ("stage", "s", "params", "sparsity", "uniq/ch", "raw B", "gzip B", "acc"):
+        table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True,
+                         min_width=9 if col == "stage" else None)
+    for s in stages:
+        w = s.get("weights") or {}
+        acc = (s.get("accuracy") or {}).get("top1")
+        table.add_row(s["name"], f"{s['seconds']:.1f}", _opt(s.get("params"), ","),
+                      _opt(w.get("sparsity") and 100 * w["sparsity"], ".1f") + (" %" if w.get("sparsity") else ""),
+                      _opt(w.get("max_unique_per_channel"), "d"), _opt(s.get("bytes_raw"), ","),
+                      _opt(s.get("bytes_gzip"), ","), _opt(acc and 100 * acc, ".2f") + (" %" if acc else ""))
     return table

@@ -1,0 +1,95 @@
+"""Apply a policy's steps in order. Each step starts from its own copy of the previous
+stage's model, fine-tunes, strips its wrappers (QAT's stay for the converter), and is
+measured: accuracy, per-layer weight stats, float TFLite bytes, wall time."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from gate.errors import PolicyError
+from gate.optimize import cluster, prune, qat, structured_step
+from gate.optimize.context import StepContext, StepOutput
+from gate.optimize.metrics import WeightStats, keras_layer_stats, model_totals
+from gate.steps_schema import Step
+
+Apply = Callable[[Any, Any, StepContext], StepOutput]
+
+STEPS: dict[str, Apply] = {
+    "prune": prune.apply,
+    "cluster": cluster.apply,
+    "qat": qat.apply,
+    "structured_prune": structured_step.apply,
+}
+
+Measure = Callable[[Any, bool], dict]   # (model, convertible) -> {"accuracy", "bytes_raw", ...}
+
+
+@dataclass
+class Stage:
+    name: str
+    kind: str
+    seconds: float
+    params: int | None
+    layers: dict[str, WeightStats] | None   # None: not measurable on Keras (QAT: see converted)
+    selection: dict | None
+    notes: list[str]
+    measured: dict
+    focus: set[str] | None = None   # clustered layers: where "unique values" is meaningful
+
+    def to_dict(self) -> dict:
+        layers = self.layers or {}
+        return {"name": self.name, "kind": self.kind, "seconds": round(self.seconds, 3), "params": self.params,
+                **({"weights": model_totals(layers, self.focus)} if self.layers is not None else {}),
+                "layers": {n: s.to_dict() for n, s in layers.items()},
+                "selection": self.selection, "notes": self.notes, **self.measured}
+
+
+def check_supported(model: Any) -> None:
+    """Refuse what tfmot cannot wrap, naming the layers."""
+    from gate.tfenv import keras
+
+    k = keras()
+    if not (isinstance(model, k.Sequential) or getattr(model, "_is_graph_network", False)):
+        raise PolicyError(f"optimization steps need a Sequential or functional model; "
+                          f"{type(model).__name__} is subclassed", field="policy.steps",
+                          hint="rebuild the model with the functional API, or use a PTQ-only policy")
+    nested = [layer.name for layer in model.layers if isinstance(layer, k.Model)]
+    if nested:
+        raise PolicyError(f"optimization steps cannot wrap nested models: {', '.join(nested)}", field="policy.steps",
+                          hint="flatten the sub-model into the outer functional graph, or use a PTQ-only policy")
+
+
+def stage_name(kind: str, index: int, kinds: list[str]) -> str:
+    label = {"prune": "pruned", "cluster": "clustered", "qat": "qat", "structured_prune": "structured"}[kind]
+    return label if kinds.count(kind) == 1 else f"{label}#{index + 1}"
+
+
+def run(model: Any, steps: list[Step], ctx: StepContext, measure: Measure,
+        progress: Callable[[str], None] = lambda _: None) -> tuple[Any, list[Stage]]:
+    from gate.optimize.finetune import copy_model
+
+    check_supported(model)
+    original = copy_model(model)  # the caller's model is never touched
+    stages = [Stage("original", "original", 0.0, int(original.count_params()), keras_layer_stats(original), None,
+                    [], measure(original, True))]
+    current = original
+    kinds = [s.kind for s in steps]
+    clustered: set[str] = set()
+    for i, step in enumerate(steps):
+        name = stage_name(step.kind, i, kinds)
+        progress(f"step {i + 1}/{len(steps)}: {step.kind} ({name})")
+        start = time.perf_counter()
+        out = STEPS[step.kind](current, step.spec, ctx)
+        seconds = time.perf_counter() - start
+        is_qat = step.kind == "qat"
+        if step.kind == "cluster":
+            clustered.update(out.selection.get("changed", []))
+        params = None if is_qat else int(out.model.count_params())  # QAT adds quantizer variables
+        stages.append(Stage(name, step.kind, seconds, params,
+                            None if is_qat else keras_layer_stats(out.model), out.selection, out.notes,
+                            measure(out.model, not is_qat)))
+        current = out.model
+    for stage in stages:
+        stage.focus = clustered
+    return current, stages

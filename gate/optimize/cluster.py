@@ -1,0 +1,58 @@
+"""Weight clustering (tfmot.clustering.keras.cluster_weights), stripped after fine-tuning."""
+from __future__ import annotations
+
+from typing import Any
+
+from gate.errors import PolicyError
+from gate.optimize.context import StepContext, StepOutput
+from gate.optimize.finetune import compile_for, copy_model, fit
+from gate.optimize.select import TOO_FEW, kernel_size, select_layers
+from gate.steps_schema import ClusterInit, ClusterStep
+
+INITS = {ClusterInit.linear: "LINEAR", ClusterInit.kmeans_pp: "KMEANS_PLUS_PLUS",
+         ClusterInit.density: "DENSITY_BASED", ClusterInit.random: "RANDOM"}
+
+
+def _unsupported_for(spec: ClusterStep):
+    def unsupported(layer: Any) -> str | None:
+        from gate.tfenv import tfmot
+
+        tfmot()
+        from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import (
+            ClusteringRegistry)
+
+        ck = tfmot().clustering.keras
+        if not (isinstance(layer, ck.ClusterableLayer) or ClusteringRegistry.supports(layer)):
+            return f"unsupported by tfmot clustering ({type(layer).__name__})"
+        if kernel_size(layer) <= spec.clusters:
+            return f"{TOO_FEW} ({kernel_size(layer)} weights for {spec.clusters} clusters)"
+        return None
+    return unsupported
+
+
+def apply(model: Any, spec: ClusterStep, ctx: StepContext) -> StepOutput:
+    from gate.tfenv import keras, tfmot
+
+    k, ck = keras(), tfmot().clustering.keras
+    work = copy_model(model)
+    selection = select_layers(work.layers, spec.layers, _unsupported_for(spec))
+    if not selection.chosen:
+        raise PolicyError("cluster: no layer selected (check layers.include/exclude)", field="steps.cluster.layers")
+    chosen = set(selection.chosen)
+    kwargs = {"number_of_clusters": spec.clusters,
+              "cluster_centroids_init": getattr(ck.CentroidInitialization, INITS[spec.init]),
+              "preserve_sparsity": spec.preserve_sparsity}
+
+    def wrap(layer: Any) -> Any:
+        if layer.name not in chosen:
+            return layer
+        per_channel = spec.per_channel and isinstance(layer, k.layers.Conv2D)
+        return ck.cluster_weights(layer, cluster_per_channel=per_channel, **kwargs)
+
+    wrapped = k.models.clone_model(work, clone_function=wrap)
+    compile_for(wrapped, spec.finetune, ctx.compile_info, step="cluster")
+    fit(wrapped, spec.finetune, ctx.train.x, ctx.train.y)
+    notes = []
+    if spec.per_channel and any(not isinstance(work.get_layer(n), k.layers.Conv2D) for n in chosen):
+        notes.append("per_channel applies to Conv2D only; other layers were clustered per tensor")
+    return StepOutput(ck.strip_clustering(wrapped), selection.to_dict(), notes)
