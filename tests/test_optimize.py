@@ -1,0 +1,247 @@
+"""Optimization steps on the tiny model: each step kind and option group, layer
+selection, verification catching a broken stage, refusals, and the original untouched."""
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from gate.data import Split
+from gate.errors import PolicyError
+from gate.optimize import run
+from gate.optimize.context import StepContext
+from gate.optimize.finetune import CompileInfo
+from gate.optimize.metrics import keras_layer_stats
+from gate.optimize.verify import verify
+from gate.schema import Policy
+
+
+def steps(*items, convert=None):
+    return Policy.model_validate({"steps": list(items), **({"convert": convert} if convert else {})}).steps
+
+
+def ctx_for(tiny, model, **kw):
+    return StepContext(Split("train", tiny.train, tiny.x_train, tiny.y_train, ""), CompileInfo.of(model), **kw)
+
+
+def optimize(tiny, model, *items, **kw):
+    return run(model, steps(*items, **kw), ctx_for(tiny, model), lambda m, c: {})
+
+
+@pytest.fixture()
+def model(tiny_model):
+    return tiny_model.keras
+
+
+ONE = {"epochs": 1}
+
+
+def test_original_model_is_never_touched(tiny, model):
+    before = [w.copy() for w in model.get_weights()]
+    optimize(tiny, model, {"prune": {"final_sparsity": 0.8, "finetune": ONE}})
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("schedule,target", [
+    ({"schedule": "constant", "target_sparsity": 0.6}, 0.6),
+    ({"schedule": "polynomial_decay", "initial_sparsity": 0.1, "final_sparsity": 0.7}, 0.7),
+])
+def test_prune_reaches_the_target_on_selected_layers(tiny, model, schedule, target):
+    _, stages = optimize(tiny, model, {"prune": {**schedule, "layers": {"exclude_names": ["classifier"]},
+                                                 "finetune": {"epochs": 2}}})
+    pruned = stages[-1]
+    assert pruned.layers["conv"].sparsity == pytest.approx(target, abs=0.02)
+    assert pruned.layers["classifier"].sparsity == 0.0
+    assert pruned.selection["changed"] == ["conv"]
+    assert pruned.selection["skipped"] == [{"layer": "classifier", "reason": "excluded by the policy (name)"}]
+    assert not any(type(layer).__name__ == "PruneLowMagnitude" for layer in stages[-1].__dict__.get("layers", {}))
+
+
+def test_prune_wrappers_are_stripped(tiny, model):
+    out, _ = optimize(tiny, model, {"prune": {"final_sparsity": 0.5, "finetune": ONE}})
+    assert [type(layer).__name__ for layer in out.layers] == [type(layer).__name__ for layer in model.layers]
+
+
+def test_two_four_sparsity(tiny, model):
+    _, stages = optimize(tiny, model, {"prune": {"sparsity_m_by_n": [2, 4], "layers": {"include": ["Dense"]},
+                                                 "finetune": ONE}})
+    dense = stages[-1].layers["classifier"]
+    assert dense.m_by_n == 1.0 and dense.sparsity == pytest.approx(0.5)
+
+
+def test_frequency_is_adjusted_with_a_note(tiny, model):
+    _, stages = optimize(tiny, model, {"prune": {"final_sparsity": 0.5, "frequency": 1000, "finetune": ONE}})
+    assert any("frequency 1000 is too coarse" in n for n in stages[-1].notes)
+
+
+def test_begin_step_past_training_is_refused(tiny, model):
+    with pytest.raises(PolicyError, match="begin_step 100000 is past"):
+        optimize(tiny, model, {"prune": {"final_sparsity": 0.5, "begin_step": 100000, "finetune": ONE}})
+
+
+def test_custom_schedule_needs_trust_then_runs(tiny, model, tmp_path, monkeypatch):
+    item = {"prune": {"schedule": {"custom": "my_schedule:Half"}, "finetune": ONE}}
+    with pytest.raises(PolicyError, match="honoured only when the base branch's config trusts"):
+        optimize(tiny, model, item)
+    (tmp_path / "my_schedule.py").write_text(textwrap.dedent("""
+        import tensorflow as tf
+        import tensorflow_model_optimization as tfmot
+        class Half(tfmot.sparsity.keras.PruningSchedule):
+            def __call__(self, step):
+                return (tf.constant(True), tf.constant(0.5, dtype=tf.float32))
+            def get_config(self):
+                return {"class_name": "Half", "config": {}}
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    trusted = ctx_for(tiny, model, allow_custom_code=True)
+    _, stages = run(model, steps(item), trusted, lambda m, c: {})
+    assert stages[-1].layers["conv"].sparsity == pytest.approx(0.5, abs=0.02)
+    sys.modules.pop("my_schedule", None)
+
+
+def test_xnnpack_policy_refuses_a_non_mobilenet_model(tiny, model):
+    with pytest.raises(PolicyError) as info:
+        optimize(tiny, model, {"prune": {"final_sparsity": 0.5, "pruning_policy": "xnnpack", "finetune": ONE}})
+    assert "MobileNet-like" in info.value.hint
+
+
+@pytest.mark.parametrize("init", ["kmeans++", "linear", "density", "random"])
+def test_cluster_inits_limit_unique_values(tiny, model, init):
+    _, stages = optimize(tiny, model, {"cluster": {"clusters": 4, "init": init, "finetune": ONE}})
+    assert stages[-1].layers["classifier"].unique <= 4
+    assert stages[-1].layers["conv"].unique <= 4
+
+
+def test_cluster_per_channel_and_too_few_weights(tiny, model):
+    _, stages = optimize(tiny, model, {"cluster": {"clusters": 3, "per_channel": True, "finetune": ONE}})
+    conv = stages[-1].layers["conv"]
+    assert conv.unique_per_channel <= 3 and conv.unique > 3   # each filter its own centroids
+    _, stages = optimize(tiny, model, {"cluster": {"clusters": 100, "finetune": ONE}})
+    skipped = {s["layer"]: s["reason"] for s in stages[-1].selection["skipped"]}
+    assert skipped["conv"].startswith("too few weights (72 weights for 100 clusters)")
+
+
+def test_sparsity_preserving_clustering_keeps_zeros(tiny, model):
+    _, stages = optimize(tiny, model,
+                         {"prune": {"final_sparsity": 0.7, "finetune": {"epochs": 2}}},
+                         {"cluster": {"clusters": 4, "preserve_sparsity": True, "finetune": ONE}})
+    pruned, clustered = stages[1].layers["classifier"], stages[2].layers["classifier"]
+    assert clustered.sparsity >= pruned.sparsity - 0.01
+
+
+def test_verification_catches_clustering_that_loses_the_zeros(tiny, model):
+    policy = Policy.model_validate({"steps": [{"prune": {"final_sparsity": 0.8, "finetune": ONE}},
+                                              {"cluster": {"clusters": 4, "finetune": ONE}}]})
+    _, stages = run(model, policy.steps, ctx_for(tiny, model), lambda m, c: {})
+    findings = verify([(s.name, s.kind, s.layers) for s in stages], policy.verify)
+    assert {(f.layer, f.what, f.stage) for f in findings} >= {("classifier", "sparsity", "clustered")}
+    assert "sparsity fell from 80.0% (pruned)" in next(f.message for f in findings if f.layer == "classifier")
+
+
+def test_verify_on_stats_with_known_answers():
+    from gate.optimize.metrics import stats
+    from gate.steps_schema import Verify
+
+    dense = stats(np.ones((4, 2)), out_axis=1, in_axis=0)
+    sparse = stats(np.array([[0, 0], [0, 1.0], [1, 0], [0, 0]]), out_axis=1, in_axis=0)
+    assert sparse.sparsity == 0.75 and sparse.m_by_n == 1.0 and dense.m_by_n == 0.0
+    seq = [("pruned", "prune", {"d": sparse}), ("qat", "qat", None), ("converted", "converted", {"d": dense})]
+    [f] = verify(seq, Verify())
+    assert f.stage == "converted" and f.achieved == 0.75 and f.now == 0.0
+    assert verify(seq[:2], Verify()) == []
+
+
+@pytest.mark.parametrize("preserve,scheme", [([], "QAT"), (["sparsity"], "PQAT"), (["clusters"], "CQAT"),
+                                             (["sparsity", "clusters"], "PCQAT")])
+def test_qat_schemes(tiny, model, preserve, scheme):
+    out, stages = optimize(tiny, model, {"qat": {"preserve": preserve, "finetune": ONE}},
+                           convert={"quantization": "int8"})
+    assert stages[-1].notes[0].startswith(f"scheme: {scheme} ")
+    assert any(type(layer).__name__.startswith("Quantize") for layer in out.layers)
+
+
+def test_selective_qat_annotates_only_chosen_layers(tiny, model):
+    out, stages = optimize(tiny, model, {"qat": {"layers": {"include_names": ["classifier"]}, "finetune": ONE}},
+                           convert={"quantization": "int8"})
+    wrapped = [layer.name for layer in out.layers if type(layer).__name__ == "QuantizeWrapperV2"]
+    assert "quant_classifier" in wrapped and "quant_conv" not in wrapped  # tfmot may wrap no-op neighbours
+    assert stages[-1].selection["changed"] == ["classifier"]
+
+
+def test_qat_refuses_unsupported_layers_and_suggests_selective(tiny):
+    from gate.tfenv import keras
+
+    k = keras()
+    m = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Rescaling(2.0, name="scale"), k.layers.Flatten(),
+                      k.layers.Dense(10, activation="softmax", name="out")])
+    m.compile("adam", "sparse_categorical_crossentropy")
+    with pytest.raises(PolicyError) as info:
+        run(m, steps({"qat": {}}, convert={"quantization": "int8"}), ctx_for(tiny, m), lambda mm, c: {})
+    assert "tfmot cannot quantize 'scale' (Rescaling)" in info.value.message
+    assert "exclude_names: [scale]" in info.value.hint
+
+
+def test_layer_selection_by_class_regex_and_min_weights(tiny, model):
+    _, stages = optimize(tiny, model, {"prune": {"final_sparsity": 0.5, "finetune": ONE,
+                                                 "layers": {"include_regex": "^c", "min_weights": 100}}})
+    sel = stages[-1].selection
+    assert sel["changed"] == ["classifier"]
+    assert sel["skipped"] == [{"layer": "conv", "reason": "too few weights (72 < min_weights 100)"}]
+    with pytest.raises(PolicyError, match="no layer selected"):
+        optimize(tiny, model, {"prune": {"final_sparsity": 0.5, "layers": {"exclude": ["Conv2D", "Dense"]}}})
+
+
+def test_loss_comes_from_the_step_or_the_model(tiny):
+    from gate.tfenv import keras
+
+    k = keras()
+    bare = k.models.clone_model(tiny_model_of(tiny))  # not compiled: no loss known
+    with pytest.raises(PolicyError) as info:
+        run(bare, steps({"prune": {"final_sparsity": 0.5, "finetune": ONE}}), ctx_for(tiny, bare), lambda m, c: {})
+    assert "needs a loss" in info.value.message and info.value.field == "steps.prune.finetune.loss"
+    run(bare, steps({"prune": {"final_sparsity": 0.5,
+                               "finetune": {"epochs": 1, "loss": "sparse_categorical_crossentropy"}}}),
+        ctx_for(tiny, bare), lambda m, c: {})
+
+
+def tiny_model_of(tiny):
+    from gate.model import load_model
+
+    return load_model(tiny.keras).keras
+
+
+def test_subclassed_and_nested_models_are_refused(tiny, model):
+    from gate.tfenv import keras
+
+    k = keras()
+
+    class Sub(k.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = k.layers.Dense(10)
+
+        def call(self, x):
+            return self.d(k.layers.Flatten()(x))
+
+    sub = Sub()
+    sub(np.zeros((1, 8, 8, 1), np.float32))
+    with pytest.raises(PolicyError, match="subclassed"):
+        run(sub, steps({"prune": {"final_sparsity": 0.5}}), ctx_for(tiny, model), lambda m, c: {})
+    inner = k.Sequential([k.layers.Flatten(), k.layers.Dense(10)], name="inner")
+    outer = k.Sequential([k.layers.Input((8, 8, 1)), inner], name="outer")
+    with pytest.raises(PolicyError, match="nested models: inner"):
+        run(outer, steps({"prune": {"final_sparsity": 0.5}}), ctx_for(tiny, model), lambda m, c: {})
+
+
+def test_stats_on_keras_and_tflite_agree(tiny, model):
+    from gate.convert import reference_spec, to_tflite
+    from gate.optimize.metrics import tflite_layer_stats
+
+    out, _ = optimize(tiny, model, {"prune": {"final_sparsity": 0.5, "finetune": ONE}})
+    keras_stats = keras_layer_stats(out)
+    tfl = tflite_layer_stats(to_tflite(out, reference_spec()).content)
+    assert set(tfl) == set(keras_stats)
+    for name in tfl:
+        assert tfl[name].zeros == keras_stats[name].zeros and tfl[name].weights == keras_stats[name].weights
