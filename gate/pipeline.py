@@ -16,6 +16,7 @@ from gate.errors import EXIT_FAIL, EXIT_PASS, GateError, InternalError
 from gate.native import native_stderr
 
 Progress = Callable[[str], None]
+CANDIDATE_FILE = "candidate.tflite"   # the optimized model, written next to the report
 
 
 class Run:
@@ -23,6 +24,7 @@ class Run:
 
     def __init__(self, progress: Progress):
         self.parts: dict = {"timings_s": {}, "notes": []}
+        self.artifacts: dict[str, bytes] = {}   # files written next to the report
         self.progress = progress
 
     @contextmanager
@@ -112,7 +114,8 @@ def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
         p["benchmark"] = {"settings": bench.settings}
     p["reference"] = {"role": "reference", **ref_info, **tflite_sizes(ref_bytes),
                       "latency": ref_lat.to_dict(), "evaluation": ref_eval.to_dict()}
-    p["candidate"] = {"role": "candidate", **cand_info, **tflite_sizes(cand_bytes),
+    run.artifacts[CANDIDATE_FILE] = cand_bytes
+    p["candidate"] = {"role": "candidate", **cand_info, **tflite_sizes(cand_bytes), "file": CANDIDATE_FILE,
                       "latency": cand_lat.to_dict(), "evaluation": cand_eval.to_dict()}
 
     def measured(a: dict, ev, lat) -> Measured:
@@ -195,13 +198,14 @@ def finish_stages(parts: dict, stages, cand_bytes: bytes, cand_eval, verify_poli
 def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None) -> dict:
     """Run the gate and write report.json + report.md on every path. Returns the report."""
     from gate.report.build import finish
-    from gate.report.write import write_report
+    from gate.report.write import write_artifacts, write_report
 
     r = Run(progress)
     try:
         cfg = load_config(config_path)
         status, code, summary = check(cfg, r)
         report = finish(r.parts, status=status, exit_code=code, summary=summary)
+        write_artifacts(r.artifacts, Path(out_dir))
     except GateError as err:
         report = finish(r.parts, status="error", exit_code=err.exit_code, summary=err.render(), error=err)
     except KeyboardInterrupt:

@@ -113,3 +113,37 @@ def test_committed_tflite_is_measured_as_is(tiny_model, tiny, tmp_path):
     assert report["model"]["format"] == "tflite" and report["candidate"]["bytes_raw"] == path.stat().st_size
     assert report["candidate"]["io"] == "int8"
     assert any("measured as it is" in n for n in report["notes"])
+
+
+def test_policy_with_steps_reports_stages_and_keeps_reference_untouched(tiny, tmp_path, passing_run):
+    policy = {"steps": [{"prune": {"final_sparsity": 0.6, "layers": {"exclude_names": ["classifier"]},
+                                   "finetune": {"epochs": 1}}},
+                        {"qat": {"preserve": ["sparsity"], "finetune": {"epochs": 1}}}],
+              "verify": {"on_loss": "fail"}, "convert": {"quantization": "int8"}}
+    cfg = write_config(tmp_path, tiny, policy=policy, thresholds={"accuracy": {"max_drop": 0.5}})
+    result, report = run_check(tmp_path, cfg)
+    assert result.exit_code == 0, result.output
+    names = [s["name"] for s in report["stages"]]
+    assert names == ["original", "pruned", "qat", "converted"]
+    pruned, converted = report["stages"][1], report["stages"][3]
+    assert pruned["layers"]["conv"]["sparsity"] == pytest.approx(0.6, abs=0.03)
+    assert pruned["layers"]["classifier"]["sparsity"] == 0.0
+    assert converted["layers"]["conv"]["sparsity"] == pytest.approx(0.6, abs=0.03)  # zeros survived PQAT
+    assert report["verification"] == {"on_loss": "fail", "findings": []}
+    assert "stages" in result.output
+    # The reference figures come from the untouched model: identical to a run without steps.
+    _, plain = passing_run
+    assert report["reference"]["sha256"] == plain["reference"]["sha256"]
+    assert report["original"]["accuracy"] == plain["original"]["accuracy"]
+
+
+def test_verification_failure_is_a_failing_check(tiny, tmp_path):
+    policy = {"steps": [{"prune": {"final_sparsity": 0.8, "finetune": {"epochs": 1}}},
+                        {"cluster": {"clusters": 4, "finetune": {"epochs": 1}}}],   # drops the zeros
+              "verify": {"on_loss": "fail"}, "convert": {"quantization": "dynamic"}}
+    cfg = write_config(tmp_path, tiny, policy=policy, thresholds={})
+    result, report = run_check(tmp_path, cfg)
+    assert result.exit_code == 1
+    failed = [c for c in report["checks"] if not c["passed"]]
+    assert failed and all(c["name"] == "verify.sparsity" for c in failed)
+    assert "sparsity fell from" in failed[0]["detail"]

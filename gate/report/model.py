@@ -69,6 +69,7 @@ class Artifact(_M):
     bytes_raw: int = Field(ge=0)
     bytes_gzip: int = Field(ge=0)
     sha256: str
+    file: str | None = None          # the .tflite written next to the report (the candidate)
     convert_seconds: float | None = None
     calibration_samples: int = 0
     latency: Latency | None = None

@@ -12,12 +12,12 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, content: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content.encode("utf-8") if isinstance(content, str) else content)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -33,3 +33,8 @@ def write_report(report: dict, out_dir: Path) -> tuple[Path, Path]:
     atomic_write(json_path, json_text)
     atomic_write(md_path, md_text)
     return json_path, md_path
+
+
+def write_artifacts(artifacts: dict[str, bytes], out_dir: Path) -> None:
+    for name, content in artifacts.items():
+        atomic_write(out_dir / name, content)
