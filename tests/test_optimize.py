@@ -245,3 +245,30 @@ def test_stats_on_keras_and_tflite_agree(tiny, model):
     assert set(tfl) == set(keras_stats)
     for name in tfl:
         assert tfl[name].zeros == keras_stats[name].zeros and tfl[name].weights == keras_stats[name].weights
+
+
+@pytest.mark.parametrize("io,dtype", [("int8", np.int8), ("uint8", np.uint8), ("float32", np.float32)])
+def test_qat_model_converts_with_the_policy_io_type(tiny, model, io, dtype):
+    """tfmot leaves float io unless told (tfmot #765): the policy's io reaches the converter."""
+    from gate.convert import to_tflite
+    from gate.data import load_split, representative
+    from gate.evaluate import evaluate_tflite
+    from gate.litert import make_interpreter
+    from gate.schema import ConvertSpec
+
+    out, _ = optimize(tiny, model, {"qat": {"finetune": ONE}}, convert={"quantization": "int8"})
+    samples = representative(load_split(tiny.train, "train"), 20)
+    content = to_tflite(out, ConvertSpec(quantization="int8", io=io), samples).content
+    interp = make_interpreter(content, threads=1)
+    assert interp.get_input_details()[0]["dtype"] == dtype
+    assert interp.get_output_details()[0]["dtype"] == dtype
+    assert evaluate_tflite(content, tiny.x_eval, tiny.y_eval, [1], 64).top(1) > 0.5
+
+
+def test_structured_step_shrinks_and_fine_tunes(tiny, model):
+    out, stages = optimize(tiny, model, {"structured_prune": {"ratio": 0.5, "finetune": ONE}})
+    assert out.get_layer("conv").filters == 4 and out.get_layer("classifier").units == 10
+    assert stages[-1].params < stages[0].params
+    assert any("conv: 8 -> 4 filters" == n for n in stages[-1].notes)
+    skipped = {s["layer"]: s["reason"] for s in stages[-1].selection["skipped"]}
+    assert skipped["classifier"] == "the output layer defines the classes"

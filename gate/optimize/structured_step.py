@@ -28,8 +28,12 @@ def apply(model: Any, spec: StructuredStep, ctx: StepContext) -> StepOutput:
     selection = select_layers(model.layers, spec.layers, unsupported)
     if not selection.chosen:
         raise PolicyError("structured_prune: no layer selected", field="steps.structured_prune.layers")
-    result = structured_prune(model, ratio=spec.ratio, norm=spec.norm, selected=set(selection.chosen),
-                              min_units=spec.min_units)
+    try:
+        result = structured_prune(model, ratio=spec.ratio, norm=spec.norm, selected=set(selection.chosen),
+                                  min_units=spec.min_units)
+    except PolicyError as err:
+        err.field = err.field or "steps.structured_prune"
+        raise
     smaller = result.model
     compile_for(smaller, spec.finetune, ctx.compile_info, step="structured_prune")
     fit(smaller, spec.finetune, ctx.train.x, ctx.train.y)
