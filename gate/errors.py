@@ -73,3 +73,19 @@ class DataError(BadInputError):
 class InternalError(GateError):
     exit_code = EXIT_INTERNAL
     kind = "internal"
+
+
+KINDS: dict[str, type[GateError]] = {
+    "bad_input": BadInputError, "config": ConfigError, "policy": PolicyError, "model": ModelError,
+    "data": DataError, "internal": InternalError,
+}
+
+
+def error_from_dict(d: dict) -> GateError:
+    """Rebuild an error a worker process reported (GateError.to_dict)."""
+    cls = KINDS.get(str(d.get("kind")), InternalError)
+    err = cls(str(d.get("message", "")), file=d.get("file"), field=d.get("field"), line=d.get("line"),
+              hint=d.get("hint"))
+    if isinstance(d.get("exit_code"), int) and cls is InternalError:
+        err.exit_code = d["exit_code"]
+    return err

@@ -26,12 +26,14 @@ class Run:
         self.parts: dict = {"timings_s": {}, "notes": []}
         self.artifacts: dict[str, bytes] = {}   # files written next to the report
         self.progress = progress
+        self.on_stage: Callable[[str], None] = lambda _label: None  # the worker records where it is
 
     @contextmanager
     def stage(self, name: str, label: str) -> Iterator[None]:
         """Time a stage; TF's native log lines are kept off the terminal and added to
         the message of an error raised inside the stage."""
         self.progress(label)
+        self.on_stage(label)
         start = time.perf_counter()
         try:
             with native_stderr() as native:
@@ -44,7 +46,7 @@ class Run:
             self.parts["timings_s"][name] = round(time.perf_counter() - start, 3)
 
 
-def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
+def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False) -> tuple[str, int, str]:
     """Measure and judge. Fills run.parts; returns (status, exit code, summary)."""
     from gate.bench import benchmark
     from gate.convert import reference_spec, to_tflite
@@ -60,7 +62,7 @@ def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
     ev_spec = cfg.evaluate
     ks = ev_spec.top_k
     with run.stage("load", f"loading {cfg.model_path.name}"):
-        model = load_model(cfg.model_path)
+        model = load_model(cfg.model_path, trust_model_code=trust_model_code)
         p["model"] = {**model.facts.to_dict(), "path": p["config"]["model"]}
     with run.stage("data", "reading data"):
         eval_split = head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
@@ -87,7 +89,7 @@ def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
         if policy.steps:
             with run.stage("optimize", f"optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
                 optimized, stages = optimize_model(model.keras, policy.steps, train, eval_split, ks,
-                                                   ev_spec.batch_size, run.progress)
+                                                   ev_spec.batch_size, run.progress, trust_model_code)
         with run.stage("convert_candidate", f"converting the candidate ({spec.quantization.value})"):
             samples = representative(train, spec.representative_samples) if train is not None else None
             cand = to_tflite(optimized, spec, samples)
@@ -134,7 +136,7 @@ def check(cfg: GateConfig, run: Run) -> tuple[str, int, str]:
     return status, EXIT_PASS if status == "pass" else EXIT_FAIL, summary
 
 
-def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progress):
+def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progress, trust_model_code=False):
     """Run the policy's steps; each stage is measured (accuracy, float TFLite bytes)."""
     from gate.convert import reference_spec, to_tflite
     from gate.errors import ConfigError
@@ -156,7 +158,7 @@ def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progre
             out.update(bytes_raw=sizes["bytes_raw"], bytes_gzip=sizes["bytes_gzip"])
         return out
 
-    ctx = StepContext(train=train, compile_info=CompileInfo.of(keras_model))
+    ctx = StepContext(train=train, compile_info=CompileInfo.of(keras_model), allow_custom_code=trust_model_code)
     return run_steps(keras_model, steps, ctx, measure, progress)
 
 
@@ -195,15 +197,32 @@ def finish_stages(parts: dict, stages, cand_bytes: bytes, cand_eval, verify_poli
     return checks
 
 
-def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None) -> dict:
-    """Run the gate and write report.json + report.md on every path. Returns the report."""
+def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None, *,
+        in_process: bool = False, show_progress: bool = True) -> dict:
+    """Run the gate and write report.json + report.md on every path. Returns the report.
+
+    The model is measured in a worker process under limits (gate.isolate); `in_process`
+    runs it here instead (debugging, profiling; never for untrusted models)."""
     from gate.report.build import finish
     from gate.report.write import write_artifacts, write_report
 
     r = Run(progress)
     try:
         cfg = load_config(config_path)
-        status, code, summary = check(cfg, r)
+        from gate.trust import decide
+
+        decision = decide(cfg)
+        r.parts["trust"] = decision.to_dict()
+        r.parts["notes"].extend(decision.notes)
+        trust = decision.trust_model_code
+        if in_process:
+            status, code, summary = check(cfg, r, trust_model_code=trust)
+        else:
+            from gate.isolate import run_isolated
+
+            r.parts["config"] = config_summary(cfg)
+            status, code, summary = run_isolated(cfg.path, cfg.file.limits, progress=show_progress,
+                                                 trust_model_code=trust, parts=r.parts, artifacts=r.artifacts)
         report = finish(r.parts, status=status, exit_code=code, summary=summary)
         write_artifacts(r.artifacts, Path(out_dir))
     except GateError as err:

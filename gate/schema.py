@@ -143,6 +143,14 @@ class EvaluateSpec(Strict):
         return self
 
 
+class LimitsSpec(Strict):
+    """Resource limits of the worker process that loads, converts and runs the model."""
+
+    timeout_s: float = Field(3600, gt=0, le=86_400, description="Wall-clock limit for the whole measurement.")
+    memory_mb: int = Field(16_384, ge=512, description="Address-space limit (RLIMIT_AS) of the worker, MiB.")
+    cpu_s: int = Field(7200, ge=10, description="CPU-time limit (RLIMIT_CPU) of the worker, seconds.")
+
+
 class ConfigFile(Strict):
     """gate.yml as written. `policy` is resolved separately (preset, path or inline)."""
 
@@ -153,6 +161,10 @@ class ConfigFile(Strict):
     thresholds: Thresholds = Thresholds()
     benchmark: BenchmarkSpec = BenchmarkSpec()
     evaluate: EvaluateSpec = EvaluateSpec()
+    limits: LimitsSpec = LimitsSpec()
+    trust_model_code: bool = Field(
+        False, description="Allow SavedModels, Lambda layers and custom pruning schedules. In a pull request "
+                           "this is honoured only when the base branch's gate.yml sets it too.")
 
 
 class ConfigFileSchema(ConfigFile):

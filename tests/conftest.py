@@ -93,7 +93,7 @@ def write_config(directory: Path, tiny: Tiny, **overrides) -> Path:
     return path
 
 
-def run_check(tmp_path: Path, config: Path):
+def run_check(tmp_path: Path, config: Path, *extra: str):
     """`gate check` through click; returns (click result, report.json as dict)."""
     import json
 
@@ -102,7 +102,7 @@ def run_check(tmp_path: Path, config: Path):
     from gate.cli import main
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["check", "--config", str(config), "--out", str(out)])
+    result = CliRunner().invoke(main, ["check", "--config", str(config), "--out", str(out), *extra])
     report = json.loads((out / "report.json").read_text())
     assert (out / "report.md").read_text().startswith("## ")
     return result, report

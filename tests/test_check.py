@@ -93,7 +93,7 @@ def test_internal_error_exits_3_with_a_report(tiny, tmp_path, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(gate.judge, "judge", broken)
-    result, report = run_check(tmp_path, write_config(tmp_path, tiny))
+    result, report = run_check(tmp_path, write_config(tmp_path, tiny), "--in-process")
     assert result.exit_code == 3
     assert report["error"]["kind"] == "internal" and "RuntimeError: boom" in report["error"]["message"]
     assert any("traceback" in n for n in report["notes"])

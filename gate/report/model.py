@@ -88,6 +88,7 @@ class Report(_M):
     config: dict | None = None
     model: dict | None = None
     policy: dict | None = None
+    trust: dict | None = None                # trust_model_code as decided (base branch rule)
     data: dict[str, dict] | None = None
     original: Evaluation | None = None
     reference: Artifact | None = None

@@ -1,0 +1,88 @@
+"""Run the measurement in a worker process with resource limits and a wall-clock
+timeout. A worker that dies (a malformed .tflite can segfault the interpreter; the
+converter leaks memory per call, tensorflow#122598) or hangs becomes a ModelError (exit 2)
+naming the stage it died in; the parent survives and writes the report."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from gate.errors import ModelError, error_from_dict
+from gate.schema import LimitsSpec
+from gate.worker import JOB, RESULT, STATE
+
+MIB = 1024 * 1024
+
+
+def _limit(limits: LimitsSpec):
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * MIB, limits.memory_mb * MIB))
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return apply
+
+
+def _death(returncode: int, limits: LimitsSpec) -> str:
+    if returncode < 0:
+        sig = signal.Signals(-returncode)
+        if sig == signal.SIGXCPU:
+            return f"hit the CPU-time limit (limits.cpu_s = {limits.cpu_s})"
+        if sig == signal.SIGKILL:
+            return "was killed (SIGKILL: out of memory, or killed from outside)"
+        return f"crashed with {sig.name}"
+    return f"exited with code {returncode} without a result (out of memory under limits.memory_mb = " \
+           f"{limits.memory_mb}? TensorFlow aborts when an allocation fails)"
+
+
+def run_isolated(config_path: Path, limits: LimitsSpec, *, progress: bool, trust_model_code: bool,
+                 parts: dict, artifacts: dict[str, bytes]) -> tuple[str, int, str]:
+    """Run gate.worker; merge its report parts into `parts`. Returns (status, code, summary)
+    or raises the worker's GateError (or a ModelError for a dead worker)."""
+    with tempfile.TemporaryDirectory(prefix="gate-worker-") as tmp:
+        work = Path(tmp)
+        (work / JOB).write_text(json.dumps({"config": str(config_path), "progress": progress,
+                                            "trust_model_code": trust_model_code}), encoding="utf-8")
+        proc = subprocess.Popen([sys.executable, "-m", "gate.worker", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
+                                stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            returncode = proc.wait(timeout=limits.timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            stage = _merge_state(work, parts)
+            raise ModelError(f"the measurement did not finish within limits.timeout_s = {limits.timeout_s:g} s "
+                             f"(stopped while {stage})", field="limits.timeout_s") from None
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        result_path = work / RESULT
+        if not result_path.exists():
+            stage = _merge_state(work, parts)
+            raise ModelError(f"the worker that measures the model {_death(returncode, limits)} while {stage}",
+                             field="model",
+                             hint="a malformed or hostile model can crash TensorFlow/LiteRT; the gate itself "
+                                  "is unharmed. Check the model file, or raise limits.* in gate.yml")
+        result = json.loads(result_path.read_text(encoding="utf-8"))
+        parts.update(result["parts"])
+        for name in result.get("artifacts", []):
+            artifacts[name] = (work / f"artifact.{name}").read_bytes()
+    if result["error"]:
+        raise error_from_dict(result["error"])
+    return result["status"], result["exit_code"], result["summary"]
+
+
+def _merge_state(work: Path, parts: dict) -> str:
+    """Take the parts a dead worker had recorded; return the stage it was in."""
+    try:
+        state = json.loads((work / STATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "starting"
+    parts.update(state.get("parts", {}))
+    return str(state.get("stage", "starting"))
