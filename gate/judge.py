@@ -139,7 +139,7 @@ def _latency_ms(t: Thresholds, m: Measurements) -> list[Check]:
 
 def _latency_ratio(t: Thresholds, m: Measurements) -> list[Check]:
     lim = t.latency
-    if lim is None:
+    if lim is None or lim.max_ratio is None:
         return []
     ratio = m.candidate.p50_ms / m.reference.p50_ms
     return [Check("latency.max_ratio", "p50 latency vs float TFLite", ratio, lim.max_ratio, "<=", "x",

@@ -7,10 +7,10 @@ field path and line.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Literal
 
 from gate.steps_schema import Step, Verify
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -98,12 +98,36 @@ class CompressionLimit(Strict):
     measure: SizeMeasure = Field(SizeMeasure.gzip, strict=False)
 
 
+def _fraction(value: object) -> object:
+    """"2%" -> 0.02; numbers pass through (0.02 means 2 %)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            return float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"not a percentage: {value!r}") from None
+    return value
+
+
+Fraction = Annotated[float, BeforeValidator(_fraction), Field(ge=0, le=10)]
+
+
 class AccuracyLimit(Strict):
     min: float | None = Field(None, ge=0, le=1, description="Smallest allowed candidate accuracy (0..1).")
     max_drop: float | None = Field(
         None, ge=0, le=1,
         description="Largest allowed drop vs the original Keras model, absolute (0.01 = 1 point).")
+    max_drop_vs_base: float | None = Field(
+        None, ge=0, le=1, description="Largest allowed drop vs the base branch's candidate (0.005 = 0.5 points).")
+    mode: Literal["point", "ci"] = Field(
+        "point", description="point: judge the measured drop; ci: judge the upper bound of its bootstrap "
+                             "interval (conservative: a small eval set must show the drop is within the limit).")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
     top_k: int = Field(1, ge=1, description="Which top-k accuracy these limits judge.")
+
+
+class SizeChangeLimit(Strict):
+    max_increase: Fraction = Field(..., description='Largest allowed growth vs the base candidate: 0.02 or "2%".')
+    measure: SizeMeasure = Field(SizeMeasure.raw, strict=False)
 
 
 class LatencyMsLimit(Strict):
@@ -112,11 +136,19 @@ class LatencyMsLimit(Strict):
 
 
 class LatencyRatioLimit(Strict):
-    max_ratio: float = Field(
-        ..., gt=0, description="Largest allowed candidate p50 / reference p50, measured in the same run.")
+    max_ratio: float | None = Field(
+        None, gt=0, description="Largest allowed candidate p50 / reference p50, measured in the same run.")
+    max_regression: Fraction | None = Field(
+        None, description='Largest allowed slowdown vs the base candidate, same run: 0.05 or "5%".')
+    inconclusive: Literal["pass", "fail"] = Field(
+        "pass", description="What a latency check counts as when its interval still straddles the limit "
+                            "after the time budget.")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    time_budget_s: float = Field(30, gt=0, le=3600, description="Most seconds spent deciding one latency check.")
 
 
 class Thresholds(Strict):
+    size: SizeChangeLimit | None = None
     size_kb: SizeLimit | None = None
     compression: CompressionLimit | None = None
     accuracy: AccuracyLimit | None = None

@@ -54,10 +54,6 @@ def check_supported(model: Any) -> None:
         raise PolicyError(f"optimization steps need a Sequential or functional model; "
                           f"{type(model).__name__} is subclassed", field="policy.steps",
                           hint="rebuild the model with the functional API, or use a PTQ-only policy")
-    nested = [layer.name for layer in model.layers if isinstance(layer, k.Model)]
-    if nested:
-        raise PolicyError(f"optimization steps cannot wrap nested models: {', '.join(nested)}", field="policy.steps",
-                          hint="flatten the sub-model into the outer functional graph, or use a PTQ-only policy")
 
 
 def stage_name(kind: str, index: int, kinds: list[str]) -> str:
@@ -69,10 +65,18 @@ def run(model: Any, steps: list[Step], ctx: StepContext, measure: Measure,
         progress: Callable[[str], None] = lambda _: None) -> tuple[Any, list[Stage]]:
     from gate.optimize.finetune import copy_model
 
+    from gate.optimize.flatten import flatten, nested_models
+
     check_supported(model)
     original = copy_model(model)  # the caller's model is never touched
+    notes = []
+    nested = nested_models(original)
+    if nested:
+        original = flatten(original)
+        notes.append(f"flattened the nested model(s) {', '.join(nested)} into one graph so tfmot can wrap "
+                     "their layers")
     stages = [Stage("original", "original", 0.0, int(original.count_params()), keras_layer_stats(original), None,
-                    [], measure(original, True))]
+                    notes, measure(original, True))]
     current = original
     kinds = [s.kind for s in steps]
     clustered: set[str] = set()

@@ -1,0 +1,128 @@
+"""The baseline of a comparison: the model as the base branch ships it.
+
+In a pull request the base is the merge-base of the PR head and the base branch (a
+shallow checkout fetches what it needs); locally it is `--baseline REF` (default: the
+merge-base with the default branch). The base commit is checked out into a temporary
+git worktree, so its gate.yml, model, data and policy are read exactly as they are
+there. No TF here: the worker measures.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping
+
+from contextlib import contextmanager
+
+from gate.config import GateConfig, load_config
+from gate.errors import GateError
+from gate.gitrepo import GitError, Repo
+
+PR_EVENTS = ("pull_request", "pull_request_target")
+DEFAULT_BRANCHES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    sha: str
+    label: str                 # how it was chosen, for the report
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    ref: BaseRef
+    config: GateConfig | None  # None: the base has no gate.yml / model yet
+    unchanged: bool            # model, data and policy hash the same as the PR's
+    fingerprint: dict
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return {"sha": self.ref.sha, "chosen": self.ref.label, "has_model": self.config is not None,
+                "unchanged": self.unchanged, "fingerprint": self.fingerprint,
+                "notes": [*self.ref.notes, *self.notes]}
+
+
+def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseRef | None:
+    """Which commit is the base: the PR's merge-base, or REF's merge-base with HEAD."""
+    if ref is None and env.get("GITHUB_EVENT_NAME") in PR_EVENTS:
+        from gate.github.event import load_event
+
+        event = load_event(env)
+        if not event.base_sha:
+            return None
+        repo.ensure_commit(event.base_sha)
+        head = event.head_sha if event.head_sha and repo.has_commit(event.head_sha) else "HEAD"
+        base = repo.merge_base(event.base_sha, head)
+        if base:
+            return BaseRef(base, f"merge-base of {head[:12]} and {event.base_ref or 'base'} ({event.base_sha[:12]})")
+        return BaseRef(event.base_sha, f"{event.base_ref or 'base'} ({event.base_sha[:12]})",
+                       ("the checkout is too shallow for a merge-base: compared with the base branch's tip",))
+    candidates = [ref] if ref else list(DEFAULT_BRANCHES)
+    for name in candidates:
+        sha = repo.git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}", check=False)
+        if sha:
+            base = repo.merge_base(sha, "HEAD") or sha
+            return BaseRef(base, f"merge-base of HEAD and {name}" if base != sha else name)
+    if ref:
+        raise GitError(f"--baseline {ref}: no such commit or branch")
+    return None
+
+
+def fingerprint(cfg: GateConfig) -> dict:
+    """Content hashes of what decides the candidate: model, data, policy, conversion."""
+    def digest(path: Path | None) -> str | None:
+        if path is None:
+            return None
+        h = hashlib.sha256()
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for p in files:
+            h.update(p.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+            with open(p, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        return h.hexdigest()
+    policy = cfg.policy.policy.model_dump(mode="json", exclude={"description", "extends"}) if cfg.policy else None
+    return {"model": digest(cfg.model_path), "train": digest(cfg.train_path), "eval": digest(cfg.eval_path),
+            "policy": hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()}
+
+
+@contextmanager
+def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | None = None) -> Iterator[Baseline | None]:
+    """Yield the Baseline with its files checked out (removed afterwards), or None when
+    there is nothing to compare with (no git, no base)."""
+    repo = Repo.find(cfg.root)
+    if repo is None:
+        yield None
+        return
+    base_ref = resolve_ref(repo, env, ref)
+    if base_ref is None:
+        yield None
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="gate-base-"))
+    tree = tmp / "tree"
+    try:
+        repo.git("worktree", "add", "--detach", "--force", str(tree), base_ref.sha)
+        base_cfg_path = tree / repo.relative(cfg.path)
+        mine = fingerprint(cfg)
+        if not base_cfg_path.exists():
+            yield Baseline(base_ref, None, False, {}, (f"the base has no {repo.relative(cfg.path)}: "
+                                                       "only the absolute thresholds are judged",))
+            return
+        try:
+            base_cfg = load_config(base_cfg_path)
+        except GateError as err:
+            yield Baseline(base_ref, None, False, {}, (f"the base's config cannot be used ({err.message}): "
+                                                       "only the absolute thresholds are judged",))
+            return
+        theirs = fingerprint(base_cfg)
+        yield Baseline(base_ref, base_cfg, theirs == mine, theirs)
+    finally:
+        repo.git("worktree", "remove", "--force", str(tree), check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+        repo.git("worktree", "prune", check=False)
