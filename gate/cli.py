@@ -35,7 +35,9 @@ def main() -> None:
 @click.option("--out", "-o", "out", default="gate-report", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Where report.json and report.md go.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
-def check(config: Path, out: Path, quiet: bool) -> None:
+@click.option("--in-process", is_flag=True,
+              help="Measure in this process instead of a limited worker (debugging; never for untrusted models).")
+def check(config: Path, out: Path, quiet: bool, in_process: bool) -> None:
     """Run the gate: load, optimize, convert, evaluate, benchmark, judge, report.
 
     Writes OUT/report.json and OUT/report.md on every exit path.
@@ -46,19 +48,44 @@ def check(config: Path, out: Path, quiet: bool) -> None:
     """
     from rich.console import Console
 
+    from gate.native import terminal_stderr
     from gate.pipeline import run
     from gate.report.terminal import print_report
 
-    err_console = Console(stderr=True, highlight=False)
+    err_console = Console(file=terminal_stderr(), highlight=False)
 
     def progress(label: str) -> None:
         if not quiet:
             err_console.print(f"[dim]·[/dim] {label}")
 
-    report = run(config, out, progress)
+    try:
+        report = run(config, out, progress, in_process=in_process, show_progress=not quiet)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; report: {out / 'report.json'}", err=True)
+        sys.exit(130)
     print_report(report, Console(highlight=False), quiet=quiet)
     click.echo(f"report: {out / 'report.json'}, {out / 'report.md'}", err=True)
     sys.exit(report["exit_code"])
+
+
+@main.command("action")
+def action_mode() -> None:
+    """Run as the GitHub Action (the container's entry point): inputs from INPUT_*, event
+    from GITHUB_EVENT_PATH; writes the job summary, outputs, annotations and the sticky
+    PR comment. The exit code follows the `fail-on` input. See docs/action.md.
+
+    Example:
+
+        INPUT_CONFIG=gate.yml INPUT_COMMENT=never gate action
+    """
+    import os
+
+    from gate.action import run_action
+
+    env = dict(os.environ)
+    for key in [k for k in os.environ if k.upper().replace("-", "_") == "INPUT_GITHUB_TOKEN"]:
+        del os.environ[key]  # the token stays in `env`, out of reach of everything else
+    sys.exit(run_action(env))
 
 
 @main.group()
@@ -182,3 +209,46 @@ def report_render(report_json: Path) -> None:
         click.echo(render_markdown(read_report(report_json)), nl=False)
     except GateError as err:
         _fail(err)
+
+
+@report.command("comment")
+@click.argument("report_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--repo", required=True, help="OWNER/NAME of the pull request's repository.")
+@click.option("--pr", "pr", type=click.IntRange(min=1), help="The pull request number.")
+@click.option("--pr-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Take the number from a pr.json that `gate action` wrote (instead of --pr).")
+@click.option("--head-sha", required=True,
+              help="The commit the report is for (workflow_run: github.event.workflow_run.head_sha); "
+                   "the PR's current head must be this commit.")
+@click.option("--marker", default="gate.yml", show_default=True,
+              help="The config path the comment is for (as `gate action` names it).")
+@click.option("--mode", type=click.Choice(["always", "on-change", "on-failure"]), default="always",
+              show_default=True, help="When to post, as the action's `comment` input.")
+@click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A trusted comment template (Jinja, sandboxed); never one from the PR.")
+@click.option("--token-env", default="GITHUB_TOKEN", show_default=True,
+              help="The environment variable that holds the token.")
+def report_comment(report_json: Path, repo: str, pr: int | None, pr_file: Path | None, head_sha: str,
+                   marker: str, mode: str, template: Path | None, token_env: str) -> None:
+    """Post or update the sticky PR comment from a report.json (fork-safe, two workflows).
+
+    For a trusted `workflow_run` workflow that downloaded the first workflow's artifact:
+    the report and pr.json are validated as untrusted data, and nothing is posted unless
+    the PR's current head commit is --head-sha. Exit codes: 0 posted or up to date,
+    2 bad input or a head mismatch, 3 GitHub did not take the comment.
+
+    Example:
+
+        gate report comment gate-report/report.json --repo octo/app --pr-file gate-report/pr.json --head-sha "$HEAD_SHA"
+    """
+    import os
+
+    from gate.artifact_comment import Target, comment_from_artifact
+
+    try:
+        target = Target.parse(repo, pr, pr_file, head_sha)
+        code = comment_from_artifact(report_json, target, token=os.environ.get(token_env, ""), env=os.environ,
+                                     marker=marker, mode=mode, template=template)
+    except GateError as err:
+        _fail(err)
+    sys.exit(code)

@@ -53,6 +53,7 @@ class FakeGitHub:
     page_cap: int = 100  # largest per_page honoured; GitHub's is 100
     body_limit: int = 65536
     comments: dict[tuple[str, int], list[dict]] = field(default_factory=dict)
+    pulls: dict[tuple[str, int], str] = field(default_factory=dict)  # (repo, number) -> head sha
     requests: list[Recorded] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     next_id: int = 1000
@@ -219,6 +220,12 @@ class _GitHubHandler(BaseHTTPRequestHandler):
                 return 403, {"message": "Resource not accessible by integration",
                              "documentation_url": DOCS, "status": "403"}, {}
             return 200, {"login": fake.login, "id": 1, "type": "User"}, {}
+        match = re.fullmatch(r"/repos/([\w.-]+/[\w.-]+)/pulls/(\d+)", path)
+        if match and method == "GET":
+            head = fake.pulls.get((match.group(1), int(match.group(2))))
+            if head is None:
+                return 404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}, {}
+            return 200, {"number": int(match.group(2)), "state": "open", "head": {"sha": head}}, {}
         match = re.fullmatch(r"/repos/([\w.-]+/[\w.-]+)/issues/(\d+)/comments", path)
         if match and method == "GET":
             return self._list(path, match.group(1), int(match.group(2)), query)
@@ -279,3 +286,45 @@ def fake_github_fixture(monkeypatch: pytest.MonkeyPatch) -> Any:
     fake = FakeGitHub().start()
     yield fake
     fake.stop()
+
+
+def main() -> None:
+    """Serve the fake on the host for ../shared/tools/run-action (Ctrl-C to stop).
+
+    python tests/github_fake.py [--port N] [--pull OWNER/NAME#N=SHA ...]
+    """
+    import argparse
+    import signal
+    import time
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--prefix", default="", help='"" like api.github.com, "/api/v3" like GHES')
+    ap.add_argument("--pull", action="append", default=[], metavar="OWNER/NAME#N=SHA")
+    ap.add_argument("--seconds", type=float, default=3600, help="stop by itself after this long")
+    a = ap.parse_args()
+    fake = FakeGitHub(prefix=a.prefix)
+    fake.server = ThreadingHTTPServer(("127.0.0.1", a.port), _handler_for(fake))
+    for spec in a.pull:
+        target, sha = spec.split("=", 1)
+        repo, number = target.split("#", 1)
+        fake.pulls[(repo, int(number))] = sha
+    threading.Thread(target=fake.server.serve_forever, daemon=True).start()
+    print(f"fake GitHub API at {fake.url} (token {fake.token})", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    deadline = time.monotonic() + a.seconds
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    for r in fake.requests:
+        print(f"request: {r.method} {r.path}", flush=True)
+    for (repo, issue), comments in fake.comments.items():
+        for c in comments:
+            print(f"--- {repo}#{issue} comment {c['id']} by {c['user']['login']}:\n{c['body']}", flush=True)
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()

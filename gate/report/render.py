@@ -1,15 +1,22 @@
-"""Report -> markdown (Jinja, the same template the PR comment uses) and terminal text."""
+"""Report -> markdown (Jinja, sandboxed): report.md, the job summary and the PR comment are
+one template, report.md.j2. A repo may bring its own comment template; it runs in an
+immutable sandbox with limits and falls back to the default when it fails."""
 from __future__ import annotations
 
 import re
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 
 from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from gate.judge import format_value
-from jinja2.sandbox import SandboxedEnvironment
 
 DEFAULT_TEMPLATE = "report.md.j2"
+ICON = {"pass": "✅", "fail": "❌", "error": "⛔"}
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 
@@ -21,7 +28,10 @@ def md(value: object) -> str:
     text = text.replace("\r", " ").replace("\n", " ")
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _MD_SPECIAL.sub(r"\\\1", text)
-    return text.replace("@", "@\u200b")   # a zero-width space stops the mention
+    if text[:1] in ("#", "-", "+", "="):
+        text = "\\" + text  # no heading, list or quote when the value starts a line
+    # A zero-width space stops @mention pings and #123 / owner/repo#123 cross-references.
+    return text.replace("@", "@\u200b").replace("#", "#\u200b")
 
 
 def num(value: object, digits: int = 4) -> str:
@@ -54,11 +64,12 @@ def check_value(value: object, check: dict) -> str:
     return format_value(check["name"], check["unit"], value)
 
 
-def environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+def environment(kind: type[SandboxedEnvironment] = SandboxedEnvironment) -> SandboxedEnvironment:
+    env = kind(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                                undefined=StrictUndefined, autoescape=False)
     env.filters.update(md=md, num=num, kib=kib, pct=pct, points=points, signed_pct=signed_pct,
-                       check_value=check_value)
+                       check_value=check_value, code=code, change=change,
+                       chart_number=chart_number, chart_top=chart_top, stage_table=stage_table)
     return env
 
 
@@ -69,4 +80,146 @@ def _template_text(name: str) -> str:
 def render_markdown(report: dict, template: str | None = None) -> str:
     env = environment()
     tpl = env.from_string(template if template is not None else _template_text(DEFAULT_TEMPLATE))
-    return tpl.render(r=report, ICON={"pass": "✅", "fail": "❌", "error": "⛔"})
+    return tpl.render(r=report, ICON=ICON)
+
+
+# -- filters for the comment's extra parts -------------------------------------------------
+
+def code(value: object, table: bool = False) -> str:
+    """Repo text as an inline code span that cannot end early, break a table or a line."""
+    text = ("" if value is None else str(value)).replace("\r", " ").replace("\n", " ").replace("`", "'")
+    text = text.replace("@", "@\u200b").replace("#", "#\u200b")  # belt and braces: spans never ping
+    return f"`{text.replace('|', chr(92) + '|') if table else text}`"
+
+
+def change(check: dict) -> str:
+    """Candidate vs reference for a check: points for accuracy, relative % otherwise."""
+    ref, value = check.get("reference"), check.get("value")
+    if ref is None or value is None:
+        return "–"
+    if check.get("unit") == "" and check.get("name") != "accuracy.max_drop":
+        return points(float(value) - float(ref))
+    return signed_pct(float(value) / float(ref) - 1) if float(ref) else "–"
+
+
+def chart_number(value: object) -> str:
+    """A number Mermaid parses: plain decimal, no exponent, no thousands separator."""
+    text = f"{float(value):.4g}"
+    return f"{float(value):.10f}".rstrip("0").rstrip(".") if "e" in text else text
+
+
+def chart_top(values: list) -> str:
+    """The y-axis top: 15 % above the largest bar, so bars start at 0 and fit."""
+    return chart_number(max([float(v) for v in values] + [0.0]) * 1.15 or 1)
+
+
+def _count(v: object) -> str:
+    return f"{int(v):,}"
+
+
+STAGE_COLUMNS = (  # header, path into a stage of report.json's `stages`, format
+    ("Stage", ("name",), md), ("Kind", ("kind",), md), ("Params", ("params",), _count),
+    ("Sparsity", ("weights", "sparsity"), pct),
+    ("Unique values / channel", ("weights", "max_unique_per_channel"), _count),
+    ("Accuracy (top1)", ("accuracy", "top1"), pct),
+    ("Size, raw", ("bytes_raw",), kib), ("Size, gzip", ("bytes_gzip",), kib),
+    ("Seconds", ("seconds",), num),
+)
+
+
+def stage_table(stages: object) -> dict:
+    """report.json's `stages` (original, each optimization step, converted) as table cells,
+    escaped; a column appears when some stage has its figure."""
+    rows = [s for s in stages if isinstance(s, dict)] if isinstance(stages, list) else []
+
+    def at(stage: dict, path: tuple[str, ...]) -> object:
+        for key in path:
+            stage = stage.get(key) if isinstance(stage, dict) else None
+        return stage
+
+    def cell(value: object, fmt) -> str:
+        if value is None:
+            return "–"
+        try:
+            return fmt(value)
+        except (TypeError, ValueError):
+            return md(value)
+
+    columns = [c for c in STAGE_COLUMNS if any(at(s, c[1]) is not None for s in rows)]
+    return {"header": [c[0] for c in columns],
+            "rows": [[cell(at(s, path), fmt) for _, path, fmt in columns] for s in rows]}
+
+
+# -- the PR comment: the default template, or the repo's own, sandboxed -------------------
+
+USER_TEMPLATE_MAX_BYTES = 64 * 1024
+USER_OUTPUT_MAX_CHARS = 256 * 1024
+USER_RENDER_SECONDS = 5.0
+
+
+class TemplateFailure(Exception):
+    """A user template could not be rendered (error, sandbox violation, too big, too slow)."""
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """SIGALRM deadline on the main thread (elsewhere: no limit, the output cap still holds)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expired(*_: object) -> None:
+        raise TemplateFailure(f"took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def render_user_template(report: dict, text: str, default: str) -> str:
+    """Render a repo's template in an immutable sandbox with size and time limits.
+
+    It sees `r` (report.json), `ICON` and `default` (the default rendering). Raises
+    TemplateFailure for anything that goes wrong, sandbox violations included."""
+    if len(text.encode("utf-8")) > USER_TEMPLATE_MAX_BYTES:
+        raise TemplateFailure(f"template is larger than {USER_TEMPLATE_MAX_BYTES} bytes")
+    env = environment(ImmutableSandboxedEnvironment)
+    out: list[str] = []
+    size = 0
+    try:
+        with _time_limit(USER_RENDER_SECONDS):
+            tpl = env.from_string(text)
+            for chunk in tpl.generate(r=report, ICON=ICON, default=default):
+                size += len(chunk)
+                if size > USER_OUTPUT_MAX_CHARS:
+                    raise TemplateFailure(f"output is longer than {USER_OUTPUT_MAX_CHARS} characters")
+                out.append(chunk)
+    except TemplateFailure:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of untrusted code means "fall back"
+        raise TemplateFailure(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    return "".join(out)
+
+
+def minimal_markdown(report: dict) -> str:
+    """Last resort when even the default template fails on a (hostile) report."""
+    status = str(report.get("status"))
+    return f"## {ICON.get(status, '')} model-gate: {md(status)}\n\n{md(report.get('summary'))}\n"
+
+
+def render_comment(report: dict, template: str | None = None) -> tuple[str, str | None]:
+    """The PR comment / job summary markdown and a warning when a fallback was used."""
+    try:
+        default = render_markdown(report)
+    except Exception as exc:  # noqa: BLE001 - a report from an artifact may be odd
+        return minimal_markdown(report), f"the report could not be rendered in full ({type(exc).__name__})"
+    if not template:
+        return default, None
+    try:
+        return render_user_template(report, template, default), None
+    except TemplateFailure as exc:
+        return default, f"comment-template failed ({exc}); the default comment was used"
