@@ -37,7 +37,14 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 @click.option("--in-process", is_flag=True,
               help="Measure in this process instead of a limited worker (debugging; never for untrusted models).")
-def check(config: Path, out: Path, quiet: bool, in_process: bool) -> None:
+@click.option("--baseline", "baseline", metavar="REF", default=None,
+              help="Compare with the candidate of this commit/branch (default: the PR's merge-base, or the "
+                   "merge-base with the default branch).")
+@click.option("--baseline-report", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Compare with a main-branch run's report.json (and the candidate.tflite beside it).")
+@click.option("--no-baseline", is_flag=True, help="Judge the absolute thresholds only.")
+def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str | None,
+          baseline_report: Path | None, no_baseline: bool) -> None:
     """Run the gate: load, optimize, convert, evaluate, benchmark, judge, report.
 
     Writes OUT/report.json and OUT/report.md on every exit path.
@@ -59,7 +66,9 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool) -> None:
             err_console.print(f"[dim]·[/dim] {label}")
 
     try:
-        report = run(config, out, progress, in_process=in_process, show_progress=not quiet)
+        report = run(config, out, progress, in_process=in_process, show_progress=not quiet, baseline=baseline,
+                     baseline_report=str(baseline_report) if baseline_report else None,
+                     compare_base=not no_baseline)
     except KeyboardInterrupt:
         click.echo(f"interrupted; report: {out / 'report.json'}", err=True)
         sys.exit(130)

@@ -5,7 +5,7 @@ the reference it is compared with) and in which direction the limit holds.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from gate.schema import Thresholds
@@ -35,6 +35,7 @@ class Measurements:
     original_accuracy: dict[int, float]   # the Keras model as committed (or the .tflite itself)
     reference: Measured                   # the unoptimized model as float32 TFLite
     candidate: Measured                   # what ships
+    stats: dict = field(default_factory=dict)   # check name -> gate.compare.Stat (statistical verdicts)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class Check:
     passed: bool
     reference: float | None = None
     detail: str = ""
+    outcome: str = "point"      # point | pass | fail | inconclusive | unchanged (statistical checks)
+    ci_low: float | None = None
+    ci_high: float | None = None
 
     @property
     def margin(self) -> float:
@@ -57,7 +61,11 @@ class Check:
     def message(self) -> str:
         status = "passed" if self.passed else "FAILED"
         fmt = lambda v: format_value(self.name, self.unit, v)  # noqa: E731
-        text = f"{self.name} {status}: {self.metric} {fmt(self.value)} (limit {self.direction} {fmt(self.limit)})"
+        interval = f", interval {fmt(self.ci_low)} to {fmt(self.ci_high)}" if self.ci_low is not None else ""
+        text = (f"{self.name} {status}: {self.metric} {fmt(self.value)}{interval} "
+                f"(limit {self.direction} {fmt(self.limit)})")
+        if self.outcome == "inconclusive":
+            text += ", inconclusive: " + ("counted as pass" if self.passed else "counted as fail")
         if self.passed:
             return text
         side = "over" if self.direction == "<=" else "under"
@@ -72,8 +80,10 @@ def format_value(name: str, unit: str, value: float | None) -> str:
     if value is None:
         return "–"
     v = float(value)
-    if name == "accuracy.max_drop":
+    if name in ("accuracy.max_drop", "accuracy.max_drop_vs_base"):
         return f"{100 * v:.2f} pts"
+    if unit == "%":
+        return f"{100 * v:+.2f} %"
     if unit == "":
         return f"{100 * v:.2f} %"
     if unit == "x":
@@ -116,11 +126,19 @@ def _accuracy(t: Thresholds, m: Measurements) -> list[Check]:
     out = []
     if lim.min is not None:
         out.append(Check("accuracy.min", label, cand, lim.min, ">=", "", cand >= lim.min, orig))
-    if lim.max_drop is not None:
+    if lim.max_drop is not None and "accuracy.max_drop" in m.stats:
+        out.append(_from_stat("accuracy.max_drop", f"{label} drop vs original", lim.max_drop, "",
+                              m.stats["accuracy.max_drop"], None))
+    elif lim.max_drop is not None:
         drop = orig - cand
         out.append(Check("accuracy.max_drop", f"{label} drop vs original", drop, lim.max_drop, "<=", "",
                          drop <= lim.max_drop + 1e-12, None, f"original {orig:.4f}, candidate {cand:.4f}"))
     return out
+
+
+def _from_stat(name: str, metric: str, limit: float, unit: str, st, reference: float | None) -> Check:
+    return Check(name, metric, st.value, limit, "<=", unit, st.passed, reference, st.detail, st.outcome,
+                 st.low, st.high)
 
 
 def _latency_ms(t: Thresholds, m: Measurements) -> list[Check]:
@@ -141,12 +159,30 @@ def _latency_ratio(t: Thresholds, m: Measurements) -> list[Check]:
     lim = t.latency
     if lim is None or lim.max_ratio is None:
         return []
+    if "latency.max_ratio" in m.stats:
+        return [_from_stat("latency.max_ratio", "latency vs float TFLite", lim.max_ratio, "x",
+                           m.stats["latency.max_ratio"], 1.0)]
     ratio = m.candidate.p50_ms / m.reference.p50_ms
     return [Check("latency.max_ratio", "p50 latency vs float TFLite", ratio, lim.max_ratio, "<=", "x",
                   ratio <= lim.max_ratio, 1.0, "candidate p50 / reference p50, same run, interleaved")]
 
 
-CHECKS: tuple[Row, ...] = (_size, _compression, _accuracy, _latency_ms, _latency_ratio)
+def _versus_base(t: Thresholds, m: Measurements) -> list[Check]:
+    """What the pull request does, against the base branch's candidate (when measured)."""
+    rows = []
+    if t.size is not None and "size.max_increase" in m.stats:
+        rows.append(_from_stat("size.max_increase", f"size change vs base ({t.size.measure.value})",
+                               t.size.max_increase, "%", m.stats["size.max_increase"], 0.0))
+    if t.accuracy is not None and t.accuracy.max_drop_vs_base is not None and "accuracy.max_drop_vs_base" in m.stats:
+        rows.append(_from_stat("accuracy.max_drop_vs_base", "accuracy drop vs base", t.accuracy.max_drop_vs_base,
+                               "", m.stats["accuracy.max_drop_vs_base"], None))
+    if t.latency is not None and t.latency.max_regression is not None and "latency.max_regression" in m.stats:
+        rows.append(_from_stat("latency.max_regression", "latency vs base", 1 + t.latency.max_regression, "x",
+                               m.stats["latency.max_regression"], 1.0))
+    return rows
+
+
+CHECKS: tuple[Row, ...] = (_size, _compression, _accuracy, _latency_ms, _latency_ratio, _versus_base)
 
 
 def judge(thresholds: Thresholds, measurements: Measurements) -> list[Check]:

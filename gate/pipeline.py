@@ -46,120 +46,112 @@ class Run:
             self.parts["timings_s"][name] = round(time.perf_counter() - start, 3)
 
 
-def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False) -> tuple[str, int, str]:
-    """Measure and judge. Fills run.parts; returns (status, exit code, summary)."""
+def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False, baseline: dict | None = None
+          ) -> tuple[str, int, str]:
+    """Measure and judge. Fills run.parts; returns (status, exit code, summary).
+
+    `baseline` (from gate.baseline, made in the parent): {"config", "sha", "label",
+    "unchanged", "trust_model_code"} or {"report": path}, or None."""
     from gate.bench import benchmark
-    from gate.convert import reference_spec, to_tflite
-    from gate.data import check_fits, head, load_split, representative
-    from gate.evaluate import evaluate_keras, evaluate_tflite
+    from gate.compare import base_comparisons, policy_comparisons
     from gate.judge import Measured, Measurements, Sizes, judge, verdict
-    from gate.model import load_model
+    from gate.measure import measure
     from gate.report.build import tflite_sizes
 
     p = run.parts
     p["config"] = config_summary(cfg)
     p["policy"] = cfg.policy.to_dict() if cfg.policy else None
-    ev_spec = cfg.evaluate
-    ks = ev_spec.top_k
-    with run.stage("load", f"loading {cfg.model_path.name}"):
-        model = load_model(cfg.model_path, trust_model_code=trust_model_code)
-        p["model"] = {**model.facts.to_dict(), "path": p["config"]["model"]}
-    with run.stage("data", "reading data"):
-        eval_split = head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
-        check_fits(eval_split, model.facts.input_shape, model.facts.n_classes)
-        train = load_split(cfg.train_path, "train") if cfg.train_path else None
-        if train is not None:
-            check_fits(train, model.facts.input_shape, model.facts.n_classes)
-        p["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
-
-    stages = None
-    if model.is_tflite:
-        ref_bytes = cand_bytes = model.tflite
-        ref_info = cand_info = {"quantization": "as committed", "io": model.facts.inputs[0].dtype}
-        p["notes"].append("The committed model is a .tflite: it is measured as it is (no policy, no "
-                          "reference conversion); reference and candidate are the same file.")
-        if cfg.policy:
-            p["notes"].append("policy is ignored for a committed .tflite")
-    else:
-        with run.stage("convert_reference", "converting the reference (float32 TFLite)"):
-            ref = to_tflite(model.keras, reference_spec())
-        policy = cfg.policy.policy
-        spec = policy.convert
-        optimized, stages = model.keras, None
-        if policy.steps:
-            with run.stage("optimize", f"optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
-                optimized, stages = optimize_model(model.keras, policy.steps, train, eval_split, ks,
-                                                   ev_spec.batch_size, run.progress, trust_model_code)
-        with run.stage("convert_candidate", f"converting the candidate ({spec.quantization.value})"):
-            samples = representative(train, spec.representative_samples) if train is not None else None
-            cand = to_tflite(optimized, spec, samples)
-        ref_bytes, cand_bytes = ref.content, cand.content
-        ref_info = {"quantization": ref.quantization, "io": ref.io, "convert_seconds": round(ref.seconds, 3)}
-        cand_info = {"quantization": cand.quantization, "io": cand.io, "convert_seconds": round(cand.seconds, 3),
-                     "calibration_samples": cand.calibration_samples}
-
-    with run.stage("evaluate", f"scoring on {eval_split.n} eval examples"):
-        x, y = eval_split.x, eval_split.y
-        if model.is_tflite:
-            original = evaluate_tflite(model.tflite, x, y, ks, ev_spec.batch_size, where=str(cfg.model_path))
-            ref_eval = cand_eval = original
-        else:
-            original = evaluate_keras(model.keras, x, y, ks, ev_spec.batch_size)
-            ref_eval = evaluate_tflite(ref_bytes, x, y, ks, ev_spec.batch_size, where="reference .tflite")
-            cand_eval = evaluate_tflite(cand_bytes, x, y, ks, ev_spec.batch_size, where="candidate .tflite")
-        p["original"] = original.to_dict()
+    pr = measure(cfg, run, trust_model_code=trust_model_code)
+    p["model"] = {**pr.facts.to_dict(), "path": p["config"]["model"]}
+    p["data"] = {s.name: s.facts() for s in (pr.train, pr.eval_split) if s is not None}
+    p["notes"].extend(pr.notes)
+    p["original"] = pr.original.to_dict()
     with run.stage("benchmark", "benchmarking reference and candidate (interleaved)"):
-        models = {"candidate": cand_bytes} if model.is_tflite else {"reference": ref_bytes, "candidate": cand_bytes}
-        bench = benchmark(models, x, cfg.benchmark)
-        stats = bench.stats
-        ref_lat, cand_lat = stats.get("reference", stats["candidate"]), stats["candidate"]
+        models = {"candidate": pr.cand_bytes} if pr.is_tflite else {"reference": pr.ref_bytes,
+                                                                    "candidate": pr.cand_bytes}
+        bench = benchmark(models, pr.eval_split.x, cfg.benchmark)
+        ref_lat, cand_lat = bench.stats.get("reference", bench.stats["candidate"]), bench.stats["candidate"]
         p["benchmark"] = {"settings": bench.settings}
-    p["reference"] = {"role": "reference", **ref_info, **tflite_sizes(ref_bytes),
-                      "latency": ref_lat.to_dict(), "evaluation": ref_eval.to_dict()}
-    run.artifacts[CANDIDATE_FILE] = cand_bytes
-    p["candidate"] = {"role": "candidate", **cand_info, **tflite_sizes(cand_bytes), "file": CANDIDATE_FILE,
-                      "latency": cand_lat.to_dict(), "evaluation": cand_eval.to_dict()}
+    p["reference"] = {"role": "reference", **pr.ref_info, **tflite_sizes(pr.ref_bytes),
+                      "latency": ref_lat.to_dict(), "evaluation": pr.ref_eval.to_dict()}
+    run.artifacts[CANDIDATE_FILE] = pr.cand_bytes
+    p["candidate"] = {"role": "candidate", **pr.cand_info, **tflite_sizes(pr.cand_bytes), "file": CANDIDATE_FILE,
+                      "latency": cand_lat.to_dict(), "evaluation": pr.cand_eval.to_dict()}
+    if pr.stages is not None:
+        stage_checks = finish_stages(p, pr.stages, pr.cand_bytes, pr.cand_eval, pr.policy.verify)
+    else:
+        stage_checks = []
+    t = cfg.thresholds
+    stats = policy_comparisons(t, cfg.benchmark, pr, p["notes"])
+    base = measure_baseline(baseline, cfg, pr, run)
+    if base is not None:
+        with run.stage("compare_base", "comparing with the base branch's candidate"):
+            versus = base_comparisons(t, cfg.benchmark, pr, base, p["candidate"])
+        stats.update(versus)
+        p["baseline"] = baseline_part(baseline, base, versus)
+    elif _wants_base(t):
+        p["notes"].append("no baseline to compare with: the regression limits (size.max_increase, "
+                          "accuracy.max_drop_vs_base, latency.max_regression) were not judged")
 
     def measured(a: dict, ev, lat) -> Measured:
         return Measured(Sizes(a["bytes_raw"], a["bytes_gzip"]), lat.p50_ms, lat.p99_ms, ev.accuracy)
 
-    m = Measurements(original.accuracy, measured(p["reference"], ref_eval, ref_lat),
-                     measured(p["candidate"], cand_eval, cand_lat))
-    checks = judge(cfg.thresholds, m)
-    if not model.is_tflite and stages is not None:
-        checks += finish_stages(p, stages, cand_bytes, cand_eval, policy.verify)
+    m = Measurements(pr.original.accuracy, measured(p["reference"], pr.ref_eval, ref_lat),
+                     measured(p["candidate"], pr.cand_eval, cand_lat), stats)
+    checks = judge(t, m) + stage_checks
     p["checks"] = [c.to_dict() for c in checks]
     status = verdict(checks)
     failed = [c for c in checks if not c.passed]
     summary = (f"{len(checks)} check(s) passed." if not failed else
                f"{len(failed)} of {len(checks)} check(s) failed: " + "; ".join(c.message() for c in failed))
+    if base is not None and base.unchanged:
+        summary += " Unchanged against the base branch."
     return status, EXIT_PASS if status == "pass" else EXIT_FAIL, summary
 
 
-def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progress, trust_model_code=False):
-    """Run the policy's steps; each stage is measured (accuracy, float TFLite bytes)."""
-    from gate.convert import reference_spec, to_tflite
-    from gate.errors import ConfigError
-    from gate.evaluate import evaluate_keras
-    from gate.optimize import run as run_steps
-    from gate.optimize.context import StepContext
-    from gate.optimize.finetune import CompileInfo
+def _wants_base(t) -> bool:
+    return bool(t.size or (t.accuracy and t.accuracy.max_drop_vs_base is not None)
+                or (t.latency and t.latency.max_regression is not None))
+
+
+def measure_baseline(job: dict | None, cfg: GateConfig, pr, run: Run):
+    """The base branch's candidate: from its checked-out config (measured here, scored on
+    the PR's eval examples when they fit), or from a baseline report."""
+    from gate.compare import BaseSide, base_from_report
+    from gate.errors import DataError
+    from gate.measure import measure
     from gate.report.build import tflite_sizes
 
-    if train is None:
-        raise ConfigError("optimization steps fine-tune on the train split, but data.train is not set",
-                          field="data.train")
+    if not job or job.get("missing"):
+        return None
+    ks, batch = cfg.evaluate.top_k, cfg.evaluate.batch_size
+    if "report" in job:
+        return base_from_report(Path(job["report"]), pr.eval_split, ks, batch)
+    if job.get("unchanged"):
+        sizes = tflite_sizes(pr.cand_bytes)
+        return BaseSide(job["sha"], job["label"], pr.cand_bytes, sizes["bytes_raw"], sizes["bytes_gzip"],
+                        pr.cand_eval.accuracy, pr.cand_eval.predictions, True)
+    base_cfg = load_config(job["config"])
+    trust = bool(job.get("trust_model_code"))
+    try:
+        base = measure(base_cfg, run, trust_model_code=trust, label="base: ", eval_split=pr.eval_split)
+        paired, notes = True, ()
+    except DataError:
+        base = measure(base_cfg, run, trust_model_code=trust, label="base: ")
+        paired, notes = False, ("the base model does not fit the PR's eval data: it was scored on its own eval "
+                                "split, so accuracy is compared as point estimates",)
+    sizes = tflite_sizes(base.cand_bytes)
+    return BaseSide(job["sha"], job["label"], base.cand_bytes, sizes["bytes_raw"], sizes["bytes_gzip"],
+                    base.cand_eval.accuracy, base.cand_eval.predictions if paired else None, False, notes)
 
-    def measure(m, convertible: bool) -> dict:
-        out = {"accuracy": evaluate_keras(m, eval_split.x, eval_split.y, ks, batch_size).to_dict(
-            with_predictions=False)["accuracy"]}
-        if convertible:
-            sizes = tflite_sizes(to_tflite(m, reference_spec()).content)
-            out.update(bytes_raw=sizes["bytes_raw"], bytes_gzip=sizes["bytes_gzip"])
-        return out
 
-    ctx = StepContext(train=train, compile_info=CompileInfo.of(keras_model), allow_custom_code=trust_model_code)
-    return run_steps(keras_model, steps, ctx, measure, progress)
+def baseline_part(job: dict, base, stats: dict) -> dict:
+    return {"sha": base.sha, "chosen": base.label, "unchanged": base.unchanged,
+            "fingerprint": job.get("fingerprint"), "notes": [*job.get("notes", []), *base.notes],
+            "candidate": {"bytes_raw": base.bytes_raw, "bytes_gzip": base.bytes_gzip,
+                          "accuracy": {f"top{k}": v for k, v in base.accuracy.items()},
+                          "paired": base.predictions is not None},
+            "comparison": {name: st.to_dict() for name, st in stats.items()}}
 
 
 def finish_stages(parts: dict, stages, cand_bytes: bytes, cand_eval, verify_policy) -> list:
@@ -197,8 +189,44 @@ def finish_stages(parts: dict, stages, cand_bytes: bytes, cand_eval, verify_poli
     return checks
 
 
+@contextmanager
+def baseline_job(cfg: GateConfig, parts: dict, *, ref: str | None, report: str | None,
+                 enabled: bool) -> Iterator[dict | None]:
+    """The baseline the worker measures against (see check()), its files checked out
+    for the duration. Automatic baselines that cannot be had become a note; an explicit
+    --baseline REF that cannot be had is an error."""
+    from gate.baseline import checkout
+    from gate.gitrepo import GitError
+
+    if report:
+        yield {"report": str(Path(report).resolve())}
+        return
+    if not enabled:
+        yield None
+        return
+    try:
+        with checkout(cfg, ref=ref) as base:
+            if base is None:
+                yield None
+            elif base.config is None:
+                parts["baseline"] = base.to_dict()
+                parts["notes"].extend(base.notes)
+                yield None
+            else:
+                yield {"config": str(base.config.path), "sha": base.ref.sha, "label": base.ref.label,
+                       "unchanged": base.unchanged, "fingerprint": base.fingerprint,
+                       "trust_model_code": base.config.file.trust_model_code,
+                       "notes": [*base.ref.notes, *base.notes]}
+    except GitError as err:
+        if ref is not None:
+            raise
+        parts["notes"].append(f"no baseline: {err.message}")
+        yield None
+
+
 def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None, *,
-        in_process: bool = False, show_progress: bool = True) -> dict:
+        in_process: bool = False, show_progress: bool = True, baseline: str | None = None,
+        baseline_report: str | None = None, compare_base: bool = True) -> dict:
     """Run the gate and write report.json + report.md on every path. Returns the report.
 
     The model is measured in a worker process under limits (gate.isolate); `in_process`
@@ -215,14 +243,16 @@ def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambd
         r.parts["trust"] = decision.to_dict()
         r.parts["notes"].extend(decision.notes)
         trust = decision.trust_model_code
-        if in_process:
-            status, code, summary = check(cfg, r, trust_model_code=trust)
-        else:
-            from gate.isolate import run_isolated
+        r.parts["config"] = config_summary(cfg)
+        with baseline_job(cfg, r.parts, ref=baseline, report=baseline_report, enabled=compare_base) as job:
+            if in_process:
+                status, code, summary = check(cfg, r, trust_model_code=trust, baseline=job)
+            else:
+                from gate.isolate import run_isolated
 
-            r.parts["config"] = config_summary(cfg)
-            status, code, summary = run_isolated(cfg.path, cfg.file.limits, progress=show_progress,
-                                                 trust_model_code=trust, parts=r.parts, artifacts=r.artifacts)
+                status, code, summary = run_isolated(cfg.path, cfg.file.limits, progress=show_progress,
+                                                     trust_model_code=trust, baseline=job, parts=r.parts,
+                                                     artifacts=r.artifacts)
         report = finish(r.parts, status=status, exit_code=code, summary=summary)
         write_artifacts(r.artifacts, Path(out_dir))
     except GateError as err:

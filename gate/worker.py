@@ -30,11 +30,13 @@ def main(job_dir: str) -> int:
     job = json.loads((work / JOB).read_text(encoding="utf-8"))
     printer = _printer(job.get("progress", True))
     run = Run(printer)
+    run.parts.update(job.get("parts") or {})   # what the parent decided (trust, notes, baseline)
     run.on_stage = lambda name: _write_json(work / STATE, {"stage": name, "parts": run.parts})
     result: dict = {}
     try:
         cfg = load_config(job["config"])
-        status, code, summary = check(cfg, run, trust_model_code=bool(job.get("trust_model_code")))
+        status, code, summary = check(cfg, run, trust_model_code=bool(job.get("trust_model_code")),
+                                      baseline=job.get("baseline"))
         result = {"status": status, "exit_code": code, "summary": summary, "error": None}
     except GateError as err:
         result = {"status": "error", "exit_code": err.exit_code, "summary": err.render(), "error": err.to_dict()}

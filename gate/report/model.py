@@ -36,6 +36,9 @@ class CheckInfo(_M):
     passed: bool
     reference: float | None = None
     detail: str = ""
+    outcome: str = "point"
+    ci_low: float | None = None
+    ci_high: float | None = None
     margin: float
     message: str
 
@@ -94,6 +97,7 @@ class Report(_M):
     reference: Artifact | None = None
     candidate: Artifact | None = None
     benchmark: dict | None = None
+    baseline: dict | None = None             # the base branch's candidate and the comparison with it
     stages: list[dict] | None = None         # optimization stages: original, pruned, ..., converted
     verification: dict | None = None         # what a later stage lost of an earlier one's work
     checks: list[CheckInfo] = []
