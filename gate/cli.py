@@ -97,6 +97,48 @@ def action_mode() -> None:
     sys.exit(run_action(env))
 
 
+@main.command()
+@click.option("--config", "-c", "config", default="gate.yml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The gate config.")
+@click.option("--repeats", "-n", default=10, show_default=True, type=click.IntRange(2, 1000),
+              help="A/A comparisons of the candidate against itself.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def calibrate(config: Path, repeats: int, as_json: bool) -> None:
+    """Measure the candidate against itself (A/A) and suggest regression limits.
+
+    Shows how far the latency ratio of two identical models strays on this machine (the
+    noise a limit must clear), and prints threshold values for gate.yml with room above
+    it. Size and accuracy do not move between identical runs.
+
+    Example:
+
+        gate calibrate --repeats 10
+    """
+    import yaml
+    from rich.console import Console
+
+    from gate.calibrate import calibrate as run_calibration
+    from gate.config import load_config
+    from gate.native import terminal_stderr
+
+    err_console = Console(file=terminal_stderr(), highlight=False)
+    try:
+        result = run_calibration(load_config(config), repeats, lambda label: err_console.print(f"· {label}"))
+    except GateError as err:
+        _fail(err)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    click.echo(f"A/A latency ratio over {repeats} repeats ({result.latency_seconds:.1f} s): "
+               + ", ".join(f"{r:.3f}" for r in result.latency_ratios))
+    click.echo(f"largest A/A deviation incl. 95 % intervals: {100 * result.latency_noise:.1f} %")
+    click.echo(f"size: {result.size_bytes:,} bytes, identical every run (deterministic)")
+    click.echo(f"accuracy: {100 * result.accuracy:.2f} % on {result.eval_examples} examples; one example = "
+               f"{100 / result.eval_examples:.2f} points")
+    click.echo("\nsuggested thresholds for gate.yml:\n")
+    click.echo(yaml.safe_dump({"thresholds": result.suggestions()}, sort_keys=False).rstrip())
+
+
 @main.group()
 def policy() -> None:
     """Inspect and validate optimization policies (no TensorFlow needed)."""

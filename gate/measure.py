@@ -27,9 +27,13 @@ class MeasuredModel:
     notes: list[str]
 
 
-def measure(cfg: GateConfig, run, *, trust_model_code: bool, label: str = "", eval_split=None) -> MeasuredModel:
+def measure(cfg: GateConfig, run, *, trust_model_code: bool, label: str = "", eval_split=None,
+            parts: dict | None = None) -> MeasuredModel:
     """`label` prefixes stage names and progress ("base: "); `eval_split` scores on the
-    given examples instead of cfg's (the base model on the PR's eval set, paired)."""
+    given examples instead of cfg's (the base model on the PR's eval set, paired);
+    `parts` (the report's) gets the model and data facts as soon as they are known, so an
+    error report keeps them."""
+    parts = {} if parts is None else parts
     from gate.convert import reference_spec, to_tflite
     from gate.data import check_fits, head, load_split, representative
     from gate.evaluate import evaluate_keras, evaluate_tflite
@@ -39,6 +43,7 @@ def measure(cfg: GateConfig, run, *, trust_model_code: bool, label: str = "", ev
     notes: list[str] = []
     with run.stage(f"{tag}load", f"{label}loading {cfg.model_path.name}"):
         model = load_model(cfg.model_path, trust_model_code=trust_model_code)
+        parts["model"] = {**model.facts.to_dict(), "path": _relative(cfg, cfg.model_path)}
     with run.stage(f"{tag}data", f"{label}reading data"):
         if eval_split is None:
             eval_split = head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
@@ -46,6 +51,7 @@ def measure(cfg: GateConfig, run, *, trust_model_code: bool, label: str = "", ev
         train = load_split(cfg.train_path, "train") if cfg.train_path else None
         if train is not None:
             check_fits(train, model.facts.input_shape, model.facts.n_classes)
+        parts["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
     stages, policy = None, None
     if model.is_tflite:
         ref_bytes = cand_bytes = model.tflite
@@ -108,3 +114,10 @@ def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progre
 
     ctx = StepContext(train=train, compile_info=CompileInfo.of(keras_model), allow_custom_code=trust_model_code)
     return run_steps(keras_model, steps, ctx, measure_stage, progress)
+
+
+def _relative(cfg: GateConfig, path) -> str:
+    try:
+        return str(path.relative_to(cfg.root))
+    except ValueError:
+        return str(path)

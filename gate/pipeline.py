@@ -61,9 +61,7 @@ def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False, baseline
     p = run.parts
     p["config"] = config_summary(cfg)
     p["policy"] = cfg.policy.to_dict() if cfg.policy else None
-    pr = measure(cfg, run, trust_model_code=trust_model_code)
-    p["model"] = {**pr.facts.to_dict(), "path": p["config"]["model"]}
-    p["data"] = {s.name: s.facts() for s in (pr.train, pr.eval_split) if s is not None}
+    pr = measure(cfg, run, trust_model_code=trust_model_code, parts=p)
     p["notes"].extend(pr.notes)
     p["original"] = pr.original.to_dict()
     with run.stage("benchmark", "benchmarking reference and candidate (interleaved)"):

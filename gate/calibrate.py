@@ -1,0 +1,62 @@
+"""`gate calibrate`: the model against itself (A/A), to see how much each metric moves
+when nothing changed, and to suggest regression limits that will not flake."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from gate.config import GateConfig
+
+
+@dataclass(frozen=True)
+class Calibration:
+    repeats: int
+    latency_ratios: tuple[float, ...]
+    latency_ci: tuple[tuple[float, float], ...]
+    latency_seconds: float
+    size_bytes: int
+    eval_examples: int
+    accuracy: float
+
+    @property
+    def latency_noise(self) -> float:
+        """The largest A/A deviation from 1, including the intervals' far ends."""
+        ends = [abs(x - 1) for pair in self.latency_ci for x in pair] + [abs(r - 1) for r in self.latency_ratios]
+        return max(ends) if ends else 0.0
+
+    def suggestions(self) -> dict:
+        """Limits with room above the observed noise (rounded up to whole percent)."""
+        latency = max(0.02, math.ceil(round(200 * self.latency_noise, 6)) / 100)   # twice the worst A/A end
+        one_example = 1 / self.eval_examples
+        accuracy = round(max(0.005, 2 * one_example), 4)                 # two examples of slack
+        return {"size": {"max_increase": "1%"},
+                "accuracy": {"max_drop_vs_base": accuracy, "mode": "ci" if self.eval_examples >= 1000 else "point"},
+                "latency": {"max_regression": f"{round(100 * latency)}%"}}
+
+    def to_dict(self) -> dict:
+        return {"repeats": self.repeats, "latency_ratios": list(self.latency_ratios),
+                "latency_ci": [list(c) for c in self.latency_ci], "latency_noise": self.latency_noise,
+                "size_bytes": self.size_bytes, "eval_examples": self.eval_examples, "accuracy": self.accuracy,
+                "suggested_thresholds": self.suggestions()}
+
+
+def calibrate(cfg: GateConfig, repeats: int, progress=lambda _: None) -> Calibration:
+    from gate.abtest import compare_latency
+    from gate.measure import measure
+    from gate.pipeline import Run
+
+    run = Run(progress)
+    pr = measure(cfg, run, trust_model_code=cfg.file.trust_model_code)
+    ratios, cis, seconds = [], [], 0.0
+    x0 = pr.eval_split.x[:1]
+    for i in range(repeats):
+        progress(f"A/A latency {i + 1}/{repeats}")
+        v = compare_latency(pr.cand_bytes, pr.cand_bytes, x0, max_ratio=1.05, threads=cfg.benchmark.threads,
+                            warmup=max(cfg.benchmark.warmup, 2), seed=i, time_budget_s=5)
+        ratios.append(v.ratio)
+        cis.append((v.ci_low, v.ci_high))
+        seconds += v.seconds
+    return Calibration(repeats, tuple(ratios), tuple(cis), seconds, len(pr.cand_bytes), pr.eval_split.n,
+                       float(np.mean(np.array(pr.cand_eval.predictions) == pr.eval_split.y)))
