@@ -69,7 +69,8 @@ def environment(kind: type[SandboxedEnvironment] = SandboxedEnvironment) -> Sand
                                undefined=StrictUndefined, autoescape=False)
     env.filters.update(md=md, num=num, kib=kib, pct=pct, points=points, signed_pct=signed_pct,
                        check_value=check_value, code=code, change=change,
-                       chart_number=chart_number, chart_top=chart_top, stage_table=stage_table)
+                       chart_number=chart_number, chart_top=chart_top, stage_table=stage_table,
+                       check_status=check_status)
     return env
 
 
@@ -90,6 +91,17 @@ def code(value: object, table: bool = False) -> str:
     text = ("" if value is None else str(value)).replace("\r", " ").replace("\n", " ").replace("`", "'")
     text = text.replace("@", "@\u200b").replace("#", "#\u200b")  # belt and braces: spans never ping
     return f"`{text.replace('|', chr(92) + '|') if table else text}`"
+
+
+def check_status(check: dict) -> str:
+    """pass / fail, and for statistical checks the outcome when it is not plain."""
+    outcome = check.get("outcome") or "point"
+    mark = "✅ pass" if check.get("passed") else "❌ fail"
+    if outcome == "inconclusive":
+        return f"⚠️ inconclusive, counted as {'pass' if check.get('passed') else 'fail'}"
+    if outcome == "unchanged":
+        return "✅ unchanged"
+    return mark
 
 
 def change(check: dict) -> str:
