@@ -71,7 +71,7 @@ def test_change_column():
     drop = {"name": "accuracy.max_drop", "unit": "", "value": 0.01, "reference": None}
     assert (change(size), change(acc), change(drop)) == ("-72.1 %", "-1.00 pts", "–")
     text = render_markdown(saved_report())
-    assert "| Check | Reference | Candidate | Change | Limit | Status |" in text and "| -72.1 % |" in text
+    assert "| Check | Reference | Candidate | Change | Interval | Limit | Status |" in text and "| -72.1 % |" in text
 
 
 def test_stages_table_only_when_present():
@@ -126,3 +126,18 @@ def test_a_template_that_loops_without_output_is_stopped(monkeypatch):
     slow = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
     body, warning = render_comment(saved_report(), slow)
     assert body.startswith("## ✅") and "took longer than 0.2 s" in warning
+
+
+def test_inconclusive_and_interval_are_shown():
+    import json
+    from pathlib import Path
+
+    from gate.report.render import render_markdown
+
+    report = json.loads((Path(__file__).parent / "fixtures" / "reports" / "pass.json").read_text())
+    check = dict(report["checks"][0])
+    check.update(name="latency.max_regression", metric="latency vs base", unit="x", value=1.04, limit=1.05,
+                 reference=1.0, outcome="inconclusive", ci_low=1.01, ci_high=1.08, passed=True)
+    report["checks"] = [check]
+    text = render_markdown(report)
+    assert "1.01x to 1.08x" in text and "⚠️ inconclusive, counted as pass" in text

@@ -29,7 +29,7 @@ def test_markdown_has_verdict_checks_and_measurements(passing_run):
     _, report = passing_run
     text = render_markdown(report)
     assert text.startswith("## ✅ model-gate: pass — policy int8")
-    assert "| Check | Reference | Candidate | Change | Limit | Status |" in text
+    assert "| Check | Reference | Candidate | Change | Interval | Limit | Status |" in text
     assert text.count("✅ pass") == len(report["checks"])
     assert "Reference (float32 TFLite)" in text and "Candidate (int8)" in text
     assert "<details><summary>Details</summary>" in text and "tensorflow 2.21" in text
