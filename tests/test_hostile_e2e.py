@@ -116,3 +116,28 @@ def test_worker_over_the_memory_limit_is_exit_2(tmp_path, tiny):
     result, report = run_check(tmp_path, cfg)
     assert result.exit_code == 2, report
     assert report["error"]["field"] == "limits.memory_mb" and "ran out of memory" in report["error"]["message"]
+
+
+def test_ctrl_c_writes_an_error_report_and_exits_130(tmp_path, tiny):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = write_config(tmp_path, tiny, policy="float32", benchmark={"warmup": 1, "runs": 1, "min_time_s": 60})
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "gate", "check", "--config", str(cfg), "--out", str(out)],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    for line in proc.stderr:
+        if "benchmarking" in line or time.time() > deadline:
+            break
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)   # what a terminal's Ctrl-C does: the whole process group
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    import json
+
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "error" and "interrupted" in report["error"]["message"]
+    assert (out / "report.md").exists()
