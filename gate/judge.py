@@ -36,6 +36,8 @@ class Measurements:
     reference: Measured                   # the unoptimized model as float32 TFLite
     candidate: Measured                   # what ships
     stats: dict = field(default_factory=dict)   # check name -> gate.compare.Stat (statistical verdicts)
+    proxies: dict = field(default_factory=dict)  # candidate's gate.proxies figures
+    base_proxies: dict | None = None             # the base candidate's, when measured
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ def format_value(name: str, unit: str, value: float | None) -> str:
         return f"{v:.2f}x"
     if unit == "ms":
         return f"{v:.4g} ms"
+    if unit == "count":
+        return f"{v:,.0f}"
     return f"{v:,.1f} {unit}"
 
 
@@ -182,7 +186,33 @@ def _versus_base(t: Thresholds, m: Measurements) -> list[Check]:
     return rows
 
 
-CHECKS: tuple[Row, ...] = (_size, _compression, _accuracy, _latency_ms, _latency_ratio, _versus_base)
+PROXY_FIELDS = {"parameters": ("parameters", "parameters"), "nonzero_parameters": ("nonzero_parameters",
+                "non-zero parameters"), "unique_values": ("unique_values", "unique weight values"),
+                "macs": ("macs", "MACs"), "peak_memory_bytes": ("peak_delta_bytes", "peak memory (bytes)")}
+
+
+def _proxies(t: Thresholds, m: Measurements) -> list[Check]:
+    """Deterministic proxies: absolute limits, and growth vs the base's candidate."""
+    if t.proxies is None:
+        return []
+    rows = []
+    for name, (key, label) in PROXY_FIELDS.items():
+        lim = getattr(t.proxies, name)
+        value = m.proxies.get(key)
+        if lim is None or value is None:
+            continue
+        base = (m.base_proxies or {}).get(key)
+        if lim.max is not None:
+            rows.append(Check(f"proxies.{name}.max", f"candidate {label}", float(value), lim.max, "<=", "count",
+                              value <= lim.max, None if base is None else float(base)))
+        if lim.max_increase is not None and base:
+            growth = (value - base) / base
+            rows.append(Check(f"proxies.{name}.max_increase", f"{label} change vs base", growth, lim.max_increase,
+                              "<=", "%", growth <= lim.max_increase + 1e-12, 0.0, f"{value:,} vs {base:,}"))
+    return rows
+
+
+CHECKS: tuple[Row, ...] = (_size, _compression, _accuracy, _latency_ms, _latency_ratio, _versus_base, _proxies)
 
 
 def judge(thresholds: Thresholds, measurements: Measurements) -> list[Check]:

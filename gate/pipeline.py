@@ -56,6 +56,7 @@ def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False, baseline
     from gate.compare import base_comparisons, policy_comparisons
     from gate.judge import Measured, Measurements, Sizes, judge, verdict
     from gate.measure import measure
+    from gate.proxies import proxies
     from gate.report.build import tflite_sizes
 
     p = run.parts
@@ -75,6 +76,9 @@ def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False, baseline
     run.artifacts[CANDIDATE_FILE] = pr.cand_bytes
     p["candidate"] = {"role": "candidate", **pr.cand_info, **tflite_sizes(pr.cand_bytes), "file": CANDIDATE_FILE,
                       "latency": cand_lat.to_dict(), "evaluation": pr.cand_eval.to_dict()}
+    with run.stage("proxies", "counting parameters, MACs and memory"):
+        p["reference"]["proxies"] = proxies(pr.ref_bytes, threads=cfg.benchmark.threads).to_dict()
+        p["candidate"]["proxies"] = proxies(pr.cand_bytes, threads=cfg.benchmark.threads).to_dict()
     if pr.stages is not None:
         stage_checks = finish_stages(p, pr.stages, pr.cand_bytes, pr.cand_eval, pr.policy.verify)
     else:
@@ -87,6 +91,10 @@ def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False, baseline
             versus = base_comparisons(t, cfg.benchmark, pr, base, p["candidate"])
         stats.update(versus)
         p["baseline"] = baseline_part(baseline, base, versus)
+        if base.content is not None:
+            p["baseline"]["candidate"]["proxies"] = (
+                p["candidate"]["proxies"] if base.unchanged else
+                proxies(base.content, threads=cfg.benchmark.threads).to_dict())
     elif _wants_base(t):
         p["notes"].append("no baseline to compare with: the regression limits (size.max_increase, "
                           "accuracy.max_drop_vs_base, latency.max_regression) were not judged")
@@ -94,8 +102,9 @@ def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False, baseline
     def measured(a: dict, ev, lat) -> Measured:
         return Measured(Sizes(a["bytes_raw"], a["bytes_gzip"]), lat.p50_ms, lat.p99_ms, ev.accuracy)
 
+    base_proxies = (p.get("baseline") or {}).get("candidate", {}).get("proxies")
     m = Measurements(pr.original.accuracy, measured(p["reference"], pr.ref_eval, ref_lat),
-                     measured(p["candidate"], pr.cand_eval, cand_lat), stats)
+                     measured(p["candidate"], pr.cand_eval, cand_lat), stats, p["candidate"]["proxies"], base_proxies)
     checks = judge(t, m) + stage_checks
     p["checks"] = [c.to_dict() for c in checks]
     status = verdict(checks)

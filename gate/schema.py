@@ -147,6 +147,22 @@ class LatencyRatioLimit(Strict):
     time_budget_s: float = Field(30, gt=0, le=3600, description="Most seconds spent deciding one latency check.")
 
 
+class ProxyLimit(Strict):
+    max: float | None = Field(None, ge=0, description="Largest allowed value for the candidate.")
+    max_increase: Fraction | None = Field(None, description='Largest allowed growth vs the base: 0.02 or "2%".')
+
+
+class ProxyLimits(Strict):
+    """Deterministic proxies of the candidate .tflite: they never flake."""
+
+    parameters: ProxyLimit | None = None
+    nonzero_parameters: ProxyLimit | None = None
+    unique_values: ProxyLimit | None = None
+    macs: ProxyLimit | None = None
+    peak_memory_bytes: ProxyLimit | None = Field(
+        None, description="Peak resident growth loading and running the model once (measured, not exact).")
+
+
 class Thresholds(Strict):
     size: SizeChangeLimit | None = None
     size_kb: SizeLimit | None = None
@@ -154,6 +170,7 @@ class Thresholds(Strict):
     accuracy: AccuracyLimit | None = None
     latency_ms: LatencyMsLimit | None = None
     latency: LatencyRatioLimit | None = None
+    proxies: ProxyLimits | None = None
 
 
 class BenchmarkSpec(Strict):

@@ -62,3 +62,18 @@ def test_all_checks_together_in_gate_yml_order():
     assert [c.name for c in checks] == ["size_kb.max", "compression.min", "accuracy.min", "accuracy.max_drop",
                                         "latency_ms.p50_max", "latency_ms.p99_max", "latency.max_ratio"]
     assert verdict(checks) == "pass"
+
+
+def test_proxy_limits_absolute_and_vs_base():
+    m = Measurements(M.original_accuracy, REF, CAND, proxies={"macs": 1200, "parameters": 500, "peak_delta_bytes": 10},
+                     base_proxies={"macs": 1000, "parameters": 500})
+    t = Thresholds.model_validate({"proxies": {"macs": {"max": 1100, "max_increase": "10%"},
+                                               "parameters": {"max_increase": 0}}})
+    checks = {c.name: c for c in judge(t, m)}
+    assert not checks["proxies.macs.max"].passed and checks["proxies.macs.max"].message().endswith("by 100")
+    assert not checks["proxies.macs.max_increase"].passed
+    assert checks["proxies.macs.max_increase"].value == pytest.approx(0.2)
+    assert checks["proxies.parameters.max_increase"].passed
+    # Without a measured base, only the absolute limits are judged.
+    no_base = Measurements(M.original_accuracy, REF, CAND, proxies={"macs": 900})
+    assert [c.name for c in judge(t, no_base)] == ["proxies.macs.max"]
