@@ -134,8 +134,13 @@ def test_ctrl_c_writes_an_error_report_and_exits_130(tmp_path, tiny):
             break
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)   # what a terminal's Ctrl-C does: the whole process group
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        raise AssertionError(f"gate did not stop after Ctrl-C; stderr:\n{err[-3000:]}") from None
+    assert proc.returncode == 130, err[-3000:]
     import json
 
     report = json.loads((out / "report.json").read_text())
