@@ -126,8 +126,11 @@ def test_ctrl_c_writes_an_error_report_and_exits_130(tmp_path, tiny):
 
     cfg = write_config(tmp_path, tiny, policy="float32", benchmark={"warmup": 1, "runs": 1, "min_time_s": 60})
     out = tmp_path / "out"
+    # A shell's background job inherits SIGINT ignored (and Python keeps it so): restore
+    # the terminal default, whatever ran this test.
     proc = subprocess.Popen([sys.executable, "-m", "gate", "check", "--config", str(cfg), "--out", str(out)],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     for line in proc.stderr:
         if "benchmarking" in line or time.time() > deadline:
