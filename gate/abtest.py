@@ -4,29 +4,38 @@ Design (`compare_latency`)
 --------------------------
 Baseline and candidate `.tflite` bytes are timed in one process, interleaved:
 
-- ``instances`` interpreters per model (default 5), created alternately. Where an
-  instance's buffers land in memory shifts its speed by a few percent (up to 7 % here),
-  a fixed effect that more runs of the same instance never remove.
+- ``instances`` interpreters per model (default 5), created in pairs (which model first
+  is drawn per pair). Where an instance's buffers land in memory shifts its speed by a
+  few percent (here mostly within 1 %, up to 6-7 % for an odd one), a fixed effect that
+  more runs of the same instance never remove.
 - Every instance gets ``warmup`` untimed invokes, same threads for all.
 - A *round* visits every instance of both models once, in a fresh random order (seeded
   ``numpy`` generator), and times ``invokes_per_round`` back-to-back invokes of it with
-  ``timer``. A cell = the median of those invokes; a model's round figure = the median
-  of its instances' cells. The first invoke after another model ran is slower (cold
-  caches: 12.0 vs 10.2 µs on the digits CNN, 2.10 vs 1.80 ms on MobileNetV2-0.35); the
-  median of >= 3 keeps it out without a separate re-warm.
-- The estimate is the median over rounds of the per-round ratio candidate/baseline, with
-  a two-level bootstrap CI (`gate.stats.ratio_ci`: instances and rounds resampled).
+  ``timer``. A cell = the fastest of those invokes; a model's round figure = the median
+  of its instances' cells. Another process can only ever add time to an invoke: on
+  saved timings of MobileNetV2-0.35 A/A runs, the SD of 20-round ratios was 0.026 with
+  median-of-3 cells and 0.012 with fastest-of-3 under heavy load (0.0066 vs 0.0049
+  quiet), while the ratios of real variants moved by under 0.5 %. The first invoke after
+  another model ran is slower (cold caches: 12.0 vs 10.2 µs on the digits CNN, 2.10 vs
+  1.80 ms on MobileNet) and so never the fastest of >= 3. The flip side: a model whose
+  own invokes jitter (thread wake-ups with threads > 1) is judged by its good runs;
+  `gate.bench`'s p50/p99 stay the place for tails.
+- The estimate is the median over rounds of the per-round ratio candidate/baseline. Its
+  CI (`gate.stats.ratio_ci`) is a paired bootstrap over rounds plus a term for the
+  instances' placement, estimated from their spread.
   Pairing within a round is the point: on this 2-core machine shared with other jobs,
   MobileNet round figures ranged 1.7-8.6 ms (CV 47 %); over blocks of 20 rounds of an
   A/A run, the ratio of the two models' overall medians spread 0.887-1.044, the median
   of per-round ratios 0.967-1.016. The reported p50s are the medians of the round figures.
 - Decision for ``max_ratio``: pass if the CI's upper bound is under it, fail if its lower
-  bound is over it, otherwise inconclusive - then more rounds are run (doubling the
-  count, capped by what fits in ``time_budget_s``) and the CI is recomputed, until it
-  decides or the budget is spent. ``inconclusive`` says what a final inconclusive
-  counts as (``passed``). Each look uses the same ``confidence``; looks are spaced
-  geometrically so there are few of them, but a candidate whose true ratio sits right at
-  the limit is misjudged somewhat more often than 1 - confidence suggests.
+  bound is over it, otherwise inconclusive - then ``instances`` more instances per model
+  are added (up to ``max_instances``: placement error only shrinks with more
+  placements), the rounds are doubled (capped by what fits in ``time_budget_s``) and
+  the CI is recomputed, until it decides or the budget is spent. ``inconclusive`` says
+  what a final inconclusive counts as (``passed``). Each look uses the same
+  ``confidence``; looks are spaced geometrically so there are few of them, but a
+  candidate whose true ratio sits right at the limit is misjudged somewhat more often
+  than 1 - confidence suggests.
 
 Timing API: evidence
 --------------------
@@ -37,15 +46,17 @@ back / one call between other models):
 ===================================  ===============  ===============  ===========
 call                                 1-op model       digits CNN       MobileNetV2
 ===================================  ===============  ===============  ===========
-Interpreter.invoke()                 0.53 / 0.83 µs   10.2 / 11.8 µs   1.86 ms
-Interpreter._interpreter.Invoke()    0.33 / 0.50 µs   10.0 / 11.1 µs   1.84 ms
-CompiledModel.run_by_index()         2.04 / 2.26 µs   12.0 / 13.4 µs   1.87 ms
-CompiledModel._model.RunByIndex()    1.47 / 1.63 µs   11.1 / 11.4 µs   1.76 ms
+Interpreter.invoke()                 0.53 / 0.83 µs   10.2 / 11.8 µs   - / 1.86 ms
+Interpreter._interpreter.Invoke()    0.33 / 0.50 µs   10.0 / 11.1 µs   - / 1.84 ms
+CompiledModel.run_by_index()         2.04 / 2.26 µs   12.0 / 13.4 µs   - / 1.87 ms
+CompiledModel._model.RunByIndex()    1.47 / 1.63 µs   11.1 / 11.4 µs   - / 1.76 ms
 ===================================  ===============  ===============  ===========
 
-The CompiledModel path costs 1.5 µs more per call than `invoke()` (buffer capsules,
-locking): 15 % of the digits CNN, fixed overhead that pulls every ratio towards 1. On
-MobileNet both measure the same kernels. LiteRT's `benchmark_litert_model` tool runs the
+(The 1-op model is a single FULLY_CONNECTED 1->1: its time is the call overhead.) The
+CompiledModel path costs 1.5 µs more per call than `invoke()` (0.6 µs in its Python
+wrapper, 1.1 µs in the native run): 15 % of the digits CNN, a fixed overhead that pulls
+every ratio towards 1. On MobileNet all four are within the noise (1.76-1.87 ms): the
+same XNNPACK kernels. LiteRT's `benchmark_litert_model` tool runs the
 CompiledModel API in its own process (no interleaving) with random inputs, and writes
 its figures rounded to 0.01 ms: the digits CNN reads 0.01 ms (one digit), MobileNet
 1.69-1.82 ms over three runs of 50. The private raw `Invoke` saves 0.2 µs more but is
@@ -63,7 +74,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from gate.stats import ratio_ci
+from gate.stats import placement_spread, ratio_ci
 
 Outcome = Literal["pass", "fail", "inconclusive"]
 Invoke = Callable[[], object]
@@ -84,8 +95,9 @@ class LatencyVerdict:
     rounds: int
     looks: int              # how many times the CI was computed
     seconds: float          # benchmarking wall time: instances, warmup, rounds, statistics
-    baseline_p50_ms: float
-    candidate_p50_ms: float
+    baseline_p50_ms: float  # median over rounds of the round figures (median over instances of
+    candidate_p50_ms: float  # each instance's fastest of invokes_per_round)
+    placement_sd: float     # spread of the instances' fixed offsets (log scale, ~ fraction)
     settings: dict
     round_ms: tuple[tuple[float, float], ...] = field(default=(), repr=False)  # (baseline, candidate)
 
@@ -103,10 +115,10 @@ class LatencyVerdict:
 
     def to_dict(self, *, with_rounds: bool = False) -> dict:
         out = asdict(self)
-        out["round_ms"] = [list(r) for r in self.round_ms] if with_rounds else None
+        rounds = out.pop("round_ms")
+        if with_rounds:
+            out["round_ms"] = [list(r) for r in rounds]
         out["message"] = self.message()
-        if not with_rounds:
-            out.pop("round_ms")
         return out
 
 
@@ -130,96 +142,131 @@ def decide(ci_low: float, ci_high: float, max_ratio: float) -> Outcome:
     return "inconclusive"
 
 
-class _Rounds:
-    """The instances of both models and the timed rounds run on them."""
+class _Bench:
+    """The interpreter instances of both models and the timed rounds run over them."""
 
-    def __init__(self, invokes: list[list[Invoke]], per_round: int, rng: np.random.Generator, timer):
-        self.slots = [(m, i, f) for m, fs in enumerate(invokes) for i, f in enumerate(fs)]
-        self.instances = len(invokes[0])
-        self.per_round, self.rng, self.timer = per_round, rng, timer
-        self.cells: list[np.ndarray] = []   # [2, instances] ns per round
-        self.ns = 0                         # time spent in rounds
+    def __init__(self, contents: tuple[bytes, bytes], example: np.ndarray, threads: int, warmup: int,
+                 make_invoke: InvokeFactory, rng: np.random.Generator, timer: Callable[[], int]):
+        self.contents, self.example, self.threads, self.warmup = contents, example, threads, warmup
+        self.make_invoke, self.rng, self.timer = make_invoke, rng, timer
+        self.invokes: list[list[Invoke]] = [[], []]
+        self.rows: list[np.ndarray] = []    # per round: [2, instances then] median ns per instance
+        self.per_round = 3
+        self.typical_ns = 0                 # median warmup invoke
+        self.setup_ns = self.round_ns = self.visits = 0
 
-    def run(self, count: int) -> None:
-        timer, k = self.timer, self.per_round
-        start = timer()
+    def add_instances(self, count: int) -> None:
+        """`count` more instances per model, created in pairs (order drawn per pair) and warmed."""
+        start = self.timer()
+        new: list[Invoke] = []
         for _ in range(count):
-            cell = np.empty((2, self.instances))
-            times = [0] * k
-            for j in self.rng.permutation(len(self.slots)):
-                m, i, invoke = self.slots[j]
+            for m in self.rng.permutation(2):
+                invoke = self.make_invoke(MODELS[m], self.contents[m], self.example, self.threads)
+                self.invokes[m].append(invoke)
+                new.append(invoke)
+        last = []
+        for n in range(self.warmup):
+            for invoke in new:
+                t0 = self.timer()
+                invoke()
+                if n >= self.warmup // 2:
+                    last.append(self.timer() - t0)
+        self.typical_ns = int(np.median(last)) if last else self.typical_ns
+        self.setup_ns += self.timer() - start
+
+    def run(self, rounds: int, deadline_ns: float = math.inf) -> None:
+        """`rounds` more rounds, stopping early once the timer passes `deadline_ns`."""
+        timer, k = self.timer, self.per_round
+        slots = [(m, i, f) for m, fs in enumerate(self.invokes) for i, f in enumerate(fs)]
+        times = [0] * k
+        start, before = timer(), len(self.rows)
+        for _ in range(rounds):
+            if timer() > deadline_ns:
+                break
+            row = np.empty((2, len(self.invokes[0])))
+            for j in self.rng.permutation(len(slots)):
+                m, i, invoke = slots[j]
                 for n in range(k):
                     t0 = timer()
                     invoke()
                     times[n] = timer() - t0
-                cell[m, i] = float(np.median(times))
-            self.cells.append(cell)
-        self.ns += timer() - start
+                row[m, i] = float(min(times))
+            self.rows.append(row)
+        self.round_ns += timer() - start
+        self.visits += (len(self.rows) - before) * len(slots)
 
-
-def _warm(invokes: list[list[Invoke]], warmup: int, timer) -> int:
-    """Untimed-for-the-result warmup, interleaved; returns the median ns of the last invokes."""
-    last = []
-    for n in range(warmup):
-        for fs in invokes:
-            for f in fs:
-                t0 = timer()
-                f()
-                if n >= warmup // 2:
-                    last.append(timer() - t0)
-    return int(np.median(last)) if last else 0
+    def cells(self) -> np.ndarray:
+        """[rounds, 2, instances] ns; NaN where an instance did not exist yet."""
+        out = np.full((len(self.rows), 2, len(self.invokes[0])), np.nan)
+        for r, row in enumerate(self.rows):
+            out[r, :, :row.shape[1]] = row
+        return out
 
 
 def compare_latency(baseline: bytes, candidate: bytes, example: np.ndarray, *, max_ratio: float,
-                    threads: int = 1, instances: int = 5, warmup: int = 10, rounds: int = 20,
-                    invokes_per_round: int | None = None, confidence: float = 0.95,
+                    threads: int = 1, instances: int = 5, max_instances: int = 15, warmup: int = 10,
+                    rounds: int = 20, invokes_per_round: int | None = None, confidence: float = 0.95,
                     time_budget_s: float = 30.0, inconclusive: Literal["pass", "fail"] = "fail",
                     seed: int = 0, resamples: int = 2000, timer: Callable[[], int] = time.perf_counter_ns,
                     make_invoke: InvokeFactory = litert_invoke) -> LatencyVerdict:
     """Time `baseline` and `candidate` interleaved and judge candidate/baseline <= max_ratio.
 
     `example` is one real input. `invokes_per_round=None` picks max(3, ~1 ms worth) from
-    the warmup. `timer` returns nanoseconds; it also measures the time budget.
+    the warmup. While inconclusive, each further look adds `instances` more instances per
+    model (up to `max_instances`; each holds its own packed weights and arena) and doubles
+    the rounds, within `time_budget_s` (rounds stop at a deadline; only the first look
+    always runs in full). `timer` returns nanoseconds and also measures the budget.
     """
-    if instances < 1 or rounds < 2 or max_ratio <= 0 or not 0 < confidence < 1:
-        raise ValueError("need instances >= 1, rounds >= 2, max_ratio > 0 and 0 < confidence < 1")
+    if not (1 <= instances <= max_instances) or rounds < 2 or max_ratio <= 0 or not 0 < confidence < 1:
+        raise ValueError("need 1 <= instances <= max_instances, rounds >= 2, max_ratio > 0, 0 < confidence < 1")
     if inconclusive not in ("pass", "fail"):
         raise ValueError(f"inconclusive must be 'pass' or 'fail', got {inconclusive!r}")
-    example = np.asarray(example)
     start = timer()
-    invokes: list[list[Invoke]] = [[], []]
-    for _ in range(instances):  # alternate, so neither model gets all the early addresses
-        for m, content in enumerate((baseline, candidate)):
-            invokes[m].append(make_invoke(MODELS[m], content, example, threads))
-    typical = _warm(invokes, max(warmup, 2), timer)
-    per_round = invokes_per_round or max(3, min(1000, -(-BURST_NS // max(typical, 1))))
-    timed = _Rounds(invokes, per_round, np.random.default_rng(seed), timer)
-    budget_ns = time_budget_s * 1e9
-    target, looks = rounds, 0
+    bench = _Bench((baseline, candidate), np.asarray(example), threads, max(warmup, 2), make_invoke,
+                   np.random.default_rng(seed), timer)
+    bench.add_instances(instances)
+    bench.per_round = invokes_per_round or max(3, min(1000, -(-BURST_NS // max(bench.typical_ns, 1))))
+    bench.run(rounds)
+    looks = 0
     while True:
-        timed.run(target - len(timed.cells))
-        cells = np.array(timed.cells)
+        cells = bench.cells()
+        t0 = timer()
         ratio, low, high = ratio_ci(cells, confidence=confidence, resamples=resamples, seed=seed + looks)
+        stats_ns = timer() - t0
         looks += 1
         outcome = decide(low, high, max_ratio)
-        if outcome != "inconclusive":
+        # Keep 5 % and the next look's statistics (about twice this one's) inside the budget.
+        deadline = start + 0.95 * time_budget_s * 1e9 - 2 * stats_ns
+        left = deadline - timer()
+        if outcome != "inconclusive" or left <= 0:
             break
-        per = timed.ns / len(timed.cells)
-        extra = min(len(timed.cells), int((budget_ns - (timer() - start)) / max(per, 1)))
+        have = len(bench.invokes[0])
+        grow = min(instances, max_instances - have)
+        if grow and bench.setup_ns / have * grow < left / 2:
+            before = timer()
+            bench.add_instances(grow)
+            left -= timer() - before
+        visit_ns = bench.round_ns / max(bench.visits, 1)
+        extra = min(len(bench.rows), int(left / max(visit_ns * 2 * len(bench.invokes[0]), 1)))
         if extra < 1:
             break
-        target = len(timed.cells) + extra
-    figures = np.median(cells, axis=2) / 1e6
+        bench.run(extra, deadline)
+        if len(bench.rows) == len(cells):   # the deadline came first: no new data to look at
+            break
+    figures = np.nanmedian(cells, axis=2) / 1e6
     seconds = (timer() - start) / 1e9
-    settings = {"threads": threads, "instances": instances, "warmup": warmup, "rounds_first_look": rounds,
-                "invokes_per_round": per_round, "confidence": confidence, "time_budget_s": time_budget_s,
+    settings = {"threads": threads, "instances": instances, "instances_used": int(cells.shape[2]),
+                "max_instances": max_instances, "warmup": warmup, "rounds_first_look": rounds,
+                "invokes_per_round": bench.per_round, "confidence": confidence, "time_budget_s": time_budget_s,
                 "inconclusive_counts_as": inconclusive, "seed": seed, "resamples": resamples,
-                "method": "instances interleaved in random order per round; ratio = median of per-round "
-                          "candidate/baseline medians; CI = bootstrap over instances and rounds",
+                "method": "instances interleaved in random order per round; cell = fastest of the instance's "
+                          "invokes; round figure = median over instances; ratio = median of per-round "
+                          "candidate/baseline; CI = bootstrap over rounds + instance placement term",
                 "interpreter": _interpreter_name(make_invoke)}
     return LatencyVerdict(outcome, outcome == "pass" or (outcome == "inconclusive" and inconclusive == "pass"),
                           ratio, low, high, max_ratio, confidence, len(cells), looks, seconds,
-                          float(np.median(figures[:, 0])), float(np.median(figures[:, 1])), settings,
+                          float(np.median(figures[:, 0])), float(np.median(figures[:, 1])),
+                          placement_spread(cells), settings,
                           tuple((float(b), float(c)) for b, c in figures))
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -184,8 +183,12 @@ def status():
     return out
 content = sys.stdin.buffer.read()
 from ai_edge_litert.interpreter import Interpreter
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # reset the peak (VmHWM) to the current resident set
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current resident set
+    reset = True
+except OSError:
+    reset = False
 before = status()
 interp = Interpreter(model_content=content, num_threads=int(sys.argv[1]))
 interp.allocate_tensors()
@@ -193,15 +196,16 @@ d = interp.get_input_details()[0]
 interp.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
 interp.invoke()
 after = status()
-print(json.dumps({"rss": after["VmRSS"] - before["VmRSS"], "peak": after["VmHWM"] - before["VmRSS"]}))
+print(json.dumps({"rss": after["VmRSS"] - before["VmRSS"],
+                  "peak": after["VmHWM"] - before["VmRSS"] if reset else None}))
 """
 
 
 def memory(content: bytes, threads: int = 1, timeout_s: float = 120.0) -> dict | None:
     """Resident-memory growth of a fresh Python process across Interpreter() +
-    allocate_tensors() + one invoke(): ``{"rss": bytes, "peak": bytes}``, or None where
-    /proc or the child fails. A fresh process, because in this one freed pages are reused
-    and the growth reads 0."""
+    allocate_tensors() + one invoke(): ``{"rss": bytes, "peak": bytes or None}`` (peak
+    None where it cannot be reset), or None where /proc or the child fails. A fresh
+    process, because in this one freed pages are reused and the growth can read 0."""
     import json
     import subprocess
     import sys
@@ -222,4 +226,4 @@ def proxies(content: bytes, *, measure_memory: bool = True, threads: int = 1) ->
               "allocate_tensors() + invoke(); includes LiteRT/XNNPACK runtime state; not deterministic"
               if mem else "not measured")
     return Proxies(**static, rss_delta_bytes=mem["rss"] if mem else None,
-                   peak_delta_bytes=mem["peak"] if mem else None, memory_method=method)
+                   peak_delta_bytes=mem.get("peak") if mem else None, memory_method=method)

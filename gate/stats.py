@@ -33,7 +33,7 @@ show no disagreement at all, and McNemar's p is 1.
 Latency (`ratio_ci`)
 --------------------
 See `gate.abtest` for the measurement design. Input: ``cells[round, model, instance]``,
-each cell the median of that interpreter instance's timed invokes in that round
+each cell the fastest of that interpreter instance's timed invokes in that round
 (model 0 = baseline, 1 = candidate). A model's round figure = the median over its
 instances (on logs); the estimate = the median over rounds of the per-round ratio
 candidate/baseline. Its CI adds two sources of error:
@@ -49,7 +49,8 @@ candidate/baseline. Its CI adds two sources of error:
   the median of 5 puts a single outlier instance at the median in 6 % of resamples, so
   MobileNet A/A intervals stayed at about +-5 % and never narrowed (still inconclusive
   against a 2 % limit after 550 rounds). With one instance per model the placement term
-  is zero: it cannot be estimated.
+  is zero: it cannot be estimated. `gate.abtest` adds instances when it extends a run,
+  so this term, unlike a fixed set of instances, shrinks as the run goes on.
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def correctness(predictions: Sequence[int], labels: Sequence[int]) -> np.ndarray
     """Per-example top-1 correctness (bool) from predicted classes (EvalResult.predictions)."""
     p, y = np.asarray(predictions), np.asarray(labels)
     if p.shape != y.shape:
-        raise ValueError(f"{p.shape[0] if p.ndim else 0} predictions for {y.shape[0] if y.ndim else 0} labels")
+        raise ValueError(f"{p.size} predictions for {y.size} labels")
     return p == y
 
 
@@ -129,6 +130,8 @@ def accuracy_drop(base_correct: Sequence[bool], cand_correct: Sequence[bool], *,
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     n = int(base.size)
+    if n == 0:
+        raise ValueError("no examples to compare")
     b, c = int((base & ~cand).sum()), int((~base & cand).sum())
     drop = (b - c) / n
     low, high = drop_ci(b, c, n, confidence=confidence, resamples=resamples, seed=seed)
@@ -156,8 +159,8 @@ def _explain(n, b, c, drop, low, high, p, confidence, max_drop, mode, passed) ->
 # --- latency ---------------------------------------------------------------------------
 
 def round_ratios(cells: np.ndarray) -> np.ndarray:
-    """Per-round log(candidate / baseline) from cells[round, model, instance]."""
-    per_round = np.median(np.log(cells), axis=2)
+    """Per-round log(candidate / baseline) from cells[round, model, instance] (NaN = absent)."""
+    per_round = np.nanmedian(np.log(cells), axis=2)
     return per_round[:, 1] - per_round[:, 0]
 
 
@@ -168,26 +171,29 @@ def placement_spread(cells: np.ndarray) -> float:
     model's round figure.
     """
     logs = np.log(cells)
-    offsets = np.median(logs - np.median(logs, axis=2, keepdims=True), axis=0)   # [2, instances]
-    centred = offsets - np.median(offsets, axis=1, keepdims=True)
-    return float(1.4826 * np.median(np.abs(centred)))
+    offsets = np.nanmedian(logs - np.nanmedian(logs, axis=2, keepdims=True), axis=0)   # [2, instances]
+    centred = offsets - np.nanmedian(offsets, axis=1, keepdims=True)
+    return float(1.4826 * np.nanmedian(np.abs(centred)))
 
 
 def ratio_ci(cells: np.ndarray, *, confidence: float = 0.95, resamples: int = 2000,
              seed: int = 0) -> tuple[float, float, float]:
     """(ratio, ci_low, ci_high) of candidate/baseline latency; see the module docstring.
 
-    cells[round, model, instance]: model 0 baseline, 1 candidate; values > 0.
+    cells[round, model, instance]: model 0 baseline, 1 candidate; values > 0, NaN for an
+    instance that did not exist yet in that round.
     """
     cells = np.asarray(cells, dtype=np.float64)
     if cells.ndim != 3 or cells.shape[1] != 2 or cells.shape[0] < 1 or (cells <= 0).any():
         raise ValueError(f"cells must be positive, shaped [rounds, 2, instances]; got {cells.shape}")
-    rounds, _, instances = cells.shape
+    rounds = cells.shape[0]
     ratios = round_ratios(cells)
     rng = np.random.default_rng(seed)
     stats = np.median(ratios[rng.integers(0, rounds, (resamples, rounds))], axis=1)
-    # Two medians of `instances` placements each: var ~ (pi/2) sigma^2 / instances apiece.
-    tau = placement_spread(cells) * math.sqrt(math.pi / 2 * 2 / instances)
+    # Two medians of n placements each: var ~ (pi/2) sigma^2 / n apiece; n = the instance
+    # count of the median round (instances are added as a run goes on).
+    n = float(np.median(np.sum(~np.isnan(cells[:, 0, :]), axis=1)))
+    tau = placement_spread(cells) * math.sqrt(math.pi / 2 * 2 / n)
     stats = stats + rng.normal(0.0, tau, resamples)
     alpha = 1 - confidence
     low, high = np.exp(np.quantile(stats, [alpha / 2, 1 - alpha / 2]))
