@@ -37,6 +37,14 @@ Baseline and candidate `.tflite` bytes are timed in one process, interleaved:
   candidate whose true ratio sits right at the limit is misjudged somewhat more often
   than 1 - confidence suggests.
 
+Results (benchmarks/latency_noise.py, README section "latency_noise.py")
+-----------------------------------------------------------------------
+At max_ratio 1.025 on the digits CNN and MobileNetV2-0.35, quiet and with two
+memory-streaming neighbours on this 2-core VM: real ~5 % and ~10 % slower variants
+failed 20/20 each, A/A never failed (1 of 20 inconclusive on loaded MobileNet), A/A
+ratios 0.980-1.012, verdicts 0.2-4 s quiet and up to 28.7 s loaded (budget 30 s). The
+seed's median-of-50 and LiteRT's tool gave A/A ratios of 0.26-3.6 on loaded MobileNet.
+
 Timing API: evidence
 --------------------
 `ai_edge_litert.interpreter.Interpreter.invoke()` (XNNPACK, like the CompiledModel CPU
