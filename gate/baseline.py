@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from gate.config import GateConfig, load_config
 from gate.errors import GateError
 from gate.gitrepo import GitError, Repo
+from gate.trust import PR_EVENTS
 
-PR_EVENTS = ("pull_request", "pull_request_target")
 DEFAULT_BRANCHES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
 
 

@@ -187,11 +187,11 @@ def finish_stages(parts: dict, stages, cand_bytes: bytes, cand_eval, verify_poli
     for f in findings:
         if f.what == "sparsity":
             limit = f.achieved - verify_policy.sparsity_tolerance
-            checks.append(Check(f"verify.sparsity", f"'{f.layer}' sparsity at {f.stage}", f.now, limit, ">=", "",
+            checks.append(Check("verify.sparsity", f"'{f.layer}' sparsity at {f.stage}", f.now, limit, ">=", "",
                                 False, f.achieved, f.message))
         else:
             limit = f.achieved + verify_policy.cluster_tolerance
-            checks.append(Check(f"verify.clusters", f"'{f.layer}' unique values at {f.stage}", f.now, limit, "<=",
+            checks.append(Check("verify.clusters", f"'{f.layer}' unique values at {f.stage}", f.now, limit, "<=",
                                 "values", False, f.achieved, f.message))
     return checks
 

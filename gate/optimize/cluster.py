@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit
-from gate.optimize.select import TOO_FEW, kernel_size, select_layers
+from gate.optimize.select import TOO_FEW, choose, kernel_size, wrap_chosen
 from gate.steps_schema import ClusterInit, ClusterStep
 
 INITS = {ClusterInit.linear: "LINEAR", ClusterInit.kmeans_pp: "KMEANS_PLUS_PLUS",
@@ -35,21 +34,17 @@ def apply(model: Any, spec: ClusterStep, ctx: StepContext) -> StepOutput:
 
     k, ck = keras(), tfmot().clustering.keras
     work = copy_model(model)
-    selection = select_layers(work.layers, spec.layers, _unsupported_for(spec))
-    if not selection.chosen:
-        raise PolicyError("cluster: no layer selected (check layers.include/exclude)", field="steps.cluster.layers")
+    selection = choose(work.layers, spec.layers, _unsupported_for(spec), "cluster")
     chosen = set(selection.chosen)
     kwargs = {"number_of_clusters": spec.clusters,
               "cluster_centroids_init": getattr(ck.CentroidInitialization, INITS[spec.init]),
               "preserve_sparsity": spec.preserve_sparsity}
 
     def wrap(layer: Any) -> Any:
-        if layer.name not in chosen:
-            return layer
         per_channel = spec.per_channel and isinstance(layer, k.layers.Conv2D)
         return ck.cluster_weights(layer, cluster_per_channel=per_channel, **kwargs)
 
-    wrapped = k.models.clone_model(work, clone_function=wrap)
+    wrapped = wrap_chosen(work, selection.chosen, wrap)
     compile_for(wrapped, spec.finetune, ctx.compile_info, step="cluster")
     fit(wrapped, spec.finetune, ctx.train.x, ctx.train.y)
     notes = []

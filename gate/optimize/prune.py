@@ -7,7 +7,7 @@ from typing import Any
 from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit, steps_per_epoch
-from gate.optimize.select import select_layers
+from gate.optimize.select import choose, wrap_chosen
 from gate.steps_schema import CustomSchedule, PruneStep, ScheduleName
 
 
@@ -79,9 +79,9 @@ def _unsupported(layer: Any) -> str | None:
 
 
 def apply(model: Any, spec: PruneStep, ctx: StepContext) -> StepOutput:
-    from gate.tfenv import keras, tfmot
+    from gate.tfenv import tfmot
 
-    k, sk = keras(), tfmot().sparsity.keras
+    sk = tfmot().sparsity.keras
     total = steps_per_epoch(ctx.train.n, spec.finetune.batch_size) * max(spec.finetune.epochs, 1)
     schedule, notes = build_schedule(spec, total, ctx)
     kwargs: dict = {"pruning_schedule": schedule, "block_size": tuple(spec.block_size)}
@@ -101,13 +101,8 @@ def apply(model: Any, spec: PruneStep, ctx: StepContext) -> StepOutput:
         chosen = [layer.layer.name for layer in wrapped.layers if isinstance(layer, PruneLowMagnitude)]
         selection_dict = {"changed": chosen, "skipped": [], "note": "layers chosen by PruneForLatencyOnXNNPack"}
     else:
-        selection = select_layers(work.layers, spec.layers, _unsupported)
-        if not selection.chosen:
-            raise PolicyError("prune: no layer selected (check layers.include/exclude)", field="steps.prune.layers")
-        chosen_set = set(selection.chosen)
-        wrapped = k.models.clone_model(
-            work, clone_function=lambda layer: sk.prune_low_magnitude(layer, **kwargs)
-            if layer.name in chosen_set else layer)
+        selection = choose(work.layers, spec.layers, _unsupported, "prune")
+        wrapped = wrap_chosen(work, selection.chosen, lambda layer: sk.prune_low_magnitude(layer, **kwargs))
         selection_dict = selection.to_dict()
     compile_for(wrapped, spec.finetune, ctx.compile_info, step="prune")
     # UpdatePruningStep advances the schedule; without it nothing is pruned (the classic mistake).

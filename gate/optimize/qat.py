@@ -10,7 +10,7 @@ from typing import Any
 from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit
-from gate.optimize.select import select_layers
+from gate.optimize.select import choose, select_layers, wrap_chosen
 from gate.steps_schema import Preserve, QatStep, LayerSelect
 
 
@@ -52,12 +52,8 @@ def apply(model: Any, spec: QatStep, ctx: StepContext) -> StepOutput:
         annotated = qk.quantize_annotate_model(work)
         selection = select_layers(work.layers, LayerSelect(), _unsupported).to_dict()
     else:
-        sel = select_layers(work.layers, spec.layers, _unsupported)
-        if not sel.chosen:
-            raise PolicyError("qat: no layer selected (check layers.include/exclude)", field="steps.qat.layers")
-        chosen = set(sel.chosen)
-        annotated = k.models.clone_model(
-            work, clone_function=lambda layer: qk.quantize_annotate_layer(layer) if layer.name in chosen else layer)
+        sel = choose(work.layers, spec.layers, _unsupported, "qat")
+        annotated = wrap_chosen(work, sel.chosen, qk.quantize_annotate_layer)
         selection = sel.to_dict()
     try:
         with qk.quantize_scope():

@@ -52,6 +52,25 @@ def select_layers(layers: list[Any], sel: LayerSelect, unsupported: Callable[[An
     return Selection(tuple(chosen), tuple(skipped))
 
 
+def choose(layers: list[Any], sel: LayerSelect, unsupported: Callable[[Any], str | None], step: str) -> Selection:
+    """select_layers, refusing a step that would touch no layer."""
+    from gate.errors import PolicyError
+
+    selection = select_layers(layers, sel, unsupported)
+    if not selection.chosen:
+        raise PolicyError(f"{step}: no layer selected (check layers.include/exclude)", field=f"steps.{step}.layers")
+    return selection
+
+
+def wrap_chosen(model: Any, chosen: tuple[str, ...], wrap: Callable[[Any], Any]) -> Any:
+    """The model re-built with `wrap(layer)` in place of each chosen layer; the other
+    layers are the same objects (callers pass their own copy)."""
+    from gate.tfenv import keras
+
+    names = set(chosen)
+    return keras().models.clone_model(model, clone_function=lambda layer: wrap(layer) if layer.name in names else layer)
+
+
 def _policy_reason(name: str, cls: str, sel: LayerSelect) -> str | None:
     if cls in sel.exclude:
         return EXCLUDED_CLASS

@@ -7,7 +7,7 @@ from typing import Any
 from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, fit
-from gate.optimize.select import select_layers
+from gate.optimize.select import choose
 from gate.steps_schema import StructuredStep
 
 SHRINKABLE = ("Dense", "Conv2D")
@@ -25,9 +25,7 @@ def apply(model: Any, spec: StructuredStep, ctx: StepContext) -> StepOutput:
             return "the output layer defines the classes"
         return None
 
-    selection = select_layers(model.layers, spec.layers, unsupported)
-    if not selection.chosen:
-        raise PolicyError("structured_prune: no layer selected", field="steps.structured_prune.layers")
+    selection = choose(model.layers, spec.layers, unsupported, "structured_prune")
     try:
         result = structured_prune(model, ratio=spec.ratio, norm=spec.norm, selected=set(selection.chosen),
                                   min_units=spec.min_units)
