@@ -4,6 +4,7 @@ the pull request does). Latency: interleaved A/B with a bootstrap interval (gate
 Accuracy: paired per example, McNemar and a bootstrap interval (gate.stats)."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -128,7 +129,6 @@ def base_from_report(path: Path, pr_eval, ks: list[int], batch: int) -> BaseSide
     """A main-branch run's report.json (and the candidate.tflite beside it, if any)."""
     from gate.errors import BadInputError
     from gate.evaluate import evaluate_tflite
-    from gate.report.build import tflite_sizes
     from gate.report.load import read_report
 
     report_path = path / "report.json" if path.is_dir() else path
@@ -138,7 +138,7 @@ def base_from_report(path: Path, pr_eval, ks: list[int], batch: int) -> BaseSide
         raise BadInputError("the baseline report has no candidate (an error report?)", file=str(report_path))
     tfl = report_path.parent / (cand.get("file") or "candidate.tflite")
     notes = []
-    if tfl.is_file() and tflite_sizes(tfl.read_bytes())["sha256"] == cand["sha256"]:
+    if tfl.is_file() and hashlib.sha256(tfl.read_bytes()).hexdigest() == cand["sha256"]:
         content = tfl.read_bytes()
         ev = evaluate_tflite(content, pr_eval.x, pr_eval.y, ks, batch, where=str(tfl))
         accuracy, predictions = ev.accuracy, ev.predictions

@@ -85,7 +85,7 @@ def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False, baseline
         stage_checks = []
     t = cfg.thresholds
     stats = policy_comparisons(t, cfg.benchmark, pr, p["notes"])
-    base = measure_baseline(baseline, cfg, pr, run)
+    base = measure_baseline(baseline, cfg, pr, run, p["candidate"])
     if base is not None:
         with run.stage("compare_base", "comparing with the base branch's candidate"):
             versus = base_comparisons(t, cfg.benchmark, pr, base, p["candidate"])
@@ -121,7 +121,7 @@ def _wants_base(t) -> bool:
                 or (t.latency and t.latency.max_regression is not None))
 
 
-def measure_baseline(job: dict | None, cfg: GateConfig, pr, run: Run):
+def measure_baseline(job: dict | None, cfg: GateConfig, pr, run: Run, pr_sizes: dict):
     """The base branch's candidate: from its checked-out config (measured here, scored on
     the PR's eval examples when they fit), or from a baseline report."""
     from gate.compare import BaseSide, base_from_report
@@ -134,9 +134,8 @@ def measure_baseline(job: dict | None, cfg: GateConfig, pr, run: Run):
     ks, batch = cfg.evaluate.top_k, cfg.evaluate.batch_size
     if "report" in job:
         return base_from_report(Path(job["report"]), pr.eval_split, ks, batch)
-    if job.get("unchanged"):
-        sizes = tflite_sizes(pr.cand_bytes)
-        return BaseSide(job["sha"], job["label"], pr.cand_bytes, sizes["bytes_raw"], sizes["bytes_gzip"],
+    if job.get("unchanged"):  # the same bytes as the PR's candidate, already sized
+        return BaseSide(job["sha"], job["label"], pr.cand_bytes, pr_sizes["bytes_raw"], pr_sizes["bytes_gzip"],
                         pr.cand_eval.accuracy, pr.cand_eval.predictions, True)
     base_cfg = load_config(job["config"])
     trust = bool(job.get("trust_model_code"))
@@ -167,7 +166,6 @@ def finish_stages(parts: dict, stages, cand_bytes: bytes, cand_eval, verify_poli
     from gate.judge import Check
     from gate.optimize.metrics import model_totals, tflite_layer_stats
     from gate.optimize.verify import verify
-    from gate.report.build import tflite_sizes
 
     tfl = tflite_layer_stats(cand_bytes)
     focus = stages[-1].focus
@@ -175,7 +173,7 @@ def finish_stages(parts: dict, stages, cand_bytes: bytes, cand_eval, verify_poli
                  "params": None, "weights": model_totals(tfl, focus), "layers": {n: s.to_dict() for n, s in tfl.items()},
                  "selection": None, "notes": [],
                  "accuracy": {f"top{k}": v for k, v in cand_eval.accuracy.items()},
-                 **{k: v for k, v in tflite_sizes(cand_bytes).items() if k != "sha256"}}
+                 "bytes_raw": parts["candidate"]["bytes_raw"], "bytes_gzip": parts["candidate"]["bytes_gzip"]}
     parts["stages"] = [s.to_dict() for s in stages] + [converted]
     seq = [(s.name, s.kind, s.layers) for s in stages] + [("converted", "converted", tfl)]
     findings = verify(seq, verify_policy)
