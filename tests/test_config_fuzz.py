@@ -162,14 +162,11 @@ def write(path: Path, document: str | bytes) -> None:
 
 # ---------------------------------------------------------------- properties
 
-@SETTINGS
-@given(document=config_documents)
-def test_load_config_returns_config_or_bad_input(tmp_path, document):
-    make_project(tmp_path)
-    path = tmp_path / "gate.yml"
-    write(path, document)
+def loads_or_bad_input(load, path, expected_type) -> None:
+    """The property: a result of the expected type, or a GateError with exit code 2 that
+    names the file and renders -- never any other exception."""
     try:
-        cfg = load_config(path)
+        result = load(path)
     except GateError as err:
         event(f"{type(err).__name__} {err.field}")
         assert err.exit_code == 2, err.to_dict()
@@ -177,7 +174,16 @@ def test_load_config_returns_config_or_bad_input(tmp_path, document):
         assert err.render()
     else:
         event("loaded")
-        assert isinstance(cfg, GateConfig)
+        assert isinstance(result, expected_type)
+
+
+@SETTINGS
+@given(document=config_documents)
+def test_load_config_returns_config_or_bad_input(tmp_path, document):
+    make_project(tmp_path)
+    path = tmp_path / "gate.yml"
+    write(path, document)
+    loads_or_bad_input(load_config, path, GateConfig)
 
 
 @SETTINGS
@@ -186,13 +192,4 @@ def test_load_policy_file_returns_policy_or_bad_input(tmp_path, document):
     make_project(tmp_path)
     path = tmp_path / "fuzz.yml"
     write(path, document)
-    try:
-        resolved = load_policy_file(path)
-    except GateError as err:
-        event(f"{type(err).__name__} {err.field}")
-        assert err.exit_code == 2, err.to_dict()
-        assert err.file, err.to_dict()
-        assert err.render()
-    else:
-        event("loaded")
-        assert isinstance(resolved, ResolvedPolicy)
+    loads_or_bad_input(load_policy_file, path, ResolvedPolicy)
