@@ -407,15 +407,19 @@ def _parse_json(data: bytes | str, file: str, where: str) -> Any:
 
 # --------------------------------------------------------------------------- .h5
 
-def _scan_h5(path: Path, size: int, trust: bool, limits: ScanLimits) -> ScanResult:
+def _open_h5(source: Any, file: str) -> Any:
+    """h5py.File read-only; a file HDF5 cannot open is a ModelError naming it."""
     import h5py
 
-    file = str(path)
     try:
-        f = h5py.File(path, "r")
+        return h5py.File(source, "r")
     except OSError as e:
         raise ModelError(f"HDF5 file cannot be opened: {e}", file=file) from None
-    with f:
+
+
+def _scan_h5(path: Path, size: int, trust: bool, limits: ScanLimits) -> ScanResult:
+    file = str(path)
+    with _open_h5(path, file) as f:
         _check_h5_tree(f, file, limits)
         if "model_config" not in f.attrs:
             hint = ("this looks like model.save_weights() output; save the whole model with "
@@ -463,17 +467,11 @@ def _as_text(value: Any) -> str:
 
 def _check_h5_structure(source: Any, file: str, limits: ScanLimits) -> None:
     """Open an HDF5 file object (e.g. a zip member) and check its links and storage."""
-    import h5py
-
     head = source.read(8)
     if head != HDF5_SIGNATURE:
         raise ModelError("is not an HDF5 file", file=file)
     source.seek(0)
-    try:
-        f = h5py.File(source, "r")
-    except OSError as e:
-        raise ModelError(f"HDF5 file cannot be opened: {e}", file=file) from None
-    with f:
+    with _open_h5(source, file) as f:
         _check_h5_tree(f, file, limits)
 
 
