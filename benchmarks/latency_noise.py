@@ -7,7 +7,7 @@ side by side in one run, three ways of getting candidate/baseline latency:
   warmup), one model after the other;
 - tool: LiteRT's `benchmark_litert_model` (CompiledModel API), one subprocess per model,
   its result_json median (it rounds to 0.01 ms);
-- gate: `gate.abtest.compare_latency` (interleaved instances, paired rounds, bootstrap CI,
+- gate: `gate.verdict.abtest.compare_latency` (interleaved instances, paired rounds, bootstrap CI,
   sequential looks within --budget seconds).
 
 (a) A/A: the same model against itself, --repeats times. (b) Verdicts over --trials
@@ -37,18 +37,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gate.abtest import compare_latency  # noqa: E402
-from gate.bench import cpu_name  # noqa: E402
-from gate.litert import make_interpreter, quantize_input  # noqa: E402
-from gate.native import native_stderr  # noqa: E402
+from gate.verdict.abtest import compare_latency  # noqa: E402
+from gate.measure.bench import cpu_name  # noqa: E402
+from gate.measure.litert import make_interpreter, quantize_input  # noqa: E402
+from gate.console import native_stderr  # noqa: E402
 
 
 # --- models ----------------------------------------------------------------------------------
 
 def digits_models() -> tuple[np.ndarray, dict[str, bytes], dict[str, str]]:
-    from gate.convert import reference_spec, to_tflite
-    from gate.model import load_model
-    from gate.tfenv import keras
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.model import load_model
+    from gate.measure.tfenv import keras
 
     k = keras()
 
@@ -67,8 +67,8 @@ def digits_models() -> tuple[np.ndarray, dict[str, bytes], dict[str, str]]:
 
 
 def mobilenet_models() -> tuple[np.ndarray, dict[str, bytes], dict[str, str]]:
-    from gate.convert import reference_spec, to_tflite
-    from gate.tfenv import keras
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.tfenv import keras
 
     k, layers = keras(), keras().layers
 

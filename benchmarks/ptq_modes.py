@@ -3,7 +3,7 @@
 On the bundled digits CNN (real accuracy) and on MobileNetV2-0.35 at 96x96 built with
 weights=None (a real architecture for size and latency; its accuracy is meaningless and
 is not shown). Latency is the ratio of p50s to the float32 reference, measured
-interleaved in one process by gate.bench, so machine noise lands on both.
+interleaved in one process by gate.measure.bench, so machine noise lands on both.
 
     python benchmarks/ptq_modes.py [--runs 300] [--threads 1] [--skip-mobilenet]
 """
@@ -19,15 +19,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gate.bench import benchmark  # noqa: E402
-from gate.convert import to_tflite  # noqa: E402
-from gate.data import load_split, representative  # noqa: E402
+from gate.measure.bench import benchmark  # noqa: E402
+from gate.measure.convert import to_tflite  # noqa: E402
+from gate.measure.data import load_split, representative  # noqa: E402
 from gate.errors import ModelError  # noqa: E402
-from gate.evaluate import evaluate_keras, evaluate_tflite  # noqa: E402
-from gate.litert import make_interpreter  # noqa: E402
-from gate.model import load_model  # noqa: E402
-from gate.native import native_stderr  # noqa: E402
-from gate.schema import BenchmarkSpec, ConvertSpec  # noqa: E402
+from gate.measure.evaluate import evaluate_keras, evaluate_tflite  # noqa: E402
+from gate.measure.litert import make_interpreter  # noqa: E402
+from gate.measure.model import load_model  # noqa: E402
+from gate.console import native_stderr  # noqa: E402
+from gate.config.schema import BenchmarkSpec, ConvertSpec  # noqa: E402
 
 MODES = [("none", "float32"), ("dynamic", "float32"), ("float16", "float32"), ("int8", "float32"),
          ("int8", "int8"), ("int16x8", "float32")]
@@ -78,7 +78,7 @@ def main() -> None:
     run("digits CNN (examples/digits)", model, representative(train, 200), ev.x, spec, (ev.x, ev.y))
 
     if not args.skip_mobilenet:
-        from gate.tfenv import keras
+        from gate.measure.tfenv import keras
 
         k = keras()
         k.utils.set_random_seed(0)

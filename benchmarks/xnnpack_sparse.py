@@ -21,14 +21,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gate.bench import benchmark  # noqa: E402
-from gate.convert import to_tflite  # noqa: E402
-from gate.data import Split  # noqa: E402
-from gate.native import native_stderr  # noqa: E402
+from gate.measure.bench import benchmark  # noqa: E402
+from gate.measure.convert import to_tflite  # noqa: E402
+from gate.measure.data import Split  # noqa: E402
+from gate.console import native_stderr  # noqa: E402
 from gate.optimize import run as run_steps  # noqa: E402
 from gate.optimize.context import StepContext  # noqa: E402
 from gate.optimize.finetune import CompileInfo  # noqa: E402
-from gate.schema import BenchmarkSpec, ConvertSpec, Policy  # noqa: E402
+from gate.config.schema import BenchmarkSpec, ConvertSpec, Policy  # noqa: E402
 
 
 def mobilenet_like(k):
@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--final-sparsity", type=float, default=0.75)
     args = ap.parse_args()
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     k.utils.set_random_seed(0)

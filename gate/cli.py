@@ -55,8 +55,8 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
     """
     from rich.console import Console
 
-    from gate.native import terminal_stderr
-    from gate.pipeline import run
+    from gate.console import terminal_stderr
+    from gate.run.pipeline import run
     from gate.report.terminal import print_report
 
     err_console = Console(file=terminal_stderr(), highlight=False)
@@ -89,7 +89,7 @@ def action_mode() -> None:
     """
     import os
 
-    from gate.action import run_action
+    from gate.action.entry import run_action
 
     env = dict(os.environ)
     for key in [k for k in os.environ if k.upper().replace("-", "_") == "INPUT_GITHUB_TOKEN"]:
@@ -117,9 +117,9 @@ def calibrate(config: Path, repeats: int, as_json: bool) -> None:
     import yaml
     from rich.console import Console
 
-    from gate.calibrate import calibrate as run_calibration
-    from gate.config import load_config
-    from gate.native import terminal_stderr
+    from gate.run.calibrate import calibrate as run_calibration
+    from gate.config.load import load_config
+    from gate.console import terminal_stderr
 
     err_console = Console(file=terminal_stderr(), highlight=False)
     try:
@@ -152,7 +152,7 @@ def policy_list() -> None:
 
         gate policy list
     """
-    from gate.config import load_policy_file, preset_names
+    from gate.config.load import load_policy_file, preset_names
 
     width = max(len(n) for n in preset_names())
     for name in preset_names():
@@ -170,7 +170,7 @@ def policy_show(name: str) -> None:
     """
     import yaml
 
-    from gate.config import load_policy_file
+    from gate.config.load import load_policy_file
 
     try:
         resolved = load_policy_file(Path(name))
@@ -192,8 +192,8 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 
         gate policy validate policies/*.yml my-policy.yml
     """
-    from gate.config import load_config, load_policy_file
-    from gate.yamlio import read_yaml
+    from gate.config.load import load_config, load_policy_file
+    from gate.config.yamlio import read_yaml
 
     bad = 0
     for path in files:
@@ -221,7 +221,7 @@ def policy_schema(kind: str) -> None:
 
         gate policy schema > policy.schema.json
     """
-    from gate.schema import json_schema
+    from gate.config.schema import json_schema
 
     click.echo(json.dumps(json_schema(kind), indent=2))
 
@@ -294,7 +294,7 @@ def report_comment(report_json: Path, repo: str, pr: int | None, pr_file: Path |
     """
     import os
 
-    from gate.artifact_comment import Target, comment_from_artifact
+    from gate.action.artifact_comment import Target, comment_from_artifact
 
     try:
         target = Target.parse(repo, pr, pr_file, head_sha)

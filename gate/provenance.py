@@ -20,7 +20,7 @@ def versions() -> dict[str, str]:
 
 
 def environment() -> dict[str, str | int | None]:
-    from gate.bench import cpu_name
+    from gate.measure.bench import cpu_name
 
     return {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu_name(),
             "cpu_count": os.cpu_count(), "ci": os.environ.get("CI")}

@@ -76,7 +76,7 @@ class Runner:
         return report
 
     def run(self, env: dict[str, str]) -> int:
-        from gate.action import run_action
+        from gate.action.entry import run_action
 
         self.lines.clear()
         return run_action(env, self.lines.append)
@@ -92,14 +92,14 @@ class Runner:
 
 
 def make_runner(tmp_path: Path, fake: FakeGitHub, monkeypatch, status: str = "pass") -> Runner:
-    import gate.action
+    import gate.action.entry
     from gate.github.client import GitHubClient
 
     runner = Runner(tmp_path, fake, [saved_report(status)])
     runner.workspace.mkdir()
     monkeypatch.chdir(runner.workspace)
-    monkeypatch.setattr(gate.action, "produce_report", runner.produce_report)
-    monkeypatch.setattr(gate.action, "github_client", lambda env, token: GitHubClient.from_env(
+    monkeypatch.setattr(gate.action.entry, "produce_report", runner.produce_report)
+    monkeypatch.setattr(gate.action.entry, "github_client", lambda env, token: GitHubClient.from_env(
         env, token, sleep=runner.sleeps.append))
     return runner
 

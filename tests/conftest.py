@@ -38,7 +38,7 @@ def digits_arrays(n_train: int = 600, n_eval: int = 200):
 
 
 def build_tiny_model(seed: int = 0):
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     k.utils.set_random_seed(seed)
@@ -68,7 +68,7 @@ def tiny(tmp_path_factory) -> Tiny:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny):
-    from gate.model import load_model
+    from gate.measure.model import load_model
 
     return load_model(tiny.keras)
 

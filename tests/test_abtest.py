@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from gate.abtest import compare_latency, decide
+from gate.verdict.abtest import compare_latency, decide
 
 MS = 1_000_000
 BASE, CAND = b"baseline-model", b"candidate-model"
@@ -37,7 +37,7 @@ class FakeLab:
 
 @pytest.fixture(scope="module")
 def tiny_tflite(tiny_model) -> bytes:
-    from gate.convert import reference_spec, to_tflite
+    from gate.measure.convert import reference_spec, to_tflite
 
     return to_tflite(tiny_model.keras, reference_spec()).content
 

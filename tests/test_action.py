@@ -1,6 +1,6 @@
 """`gate action` end to end against the local fake GitHub, with the real event payloads.
 
-Saved reports stand in for the TF pipeline (gate.action.produce_report is replaced);
+Saved reports stand in for the TF pipeline (gate.action.entry.produce_report is replaced);
 one test runs the real pipeline on the tiny model."""
 from __future__ import annotations
 
@@ -238,7 +238,7 @@ def test_real_pipeline_through_gate_action(tiny, tmp_path, fake_github, monkeypa
     ("on-change", "pass", "an old comment without a digest", None),
 ])
 def test_comment_decision(mode, status, existing, why_not):
-    from gate.action import comment_decision
+    from gate.action.entry import comment_decision
 
     assert comment_decision(mode, status, existing, "0123456789abcdef") == why_not
 
@@ -255,12 +255,12 @@ def test_reports_are_handed_to_the_workspace_owner(runner):
 
 
 def test_a_crash_while_commenting_is_only_a_warning(runner, monkeypatch):
-    import gate.action
+    import gate.action.entry
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gate.action, "post_comment", broken)
+    monkeypatch.setattr(gate.action.entry, "post_comment", broken)
     runner.reports[:] = [saved_report("fail")]
     assert runner.run(runner.env()) == 1
     assert "PR comment: failed (RuntimeError)." in runner.summary() and runner.outputs()["verdict"] == "fail"
@@ -268,11 +268,11 @@ def test_a_crash_while_commenting_is_only_a_warning(runner, monkeypatch):
 
 @pytest.mark.parametrize("fail_on,code", [("fail", 3), ("never", 0)])
 def test_an_action_crash_still_writes_the_summary(runner, monkeypatch, fail_on, code):
-    import gate.action
+    import gate.action.entry
 
     def crash(config, out_dir):
         raise OSError("disk full")
 
-    monkeypatch.setattr(gate.action, "produce_report", crash)
+    monkeypatch.setattr(gate.action.entry, "produce_report", crash)
     assert runner.run(runner.env(fail_on=fail_on)) == code
     assert "internal error: OSError: disk full" in runner.summary() and errors(runner.lines)

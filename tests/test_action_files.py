@@ -11,7 +11,7 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
-from gate.action import COMMENT_MODES, FAIL_ON, Inputs
+from gate.action.entry import COMMENT_MODES, FAIL_ON, Inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())

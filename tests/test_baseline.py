@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from conftest import run_check
-from gate.baseline import resolve_ref
-from gate.gitrepo import Repo
+from gate.run.baseline import resolve_ref
+from gate.run.gitrepo import Repo
 
 ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
        "PATH": "/usr/bin:/bin"}
@@ -52,7 +52,7 @@ def repo(tmp_path, tiny):
 
 def wider_model(path: Path, tiny) -> None:
     from conftest import build_tiny_model
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     k.utils.set_random_seed(1)

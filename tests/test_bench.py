@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gate.bench import benchmark, summarize
-from gate.convert import reference_spec, to_tflite
-from gate.schema import BenchmarkSpec, ConvertSpec
+from gate.measure.bench import benchmark, summarize
+from gate.measure.convert import reference_spec, to_tflite
+from gate.config.schema import BenchmarkSpec, ConvertSpec
 
 
 def test_summarize_known_values():
@@ -41,7 +41,7 @@ def test_min_time_extends_the_runs(two_models, tiny):
 
 
 def test_integer_io_model_benchmarks_on_real_input(tiny_model, tiny):
-    from gate.data import load_split, representative
+    from gate.measure.data import load_split, representative
 
     samples = representative(load_split(tiny.train, "train"), 20)
     content = to_tflite(tiny_model.keras, ConvertSpec(quantization="int8", io="uint8"), samples).content

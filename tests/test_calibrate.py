@@ -6,9 +6,9 @@ import json
 from click.testing import CliRunner
 
 from conftest import write_config
-from gate.calibrate import Calibration
+from gate.run.calibrate import Calibration
 from gate.cli import main
-from gate.schema import Thresholds
+from gate.config.schema import Thresholds
 
 
 def test_suggestions_clear_the_noise_and_validate():

@@ -87,12 +87,12 @@ def test_bad_yaml_exits_2(tmp_path):
 
 
 def test_internal_error_exits_3_with_a_report(tiny, tmp_path, monkeypatch):
-    import gate.judge
+    import gate.verdict.judge
 
     def broken(*_):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gate.judge, "judge", broken)
+    monkeypatch.setattr(gate.verdict.judge, "judge", broken)
     result, report = run_check(tmp_path, write_config(tmp_path, tiny), "--in-process")
     assert result.exit_code == 3
     assert report["error"]["kind"] == "internal" and "RuntimeError: boom" in report["error"]["message"]
@@ -100,8 +100,8 @@ def test_internal_error_exits_3_with_a_report(tiny, tmp_path, monkeypatch):
 
 
 def test_committed_tflite_is_measured_as_is(tiny_model, tiny, tmp_path):
-    from gate.convert import ConvertSpec, to_tflite
-    from gate.data import load_split, representative
+    from gate.measure.convert import ConvertSpec, to_tflite
+    from gate.measure.data import load_split, representative
 
     samples = representative(load_split(tiny.train, "train"), 20)
     path = tmp_path / "model.tflite"

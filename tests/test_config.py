@@ -8,9 +8,9 @@ import jsonschema
 import pytest
 import yaml
 
-from gate.config import MODEL_SUFFIXES, load_config, load_policy_file, preset_names
+from gate.config.load import MODEL_SUFFIXES, load_config, load_policy_file, preset_names
 from gate.errors import EXIT_BAD_INPUT, ConfigError, GateError, PolicyError
-from gate.schema import IoType, Quantization, json_schema
+from gate.config.schema import IoType, Quantization, json_schema
 
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"

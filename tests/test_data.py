@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gate.data import check_fits, head, load_split, representative
+from gate.measure.data import check_fits, head, load_split, representative
 from gate.errors import DataError
 
 

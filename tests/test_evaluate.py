@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gate.evaluate import evaluate_tflite, score
-from gate.litert import dequantize_output, quantize_input
+from gate.measure.evaluate import evaluate_tflite, score
+from gate.measure.litert import dequantize_output, quantize_input
 
 
 def test_top_k_on_known_outputs():
@@ -40,7 +40,7 @@ def test_quantize_roundtrip(dtype, scale, zero):
 
 
 def test_tflite_batched_equals_one_by_one(tiny, tiny_model):
-    from gate.convert import reference_spec, to_tflite
+    from gate.measure.convert import reference_spec, to_tflite
 
     content = to_tflite(tiny_model.keras, reference_spec()).content
     x, y = tiny.x_eval[:37], tiny.y_eval[:37]

@@ -14,7 +14,7 @@ from conftest import run_check, write_config
 
 @pytest.fixture(scope="module")
 def K():
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     return keras()
 
@@ -71,7 +71,7 @@ def test_random_bytes(tmp_path, tiny, name):
 
 
 def test_truncated_tflite(tmp_path, tiny, tiny_model):
-    from gate.convert import reference_spec, to_tflite
+    from gate.measure.convert import reference_spec, to_tflite
 
     full = tmp_path / "full.tflite"
     full.write_bytes(to_tflite(tiny_model.keras, reference_spec()).content)

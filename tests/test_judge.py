@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from gate.judge import Measured, Measurements, Sizes, judge, verdict
-from gate.schema import Thresholds
+from gate.verdict.judge import Measured, Measurements, Sizes, judge, verdict
+from gate.config.schema import Thresholds
 
 REF = Measured(Sizes(raw=400 * 1024, gzip=360 * 1024), p50_ms=2.0, p99_ms=3.0, accuracy={1: 0.95, 5: 0.99})
 CAND = Measured(Sizes(raw=100 * 1024, gzip=60 * 1024), p50_ms=1.0, p99_ms=4.0, accuracy={1: 0.93, 5: 0.985})

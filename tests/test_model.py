@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from gate.convert import reference_spec, to_tflite
+from gate.measure.convert import reference_spec, to_tflite
 from gate.errors import ModelError
-from gate.model import load_model
+from gate.measure.model import load_model
 
 
 def test_keras_facts(tiny_model, tiny):
@@ -60,7 +60,7 @@ def test_directory_without_saved_model_pb(tmp_path):
 
 
 def test_multi_input_models_are_refused_by_name(tmp_path):
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     a, b = k.Input((2,), name="a"), k.Input((2,), name="b")

@@ -8,14 +8,14 @@ import textwrap
 import numpy as np
 import pytest
 
-from gate.data import Split
+from gate.measure.data import Split
 from gate.errors import PolicyError
 from gate.optimize import run
 from gate.optimize.context import StepContext
 from gate.optimize.finetune import CompileInfo
 from gate.optimize.metrics import keras_layer_stats
 from gate.optimize.verify import verify
-from gate.schema import Policy
+from gate.config.schema import Policy
 
 
 def steps(*items, convert=None):
@@ -142,7 +142,7 @@ def test_verification_catches_clustering_that_loses_the_zeros(tiny, model):
 
 def test_verify_on_stats_with_known_answers():
     from gate.optimize.metrics import stats
-    from gate.steps_schema import Verify
+    from gate.config.steps import Verify
 
     dense = stats(np.ones((4, 2)), out_axis=1, in_axis=0)
     sparse = stats(np.array([[0, 0], [0, 1.0], [1, 0], [0, 0]]), out_axis=1, in_axis=0)
@@ -171,7 +171,7 @@ def test_selective_qat_annotates_only_chosen_layers(tiny, model):
 
 
 def test_qat_refuses_unsupported_layers_and_suggests_selective(tiny):
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     m = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Rescaling(2.0, name="scale"), k.layers.Flatten(),
@@ -194,7 +194,7 @@ def test_layer_selection_by_class_regex_and_min_weights(tiny, model):
 
 
 def test_loss_comes_from_the_step_or_the_model(tiny):
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     bare = k.models.clone_model(tiny_model_of(tiny))  # not compiled: no loss known
@@ -207,13 +207,13 @@ def test_loss_comes_from_the_step_or_the_model(tiny):
 
 
 def tiny_model_of(tiny):
-    from gate.model import load_model
+    from gate.measure.model import load_model
 
     return load_model(tiny.keras).keras
 
 
 def test_subclassed_and_nested_models_are_refused(tiny, model):
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
 
@@ -242,7 +242,7 @@ def test_nested_models_are_flattened_and_pruned(tiny):
     """The transfer-learning shape: a functional base with a residual Add inside a
     Sequential with a head. Flattened, pruned, and the outputs before pruning match."""
     from gate.optimize.flatten import flatten
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     inp = k.Input((8, 8, 1))
@@ -262,7 +262,7 @@ def test_nested_models_are_flattened_and_pruned(tiny):
 
 
 def test_stats_on_keras_and_tflite_agree(tiny, model):
-    from gate.convert import reference_spec, to_tflite
+    from gate.measure.convert import reference_spec, to_tflite
     from gate.optimize.metrics import tflite_layer_stats
 
     out, _ = optimize(tiny, model, {"prune": {"final_sparsity": 0.5, "finetune": ONE}})
@@ -276,11 +276,11 @@ def test_stats_on_keras_and_tflite_agree(tiny, model):
 @pytest.mark.parametrize("io,dtype", [("int8", np.int8), ("uint8", np.uint8), ("float32", np.float32)])
 def test_qat_model_converts_with_the_policy_io_type(tiny, model, io, dtype):
     """tfmot leaves float io unless told (tfmot #765): the policy's io reaches the converter."""
-    from gate.convert import to_tflite
-    from gate.data import load_split, representative
-    from gate.evaluate import evaluate_tflite
-    from gate.litert import make_interpreter
-    from gate.schema import ConvertSpec
+    from gate.measure.convert import to_tflite
+    from gate.measure.data import load_split, representative
+    from gate.measure.evaluate import evaluate_tflite
+    from gate.measure.litert import make_interpreter
+    from gate.config.schema import ConvertSpec
 
     out, _ = optimize(tiny, model, {"qat": {"finetune": ONE}}, convert={"quantization": "int8"})
     samples = representative(load_split(tiny.train, "train"), 20)

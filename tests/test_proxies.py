@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gate.errors import ModelError
-from gate.proxies import proxies, static_proxies
+from gate.measure.proxies import proxies, static_proxies
 
 CONV_MACS = 6 * 6 * 8 * 9      # Conv2D 3x3x1 -> 8 filters, 'valid' on 8x8: 6x6 outputs
 DENSE_MACS = 288 * 10          # Dense 288 -> 10
@@ -15,8 +15,8 @@ DENSE_MACS = 288 * 10          # Dense 288 -> 10
 
 @pytest.fixture(scope="module")
 def converted(tiny_model, tiny):
-    from gate.convert import reference_spec, to_tflite
-    from gate.schema import ConvertSpec
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.config.schema import ConvertSpec
 
     model = tiny_model.keras
     int8 = to_tflite(model, ConvertSpec(quantization="int8"), tiny.x_train[:50]).content
@@ -43,8 +43,8 @@ def test_int8_keeps_the_parameter_count_and_shows_few_unique_values(converted):
 
 
 def test_zeroed_weights_are_not_counted_as_nonzero(tiny_model):
-    from gate.convert import reference_spec, to_tflite
-    from gate.tfenv import keras
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.tfenv import keras
 
     clone = keras().models.clone_model(tiny_model.keras)
     clone.set_weights(tiny_model.keras.get_weights())
@@ -58,8 +58,8 @@ def test_zeroed_weights_are_not_counted_as_nonzero(tiny_model):
 
 
 def test_batch_matmul_macs():
-    from gate.convert import reference_spec, to_tflite
-    from gate.tfenv import keras, tf
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.tfenv import keras, tf
 
     k = keras()
     x = k.layers.Input(shape=(4, 6))

@@ -19,7 +19,7 @@ PARAMS_HALF = (3 * 3 * 1 * 4 + 4) + 4 * 4 + (3 * 3 * 4 * 8 + 8) + (4 * 4 * 8 * 1
 
 @pytest.fixture(scope="module")
 def k():
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     return keras()
 

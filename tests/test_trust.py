@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gate.config import load_config
-from gate.gitrepo import Repo
-from gate.trust import decide
+from gate.config.load import load_config
+from gate.run.gitrepo import Repo
+from gate.run.trust import decide
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
 

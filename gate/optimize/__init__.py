@@ -11,7 +11,7 @@ from gate.errors import PolicyError
 from gate.optimize import cluster, prune, qat, structured_step
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.metrics import WeightStats, keras_layer_stats, model_totals
-from gate.steps_schema import Step
+from gate.config.steps import Step
 
 Apply = Callable[[Any, Any, StepContext], StepOutput]
 
@@ -47,7 +47,7 @@ class Stage:
 
 def check_supported(model: Any) -> None:
     """Refuse what tfmot cannot wrap, naming the layers."""
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     if not (isinstance(model, k.Sequential) or getattr(model, "_is_graph_network", False)):

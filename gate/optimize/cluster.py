@@ -6,7 +6,7 @@ from typing import Any
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit
 from gate.optimize.select import TOO_FEW, choose, kernel_size, wrap_chosen
-from gate.steps_schema import ClusterInit, ClusterStep
+from gate.config.steps import ClusterInit, ClusterStep
 
 INITS = {ClusterInit.linear: "LINEAR", ClusterInit.kmeans_pp: "KMEANS_PLUS_PLUS",
          ClusterInit.density: "DENSITY_BASED", ClusterInit.random: "RANDOM"}
@@ -14,7 +14,7 @@ INITS = {ClusterInit.linear: "LINEAR", ClusterInit.kmeans_pp: "KMEANS_PLUS_PLUS"
 
 def _unsupported_for(spec: ClusterStep):
     def unsupported(layer: Any) -> str | None:
-        from gate.tfenv import tfmot
+        from gate.measure.tfenv import tfmot
 
         tfmot()
         from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import (
@@ -30,7 +30,7 @@ def _unsupported_for(spec: ClusterStep):
 
 
 def apply(model: Any, spec: ClusterStep, ctx: StepContext) -> StepOutput:
-    from gate.tfenv import keras, tfmot
+    from gate.measure.tfenv import keras, tfmot
 
     k, ck = keras(), tfmot().clustering.keras
     work = copy_model(model)

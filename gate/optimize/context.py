@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gate.data import Split
+from gate.measure.data import Split
 from gate.optimize.finetune import CompileInfo
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from gate.errors import PolicyError
-from gate.steps_schema import Finetune
+from gate.config.steps import Finetune
 
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_OPTIMIZER = "adam"
@@ -25,7 +25,7 @@ class CompileInfo:
 
     @classmethod
     def of(cls, model: Any) -> "CompileInfo":
-        from gate.tfenv import keras
+        from gate.measure.tfenv import keras
 
         k = keras()
         loss = getattr(model, "loss", None)
@@ -47,7 +47,7 @@ class CompileInfo:
 
 def copy_model(model: Any) -> Any:
     """A structurally identical model with its own layers and copied weights."""
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     clone = k.models.clone_model(model)
@@ -56,7 +56,7 @@ def copy_model(model: Any) -> Any:
 
 
 def compile_for(model: Any, spec: Finetune, info: CompileInfo, *, step: str) -> None:
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     loss = spec.loss or info.loss
@@ -76,7 +76,7 @@ def compile_for(model: Any, spec: Finetune, info: CompileInfo, *, step: str) -> 
 
 
 def fit(model: Any, spec: Finetune, x: np.ndarray, y: np.ndarray, callbacks: list | None = None) -> None:
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     if spec.epochs == 0:
         return

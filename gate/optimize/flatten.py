@@ -12,13 +12,13 @@ from gate.errors import PolicyError
 
 
 def nested_models(model: Any) -> list[str]:
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     return [layer.name for layer in model.layers if isinstance(layer, keras().Model)]
 
 
 def _retrace(model: Any, inputs: list) -> list:
-    from gate.tfenv import keras, tf
+    from gate.measure.tfenv import keras, tf
 
     k, t = keras(), tf()
     tensor_dict: dict[str, list] = {}
@@ -46,7 +46,7 @@ def _retrace(model: Any, inputs: list) -> list:
 
 def flatten(model: Any) -> Any:
     """One functional model with the nested models' layers inlined."""
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     inputs = [k.Input(shape=x.shape[1:], dtype=x.dtype) for x in model.inputs]

@@ -81,7 +81,7 @@ def tflite_layer_stats(content: bytes) -> dict[str, WeightStats]:
     """Weight stats of a .tflite's constant Conv/FC kernels, keyed by the Keras layer
     name found in the tensor name ("model/dense/MatMul" -> "dense"). TFLite kernels are
     (out, ..., in): channel axis 0, input axis last."""
-    from gate.litert import make_interpreter
+    from gate.measure.litert import make_interpreter
 
     interp = make_interpreter(content, threads=1, where="converted model")
     out: dict[str, WeightStats] = {}

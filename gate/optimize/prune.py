@@ -8,7 +8,7 @@ from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit, steps_per_epoch
 from gate.optimize.select import choose, wrap_chosen
-from gate.steps_schema import CustomSchedule, PruneStep, ScheduleName
+from gate.config.steps import CustomSchedule, PruneStep, ScheduleName
 
 
 def schedule_window(spec: PruneStep, total_steps: int) -> tuple[int, int, int, list[str]]:
@@ -43,7 +43,7 @@ def _custom_schedule(ref: str, ctx: StepContext) -> Any:
     except (ImportError, AttributeError) as exc:
         raise PolicyError(f"prune: cannot import custom schedule {ref!r}: {exc}",
                           field="steps.prune.schedule.custom") from None
-    from gate.tfenv import tfmot
+    from gate.measure.tfenv import tfmot
 
     if not (isinstance(obj, type) and issubclass(obj, tfmot().sparsity.keras.PruningSchedule)):
         raise PolicyError(f"prune: {ref!r} is not a tfmot PruningSchedule subclass", field="steps.prune.schedule.custom")
@@ -51,7 +51,7 @@ def _custom_schedule(ref: str, ctx: StepContext) -> Any:
 
 
 def build_schedule(spec: PruneStep, total_steps: int, ctx: StepContext) -> tuple[Any, list[str]]:
-    from gate.tfenv import tfmot
+    from gate.measure.tfenv import tfmot
 
     sk = tfmot().sparsity.keras
     if isinstance(spec.schedule, CustomSchedule):
@@ -64,7 +64,7 @@ def build_schedule(spec: PruneStep, total_steps: int, ctx: StepContext) -> tuple
 
 
 def _unsupported(layer: Any) -> str | None:
-    from gate.tfenv import tfmot
+    from gate.measure.tfenv import tfmot
 
     sk = tfmot().sparsity.keras
     from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
@@ -79,7 +79,7 @@ def _unsupported(layer: Any) -> str | None:
 
 
 def apply(model: Any, spec: PruneStep, ctx: StepContext) -> StepOutput:
-    from gate.tfenv import tfmot
+    from gate.measure.tfenv import tfmot
 
     sk = tfmot().sparsity.keras
     total = steps_per_epoch(ctx.train.n, spec.finetune.batch_size) * max(spec.finetune.epochs, 1)

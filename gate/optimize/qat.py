@@ -11,11 +11,11 @@ from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit
 from gate.optimize.select import choose, select_layers, wrap_chosen
-from gate.steps_schema import Preserve, QatStep, LayerSelect
+from gate.config.steps import Preserve, QatStep, LayerSelect
 
 
 def scheme_for(preserve: list[Preserve]) -> tuple[Any, str]:
-    from gate.tfenv import tfmot
+    from gate.measure.tfenv import tfmot
 
     t = tfmot()
     kinds = set(preserve)
@@ -29,14 +29,14 @@ def scheme_for(preserve: list[Preserve]) -> tuple[Any, str]:
 
 
 def _unsupported(layer: Any) -> str | None:
-    from gate.tfenv import tfmot
+    from gate.measure.tfenv import tfmot
 
     registry = tfmot().quantization.keras.default_8bit.Default8BitQuantizeRegistry()
     return None if registry.supports(layer) else f"unsupported by tfmot QAT ({type(layer).__name__})"
 
 
 def apply(model: Any, spec: QatStep, ctx: StepContext) -> StepOutput:
-    from gate.tfenv import keras, tfmot
+    from gate.measure.tfenv import keras, tfmot
 
     k, qk = keras(), tfmot().quantization.keras
     work = copy_model(model)

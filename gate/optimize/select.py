@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from gate.steps_schema import LayerSelect
+from gate.config.steps import LayerSelect
 
 # Why a layer was left alone (the report lists these).
 EXCLUDED_CLASS = "excluded by the policy (class)"
@@ -65,7 +65,7 @@ def choose(layers: list[Any], sel: LayerSelect, unsupported: Callable[[Any], str
 def wrap_chosen(model: Any, chosen: tuple[str, ...], wrap: Callable[[Any], Any]) -> Any:
     """The model re-built with `wrap(layer)` in place of each chosen layer; the other
     layers are the same objects (callers pass their own copy)."""
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     names = set(chosen)
     return keras().models.clone_model(model, clone_function=lambda layer: wrap(layer) if layer.name in names else layer)

@@ -486,7 +486,7 @@ def structured_prune(model: Any, *, ratio: float, norm: str = "l1", selected: se
       max(min_units, round(n * (1 - ratio))). selected: names of layers the policy allows
       (None: every Dense/Conv2D). Layers defining the model's outputs never shrink.
     """
-    from gate.tfenv import keras, tf
+    from gate.measure.tfenv import keras, tf
 
     k, tfm = keras(), tf()
     _check_args(ratio, norm, min_units)

@@ -8,7 +8,7 @@ from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, fit
 from gate.optimize.select import choose
-from gate.steps_schema import StructuredStep
+from gate.config.steps import StructuredStep
 
 SHRINKABLE = ("Dense", "Conv2D")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from gate.optimize.metrics import WeightStats
-from gate.steps_schema import Verify
+from gate.config.steps import Verify
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,7 @@ class Artifact(_M):
     calibration_samples: int = 0
     latency: Latency | None = None
     evaluation: Evaluation | None = None
-    proxies: dict | None = None      # deterministic figures of the .tflite (gate.proxies)
+    proxies: dict | None = None      # deterministic figures of the .tflite (gate.measure.proxies)
 
 
 class Report(_M):

@@ -13,7 +13,7 @@ from importlib import resources
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
-from gate.judge import format_value
+from gate.verdict.judge import format_value
 
 DEFAULT_TEMPLATE = "report.md.j2"
 ICON = {"pass": "✅", "fail": "❌", "error": "⛔"}

@@ -105,7 +105,7 @@ def keras_facts(model: Any, path: Path, fmt: str) -> ModelFacts:
 
 
 def tflite_facts(content: bytes, path: Path) -> ModelFacts:
-    from gate.litert import make_interpreter
+    from gate.measure.litert import make_interpreter
 
     interp = make_interpreter(content, threads=1, where=str(path))
     ins, outs = interp.get_input_details(), interp.get_output_details()
@@ -135,7 +135,7 @@ def load_model(path: Path, *, trust_model_code: bool = False) -> LoadedModel:
     if fmt == "tflite":
         content = path.read_bytes()
         return LoadedModel(tflite_facts(content, path), tflite=content)
-    from gate.tfenv import keras
+    from gate.measure.tfenv import keras
 
     k = keras()
     try:

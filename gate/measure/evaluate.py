@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from gate.errors import ModelError
-from gate.litert import dequantize_output, make_interpreter, quantize_input
+from gate.measure.litert import dequantize_output, make_interpreter, quantize_input
 
 
 @dataclass(frozen=True)

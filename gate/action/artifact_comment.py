@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gate.action import post_comment
+from gate.action.entry import post_comment
 from gate.errors import EXIT_PASS, BadInputError
 from gate.github.actions import annotation
 from gate.github.client import GitHubClient, GitHubError

@@ -19,9 +19,9 @@ Baseline and candidate `.tflite` bytes are timed in one process, interleaved:
   another model ran is slower (cold caches: 12.0 vs 10.2 µs on the digits CNN, 2.10 vs
   1.80 ms on MobileNet) and so never the fastest of >= 3. The flip side: a model whose
   own invokes jitter (thread wake-ups with threads > 1) is judged by its good runs;
-  `gate.bench`'s p50/p99 stay the place for tails.
+  `gate.measure.bench`'s p50/p99 stay the place for tails.
 - The estimate is the median over rounds of the per-round ratio candidate/baseline. Its
-  CI (`gate.stats.ratio_ci`) is a paired bootstrap over rounds plus a term for the
+  CI (`gate.verdict.stats.ratio_ci`) is a paired bootstrap over rounds plus a term for the
   instances' placement, estimated from their spread.
   Pairing within a round is the point: on this 2-core machine shared with other jobs,
   MobileNet round figures ranged 1.7-8.6 ms (CV 47 %); over blocks of 20 rounds of an
@@ -82,7 +82,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from gate.stats import placement_spread, ratio_ci
+from gate.verdict.stats import placement_spread, ratio_ci
 
 Outcome = Literal["pass", "fail", "inconclusive"]
 Invoke = Callable[[], object]
@@ -132,7 +132,7 @@ class LatencyVerdict:
 
 def litert_invoke(name: str, content: bytes, example: np.ndarray, threads: int) -> Invoke:
     """One LiteRT interpreter with `example` set as its input; returns its invoke()."""
-    from gate.litert import make_interpreter, quantize_input
+    from gate.measure.litert import make_interpreter, quantize_input
 
     interp = make_interpreter(content, threads=threads, where=f"{name} model")
     detail = interp.get_input_details()[0]
@@ -281,6 +281,6 @@ def compare_latency(baseline: bytes, candidate: bytes, example: np.ndarray, *, m
 def _interpreter_name(make_invoke: InvokeFactory) -> str:
     if make_invoke is not litert_invoke:
         return getattr(make_invoke, "__qualname__", type(make_invoke).__name__)
-    from gate.litert import litert_version
+    from gate.measure.litert import litert_version
 
     return f"ai_edge_litert.interpreter.Interpreter {litert_version()}"

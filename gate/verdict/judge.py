@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from gate.schema import Thresholds
+from gate.config.schema import Thresholds
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class Measurements:
     original_accuracy: dict[int, float]   # the Keras model as committed (or the .tflite itself)
     reference: Measured                   # the unoptimized model as float32 TFLite
     candidate: Measured                   # what ships
-    stats: dict = field(default_factory=dict)   # check name -> gate.compare.Stat (statistical verdicts)
-    proxies: dict = field(default_factory=dict)  # candidate's gate.proxies figures
+    stats: dict = field(default_factory=dict)   # check name -> gate.verdict.compare.Stat (statistical verdicts)
+    proxies: dict = field(default_factory=dict)  # candidate's gate.measure.proxies figures
     base_proxies: dict | None = None             # the base candidate's, when measured
 
 

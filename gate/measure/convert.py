@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from gate.errors import ModelError
-from gate.schema import ConvertSpec, IoType, Quantization
+from gate.config.schema import ConvertSpec, IoType, Quantization
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ MODES: dict[Quantization, Configure] = {
 
 def to_tflite(model: Any, spec: ConvertSpec, samples: np.ndarray | None = None) -> Converted:
     """Convert a tf_keras model with the policy's post-training mode."""
-    from gate.tfenv import tf as load_tf
+    from gate.measure.tfenv import tf as load_tf
 
     tf = load_tf()
     start = time.perf_counter()

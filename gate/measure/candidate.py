@@ -6,24 +6,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gate.config import GateConfig
+from gate.config.load import GateConfig
 
 
 @dataclass
 class MeasuredModel:
-    facts: Any                  # gate.model.ModelFacts
+    facts: Any                  # gate.measure.model.ModelFacts
     is_tflite: bool
-    eval_split: Any             # gate.data.Split
+    eval_split: Any             # gate.measure.data.Split
     train: Any | None
     ref_bytes: bytes
     cand_bytes: bytes
     ref_info: dict
     cand_info: dict
-    original: Any               # gate.evaluate.EvalResult
+    original: Any               # gate.measure.evaluate.EvalResult
     ref_eval: Any
     cand_eval: Any
     stages: list | None
-    policy: Any | None          # gate.schema.Policy
+    policy: Any | None          # gate.config.schema.Policy
     notes: list[str]
 
 
@@ -34,10 +34,10 @@ def measure(cfg: GateConfig, run, *, trust_model_code: bool, label: str = "", ev
     `parts` (the report's) gets the model and data facts as soon as they are known, so an
     error report keeps them."""
     parts = {} if parts is None else parts
-    from gate.convert import reference_spec, to_tflite
-    from gate.data import check_fits, head, load_split, representative
-    from gate.evaluate import evaluate_keras, evaluate_tflite
-    from gate.model import load_model
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.data import check_fits, head, load_split, representative
+    from gate.measure.evaluate import evaluate_keras, evaluate_tflite
+    from gate.measure.model import load_model
 
     ev_spec, ks, tag = cfg.evaluate, cfg.evaluate.top_k, label.replace(": ", "_")
     notes: list[str] = []
@@ -92,9 +92,9 @@ def measure(cfg: GateConfig, run, *, trust_model_code: bool, label: str = "", ev
 
 def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progress, trust_model_code=False):
     """Run the policy's steps; each stage is measured (accuracy, float TFLite bytes)."""
-    from gate.convert import reference_spec, to_tflite
+    from gate.measure.convert import reference_spec, to_tflite
     from gate.errors import ConfigError
-    from gate.evaluate import evaluate_keras
+    from gate.measure.evaluate import evaluate_keras
     from gate.optimize import run as run_steps
     from gate.optimize.context import StepContext
     from gate.optimize.finetune import CompileInfo

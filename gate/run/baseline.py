@@ -19,10 +19,10 @@ from typing import Iterator, Mapping
 
 from contextlib import contextmanager
 
-from gate.config import GateConfig, load_config
+from gate.config.load import GateConfig, load_config
 from gate.errors import GateError
-from gate.gitrepo import GitError, Repo
-from gate.trust import PR_EVENTS
+from gate.run.gitrepo import GitError, Repo
+from gate.run.trust import PR_EVENTS
 
 DEFAULT_BRANCHES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
 

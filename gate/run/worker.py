@@ -1,9 +1,9 @@
 """The worker process: everything that touches the model (loading, optimizing,
 converting, running the interpreter) happens here, under resource limits, so that a
 model that crashes TensorFlow or LiteRT, leaks memory or hangs cannot take the gate
-with it. The parent (gate.isolate) turns a dead worker into a clear error and a report.
+with it. The parent (gate.run.isolate) turns a dead worker into a clear error and a report.
 
-    python -m gate.worker JOB_DIR      (JOB_DIR/job.json in; result.json, state.json out)
+    python -m gate.run.worker JOB_DIR      (JOB_DIR/job.json in; result.json, state.json out)
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def main(job_dir: str) -> int:
-    from gate.config import load_config
+    from gate.config.load import load_config
     from gate.errors import GateError, ModelError
-    from gate.pipeline import Run, check
+    from gate.run.pipeline import Run, check
 
     work = Path(job_dir)
     job = json.loads((work / JOB).read_text(encoding="utf-8"))
@@ -76,7 +76,7 @@ def _printer(enabled: bool):
         return lambda _label: None
     from rich.console import Console
 
-    from gate.native import terminal_stderr
+    from gate.console import terminal_stderr
 
     console = Console(file=terminal_stderr(), highlight=False)
     return lambda label: console.print(f"[dim]·[/dim] {label}")

@@ -68,8 +68,8 @@ class Inputs:
 
 
 def produce_report(config: Path, out_dir: Path) -> dict:
-    """The gate itself: gate.pipeline.run, which writes report.json and report.md."""
-    from gate.pipeline import run
+    """The gate itself: gate.run.pipeline.run, which writes report.json and report.md."""
+    from gate.run.pipeline import run
 
     return run(config, out_dir, lambda label: print(f"· {label}", flush=True))
 
@@ -168,7 +168,7 @@ def relative_to(path: Path, root: Path) -> str:
 
 def threshold_line(config: Path, check_name: str) -> int | None:
     """The line of a check's threshold in gate.yml (`size_kb.max` -> thresholds.size_kb.max)."""
-    from gate.yamlio import read_yaml
+    from gate.config.yamlio import read_yaml
 
     try:
         doc = read_yaml(config)

@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from gate.errors import ConfigError, PolicyError
-from gate.schema import ConfigFile, Policy
-from gate.yamlio import Loc, YamlDoc, parse_yaml, read_yaml
+from gate.config.schema import ConfigFile, Policy
+from gate.config.yamlio import Loc, YamlDoc, parse_yaml, read_yaml
 
 DEFAULT_CONFIG = "gate.yml"
 MAX_EXTENDS_DEPTH = 10

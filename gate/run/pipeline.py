@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from gate.config import GateConfig, config_summary, load_config
+from gate.config.load import GateConfig, config_summary, load_config
 from gate.errors import EXIT_FAIL, EXIT_PASS, GateError, InternalError
-from gate.native import native_stderr
+from gate.console import native_stderr
 
 Progress = Callable[[str], None]
 CANDIDATE_FILE = "candidate.tflite"   # the optimized model, written next to the report
@@ -50,13 +50,13 @@ def check(cfg: GateConfig, run: Run, *, trust_model_code: bool = False, baseline
           ) -> tuple[str, int, str]:
     """Measure and judge. Fills run.parts; returns (status, exit code, summary).
 
-    `baseline` (from gate.baseline, made in the parent): {"config", "sha", "label",
+    `baseline` (from gate.run.baseline, made in the parent): {"config", "sha", "label",
     "unchanged", "trust_model_code"} or {"report": path}, or None."""
-    from gate.bench import benchmark
-    from gate.compare import base_comparisons, policy_comparisons
-    from gate.judge import Measured, Measurements, Sizes, judge, verdict
-    from gate.measure import measure
-    from gate.proxies import proxies
+    from gate.measure.bench import benchmark
+    from gate.verdict.compare import base_comparisons, policy_comparisons
+    from gate.verdict.judge import Measured, Measurements, Sizes, judge, verdict
+    from gate.measure.candidate import measure
+    from gate.measure.proxies import proxies
     from gate.report.build import tflite_sizes
 
     p = run.parts
@@ -124,9 +124,9 @@ def _wants_base(t) -> bool:
 def measure_baseline(job: dict | None, cfg: GateConfig, pr, run: Run, pr_sizes: dict):
     """The base branch's candidate: from its checked-out config (measured here, scored on
     the PR's eval examples when they fit), or from a baseline report."""
-    from gate.compare import BaseSide, base_from_report
+    from gate.verdict.compare import BaseSide, base_from_report
     from gate.errors import DataError
-    from gate.measure import measure
+    from gate.measure.candidate import measure
     from gate.report.build import tflite_sizes
 
     if not job or job.get("missing"):
@@ -163,7 +163,7 @@ def baseline_part(job: dict, base, stats: dict) -> dict:
 def finish_stages(parts: dict, stages, cand_bytes: bytes, cand_eval, verify_policy) -> list:
     """Add the converted row, verify stage by stage, record both; return failing checks
     when the policy says a lost property fails the gate."""
-    from gate.judge import Check
+    from gate.verdict.judge import Check
     from gate.optimize.metrics import model_totals, tflite_layer_stats
     from gate.optimize.verify import verify
 
@@ -200,8 +200,8 @@ def baseline_job(cfg: GateConfig, parts: dict, *, ref: str | None, report: str |
     """The baseline the worker measures against (see check()), its files checked out
     for the duration. Automatic baselines that cannot be had become a note; an explicit
     --baseline REF that cannot be had is an error."""
-    from gate.baseline import checkout
-    from gate.gitrepo import GitError
+    from gate.run.baseline import checkout
+    from gate.run.gitrepo import GitError
 
     if report:
         yield {"report": str(Path(report).resolve())}
@@ -234,7 +234,7 @@ def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambd
         baseline_report: str | None = None, compare_base: bool = True) -> dict:
     """Run the gate and write report.json + report.md on every path. Returns the report.
 
-    The model is measured in a worker process under limits (gate.isolate); `in_process`
+    The model is measured in a worker process under limits (gate.run.isolate); `in_process`
     runs it here instead (debugging, profiling; never for untrusted models)."""
     from gate.report.build import finish
     from gate.report.write import write_artifacts, write_report
@@ -242,7 +242,7 @@ def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambd
     r = Run(progress)
     try:
         cfg = load_config(config_path)
-        from gate.trust import decide
+        from gate.run.trust import decide
 
         decision = decide(cfg)
         r.parts["trust"] = decision.to_dict()
@@ -253,7 +253,7 @@ def run(config_path: str | Path, out_dir: str | Path, progress: Progress = lambd
             if in_process:
                 status, code, summary = check(cfg, r, trust_model_code=trust, baseline=job)
             else:
-                from gate.isolate import run_isolated
+                from gate.run.isolate import run_isolated
 
                 status, code, summary = run_isolated(cfg.path, cfg.file.limits, progress=show_progress,
                                                      trust_model_code=trust, baseline=job, parts=r.parts,

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from gate.litert import litert_version, make_interpreter, quantize_input
-from gate.schema import BenchmarkSpec
+from gate.measure.litert import litert_version, make_interpreter, quantize_input
+from gate.config.schema import BenchmarkSpec
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ show no disagreement at all, and McNemar's p is 1.
 
 Latency (`ratio_ci`)
 --------------------
-See `gate.abtest` for the measurement design. Input: ``cells[round, model, instance]``,
+See `gate.verdict.abtest` for the measurement design. Input: ``cells[round, model, instance]``,
 each cell the fastest of that interpreter instance's timed invokes in that round
 (model 0 = baseline, 1 = candidate). A model's round figure = the median over its
 instances (on logs); the estimate = the median over rounds of the per-round ratio
@@ -49,7 +49,7 @@ candidate/baseline. Its CI adds two sources of error:
   the median of 5 puts a single outlier instance at the median in 6 % of resamples, so
   MobileNet A/A intervals stayed at about +-5 % and never narrowed (still inconclusive
   against a 2 % limit after 550 rounds). With one instance per model the placement term
-  is zero: it cannot be estimated. `gate.abtest` adds instances when it extends a run,
+  is zero: it cannot be estimated. `gate.verdict.abtest` adds instances when it extends a run,
   so this term, unlike a fixed set of instances, shrinks as the run goes on.
 """
 from __future__ import annotations

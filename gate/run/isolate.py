@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from gate.errors import ModelError, error_from_dict
-from gate.schema import LimitsSpec
-from gate.worker import JOB, RESULT, STATE
+from gate.config.schema import LimitsSpec
+from gate.run.worker import JOB, RESULT, STATE
 
 MIB = 1024 * 1024
 
@@ -42,14 +42,14 @@ def _death(returncode: int, limits: LimitsSpec) -> str:
 
 def run_isolated(config_path: Path, limits: LimitsSpec, *, progress: bool, trust_model_code: bool,
                  parts: dict, artifacts: dict[str, bytes], baseline: dict | None = None) -> tuple[str, int, str]:
-    """Run gate.worker; merge its report parts into `parts`. Returns (status, code, summary)
+    """Run gate.run.worker; merge its report parts into `parts`. Returns (status, code, summary)
     or raises the worker's GateError (or a ModelError for a dead worker)."""
     with tempfile.TemporaryDirectory(prefix="gate-worker-") as tmp:
         work = Path(tmp)
         (work / JOB).write_text(json.dumps({"config": str(config_path), "progress": progress,
                                             "trust_model_code": trust_model_code, "baseline": baseline,
                                             "parts": parts}), encoding="utf-8")
-        proc = subprocess.Popen([sys.executable, "-m", "gate.worker", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
+        proc = subprocess.Popen([sys.executable, "-m", "gate.run.worker", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
                                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             returncode = proc.wait(timeout=limits.timeout_s)

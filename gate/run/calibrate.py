@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gate.config import GateConfig
+from gate.config.load import GateConfig
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,9 @@ class Calibration:
 
 
 def calibrate(cfg: GateConfig, repeats: int, progress=lambda _: None) -> Calibration:
-    from gate.abtest import compare_latency
-    from gate.measure import measure
-    from gate.pipeline import Run
+    from gate.verdict.abtest import compare_latency
+    from gate.measure.candidate import measure
+    from gate.run.pipeline import Run
 
     run = Run(progress)
     pr = measure(cfg, run, trust_model_code=cfg.file.trust_model_code)

@@ -11,9 +11,9 @@ from typing import Mapping
 
 import yaml
 
-from gate.config import GateConfig
+from gate.config.load import GateConfig
 from gate.errors import BadInputError
-from gate.gitrepo import GitError, Repo
+from gate.run.gitrepo import GitError, Repo
 
 PR_EVENTS = ("pull_request", "pull_request_target")
 

@@ -1,7 +1,7 @@
 """Comparisons judged with statistics: the candidate against the original model and the
 float32 reference (what the policy does), and against the base branch's candidate (what
-the pull request does). Latency: interleaved A/B with a bootstrap interval (gate.abtest).
-Accuracy: paired per example, McNemar and a bootstrap interval (gate.stats)."""
+the pull request does). Latency: interleaved A/B with a bootstrap interval (gate.verdict.abtest).
+Accuracy: paired per example, McNemar and a bootstrap interval (gate.verdict.stats)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gate.schema import BenchmarkSpec, Thresholds
+from gate.config.schema import BenchmarkSpec, Thresholds
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class BaseSide:
 
 
 def accuracy_stat(base_pred, cand_pred, labels, *, max_drop: float, mode: str, confidence: float) -> Stat:
-    from gate.stats import accuracy_drop, correctness
+    from gate.verdict.stats import accuracy_drop, correctness
 
     cmp = accuracy_drop(correctness(base_pred, labels), correctness(cand_pred, labels), max_drop=max_drop,
                         mode=mode, confidence=confidence)
@@ -59,7 +59,7 @@ def point_drop(base_acc: float, cand_acc: float, max_drop: float, why: str) -> S
 
 def latency_stat(baseline: bytes, candidate: bytes, example: np.ndarray, *, max_ratio: float, bench: BenchmarkSpec,
                  confidence: float, time_budget_s: float, inconclusive: str) -> Stat:
-    from gate.abtest import compare_latency
+    from gate.verdict.abtest import compare_latency
 
     v = compare_latency(baseline, candidate, example[:1], max_ratio=max_ratio, threads=bench.threads,
                         warmup=max(bench.warmup, 2), confidence=confidence, time_budget_s=time_budget_s,
@@ -128,7 +128,7 @@ def base_comparisons(t: Thresholds, bench: BenchmarkSpec, pr, base: BaseSide, pr
 def base_from_report(path: Path, pr_eval, ks: list[int], batch: int) -> BaseSide:
     """A main-branch run's report.json (and the candidate.tflite beside it, if any)."""
     from gate.errors import BadInputError
-    from gate.evaluate import evaluate_tflite
+    from gate.measure.evaluate import evaluate_tflite
     from gate.report.load import read_report
 
     report_path = path / "report.json" if path.is_dir() else path
