@@ -8,7 +8,8 @@ import jsonschema
 import pytest
 import yaml
 
-from gate.config.load import MODEL_SUFFIXES, load_config, load_policy_file, preset_names
+from gate.config.load import load_config, load_policy_file, preset_names
+from gate.formats import MODEL_FILE_FORMATS
 from gate.errors import EXIT_BAD_INPUT, ConfigError, GateError, PolicyError
 from gate.config.schema import IoType, Quantization, json_schema
 
@@ -125,7 +126,7 @@ def test_savedmodel_directory_is_a_model(tmp_path):
     assert cfg.model_path == (tmp_path / "saved").resolve()
 
 
-@pytest.mark.parametrize("suffix", MODEL_SUFFIXES + (".KERAS",))
+@pytest.mark.parametrize("suffix", (*MODEL_FILE_FORMATS, ".KERAS"))
 def test_model_suffixes_accepted(tmp_path, suffix):
     project(tmp_path, f"m{suffix}")
     cfg = load_config(config(tmp_path, BASE.replace("m.keras", f"m{suffix}")))

@@ -44,7 +44,7 @@ def test_tflite_is_kept_as_bytes(tiny_model, tmp_path):
     ("m.h5", b"random bytes", "extension '.h5' says h5 but the content"),
     ("m.tflite", b"", "file is empty"),
     ("m.tflite", b"garbage that is not a flatbuffer", "extension '.tflite' says tflite but"),
-    ("m.onnx", b"x", "expected a .keras, .h5, .tflite file"),
+    ("m.onnx", b"x", "expected a .keras, .h5, .hdf5 or .tflite file, or a SavedModel directory; received m.onnx"),
 ])
 def test_bad_model_files(tmp_path, name, content, text):
     path = tmp_path / name

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gate.errors import ConfigError, PolicyError
+from gate.formats import MODEL_FILE_FORMATS, SAVEDMODEL_MARKER, format_of
 from gate.config.schema import ConfigFile, Policy
 from gate.config.yamlio import Loc, YamlDoc, parse_yaml, read_yaml
 
@@ -226,7 +227,6 @@ def load_policy_file(path: Path) -> ResolvedPolicy:
 
 # ---------------------------------------------------------------- gate.yml
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite")
 
 
 def _existing(doc: YamlDoc, root: Path, value: str, loc: Loc, *, what: str, allow_dir: bool = False) -> Path:
@@ -263,11 +263,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
         raise_validation(exc, doc, doc.data)
     root = path.resolve().parent
     model_path = _existing(doc, root, cfg.model, ("model",), what="model", allow_dir=True)
-    if model_path.is_dir() and not (model_path / "saved_model.pb").exists():
+    if model_path.is_dir() and not (model_path / SAVEDMODEL_MARKER).exists():
         raise ConfigError(f"model directory is not a SavedModel (no saved_model.pb): {model_path}",
                           file=doc.file, field="model", line=doc.line_of(("model",)))
-    if model_path.is_file() and model_path.suffix.lower() not in MODEL_SUFFIXES:
-        raise ConfigError(f"expected a model file ending in {', '.join(MODEL_SUFFIXES)} or a SavedModel "
+    if model_path.is_file() and format_of(model_path) is None:
+        raise ConfigError(f"expected a model file ending in {', '.join(MODEL_FILE_FORMATS)} or a SavedModel "
                           f"directory; received {model_path.name}", file=doc.file, field="model",
                           line=doc.line_of(("model",)))
     eval_path = _existing(doc, root, cfg.data.eval, ("data", "eval"), what="eval data")

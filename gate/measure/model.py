@@ -1,4 +1,4 @@
-"""Load the committed model and describe it. Format dispatch lives here, in one place.
+"""Load the committed model and describe it (formats: gate.formats).
 
 Every file is scanned first without executing anything (gate.scan: no Lambda, no
 foreign classes, no HDF5 links, no zip bombs; SavedModels only with trust_model_code),
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import ModelError
+from gate.formats import EXPECTED, format_of
 
-FORMATS = {".keras": "keras", ".h5": "h5", ".hdf5": "h5", ".tflite": "tflite"}
 
 
 @dataclass(frozen=True)
@@ -63,14 +63,11 @@ class LoadedModel:
 
 
 def detect_format(path: Path) -> str:
-    if path.is_dir():
-        if (path / "saved_model.pb").exists():
-            return "savedmodel"
-        raise ModelError("directory is not a SavedModel (no saved_model.pb)", file=str(path), field="model")
-    fmt = FORMATS.get(path.suffix.lower())
+    fmt = format_of(path)
     if fmt is None:
-        raise ModelError(f"expected a .keras, .h5, .tflite file or a SavedModel directory; received {path.name}",
-                         file=str(path), field="model")
+        if path.is_dir():
+            raise ModelError("directory is not a SavedModel (no saved_model.pb)", file=str(path), field="model")
+        raise ModelError(f"expected {EXPECTED}; received {path.name}", file=str(path), field="model")
     return fmt
 
 

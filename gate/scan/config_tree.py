@@ -1,0 +1,194 @@
+"""Walk a Keras config tree (config.json, model_config): every dict with a `class_name`
+is something Keras will look up and instantiate, so each must be allowlisted."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from gate.errors import ModelError
+from gate.scan.allowlist import (ALLOWED_CLASSES, ALLOWED_EXACT_MODULES, ALLOWED_MODULE_ROOTS, BUILTIN_FUNCTIONS,
+                                 CODE_KEYS, CODE_LAYERS, DATA_MARKERS, FOREIGN_LAYERS, IDENTIFIER, LAYER_KEYS,
+                                 REGISTERED_PACKAGES, TYPE_SPECS)
+from gate.scan.limits import TRUST_HINT, ScanLimits
+
+
+@dataclass
+class _Walk:
+    file: str
+    where: str               # "config.json", "model_config", ...
+    trust: bool
+    limits: ScanLimits
+    layer_classes: set[str] = field(default_factory=set)
+    n_layers: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def classes(self) -> tuple[str, ...]:
+        return tuple(sorted(self.layer_classes))
+
+    def refuse(self, message: str, hint: str | None = None) -> None:
+        raise ModelError(message, file=self.file, field=self.where, hint=hint)
+
+
+def walk_config(config: Any, *, file: str, where: str, trust: bool, limits: ScanLimits,
+                 root_is_model: bool = True) -> _Walk:
+    walk = _Walk(file, where, trust, limits)
+    if root_is_model:
+        if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+            walk.refuse(f"{where} does not describe a Keras object (no class_name at the top)")
+        walk.layer_classes.add(_strip_package(config["class_name"]))
+    _visit(config, "", 0, None, walk)
+    return walk
+
+
+def _visit(node: Any, path: str, depth: int, parent_key: str | None, walk: _Walk) -> None:
+    if depth > walk.limits.max_depth:
+        walk.refuse(f"config nests deeper than {walk.limits.max_depth} levels at {path}")
+    if isinstance(node, dict):
+        if "class_name" in node:
+            _check_object(node, path, walk)
+            if parent_key in LAYER_KEYS:
+                walk.n_layers += 1
+                walk.layer_classes.add(_strip_package(node["class_name"]))
+        if not walk.trust:
+            _check_code_keys(node, path, walk)
+        for key, value in node.items():
+            _visit(value, f"{path}.{key}" if path else str(key), depth + 1, key, walk)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _visit(value, f"{path}[{i}]", depth + 1, parent_key, walk)
+
+
+def _describe(obj: dict, path: str) -> str:
+    config = obj.get("config")
+    name = obj.get("name") or (config.get("name") if isinstance(config, dict) else None)
+    what = f"layer '{_clip(name)}'" if isinstance(name, str) else "object"
+    return f"{what} (class {_clip(obj.get('class_name'))}) at {path or 'the top level'}"
+
+
+def _clip(value: object, limit: int = 100) -> str:
+    """Keep attacker-controlled strings from flooding error messages."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_object(obj: dict, path: str, walk: _Walk) -> None:
+    cls = obj["class_name"]
+    if not isinstance(cls, str):
+        walk.refuse(f"class_name at {path or 'the top level'} is not a string")
+    if cls in DATA_MARKERS:
+        return
+    if cls in ("__typespec__", "TypeSpec"):
+        return _check_typespec(obj, path, walk)
+    if cls == "__lambda__":
+        return _code_found(walk, f"serialized Python lambda at {path}",
+                           "it is Python bytecode that runs when loaded")
+    if cls == "function":
+        return _check_function_ref(obj, path, walk)
+
+    name = _strip_package(cls)
+    if not IDENTIFIER.match(name):
+        walk.refuse(f"{_describe(obj, path)} is not allowed: '{_clip(cls)}' is not a Keras class "
+                    "name (dotted or non-identifier names can point at arbitrary Python)")
+    if name in CODE_LAYERS:
+        why = CODE_LAYERS[name]
+        config = obj.get("config")
+        if isinstance(config, dict) and isinstance(config.get("function"), str):
+            why += f"; this one calls tf.{_clip(config['function'])}"
+        _code_found(walk, _describe(obj, path), why)
+    elif name in FOREIGN_LAYERS:
+        walk.refuse(f"{_describe(obj, path)} is not allowed: {FOREIGN_LAYERS[name]}")
+    elif name not in ALLOWED_CLASSES:
+        walk.refuse(f"{_describe(obj, path)} is not allowed: '{_clip(cls)}' is not a built-in "
+                    "Keras, tf_keras or tensorflow_model_optimization class",
+                    hint="custom classes need Python code the gate does not load; "
+                         "rebuild the model from built-in layers")
+    _check_module(obj, path, walk)
+    _check_registered_name(obj, path, walk)
+
+
+def _strip_package(cls: str) -> str:
+    """'Custom>Adam' (tf_keras registered-name style) -> 'Adam'; other packages kept."""
+    package, sep, name = cls.partition(">")
+    return name if sep and package in REGISTERED_PACKAGES else cls
+
+
+def _module_allowed(module: str) -> bool:
+    return (module in ALLOWED_EXACT_MODULES
+            or any(module == root or module.startswith(root + ".")
+                   for root in ALLOWED_MODULE_ROOTS))
+
+
+def _check_module(obj: dict, path: str, walk: _Walk) -> None:
+    module = obj.get("module")
+    if module is None:
+        return
+    if not isinstance(module, str) or not _module_allowed(module):
+        walk.refuse(f"{_describe(obj, path)} is not allowed: module '{_clip(module)}' is outside "
+                    f"{', '.join(ALLOWED_MODULE_ROOTS)} (Keras would import it)")
+
+
+def _check_registered_name(obj: dict, path: str, walk: _Walk) -> None:
+    registered = obj.get("registered_name")
+    if registered is None:
+        return
+    name = _strip_package(registered) if isinstance(registered, str) else None
+    if name != _strip_package(obj["class_name"]) and name not in ALLOWED_CLASSES:
+        walk.refuse(f"{_describe(obj, path)} is not allowed: registered_name "
+                    f"'{_clip(registered)}' is not a built-in Keras, tf_keras or "
+                    "tensorflow_model_optimization class")
+
+
+def _check_function_ref(obj: dict, path: str, walk: _Walk) -> None:
+    fn = obj.get("config")
+    module = obj.get("module")
+    registered = obj.get("registered_name")
+    where = f"function reference '{_clip(fn)}' at {path}"
+    if module is not None and module != "builtins" and not (
+            isinstance(module, str) and _module_allowed(module)):
+        walk.refuse(f"{where} is not allowed: module '{_clip(module)}' is outside "
+                    f"{', '.join(ALLOWED_MODULE_ROOTS)} (Keras would import it)")
+    if not isinstance(fn, str) or fn not in BUILTIN_FUNCTIONS:
+        walk.refuse(f"{where} is not allowed: only built-in Keras activations, losses and "
+                    "metrics may be referenced",
+                    hint="custom functions need Python code the gate does not load")
+    if registered not in (None, "function", fn):
+        walk.refuse(f"{where} is not allowed: registered_name '{_clip(registered)}' does not "
+                    "match")
+
+
+def _check_typespec(obj: dict, path: str, walk: _Walk) -> None:
+    if obj["class_name"] == "TypeSpec":
+        spec = str(obj.get("type_spec", "")).removeprefix("tf.")
+        ok = spec in TYPE_SPECS
+    else:
+        module = obj.get("module")
+        spec = str(obj.get("spec_name"))
+        ok = (spec in TYPE_SPECS and isinstance(module, str)
+              and module.startswith("tensorflow.python."))
+    if not ok:
+        walk.refuse(f"type spec '{_clip(spec)}' at {path} is not allowed")
+
+
+def _check_code_keys(node: dict, path: str, walk: _Walk) -> None:
+    for key in CODE_KEYS.intersection(node):
+        walk.refuse(f"key '{key}' at {path + '.' if path else ''}{key} references Python "
+                    "code, which the gate does not load", hint=TRUST_HINT)
+
+
+def _code_found(walk: _Walk, what: str, why: str) -> None:
+    if walk.trust:
+        walk.notes.append(f"{what} carries code; allowed because trust_model_code is set")
+        return
+    walk.refuse(f"{what} is not allowed: {why}", hint=TRUST_HINT)
+
+
+def parse_json(data: bytes | str, file: str, where: str) -> Any:
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ModelError(f"{where} is not valid JSON: {e}", file=file, field=where) from None
+    except RecursionError:
+        raise ModelError(f"{where} is nested too deeply to parse", file=file,
+                         field=where) from None
