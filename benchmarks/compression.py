@@ -3,7 +3,7 @@ accuracy, drop, parameters, latency vs float (interleaved, one process), stage t
 
     python benchmarks/compression.py [--presets max-compression,int8,benchmarks/seed-recipe.yml] [--runs 300]
 
-Each preset runs through the same pipeline as `gate check` (gate.run.pipeline.check) with a
+Each preset runs through the same pipeline as `gate check` (gate.run.check.check) with a
 temporary gate.yml, so the figures are what the gate reports.
 """
 from __future__ import annotations
@@ -18,8 +18,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gate.config.load import load_config, preset_names  # noqa: E402
-from gate.run.pipeline import Run, check  # noqa: E402
+from gate.config.load import load_config  # noqa: E402
+from gate.config.policies import preset_names  # noqa: E402
+from gate.run.check import check  # noqa: E402
+from gate.run.protocol import Job  # noqa: E402
+from gate.run.stagelog import StageLog  # noqa: E402
 
 SKIP = {"latency-xnnpack"}  # needs a MobileNet-like model; the digits CNN is refused by design
 
@@ -32,9 +35,9 @@ def run_preset(name: str, runs: int) -> dict:
             "model": str(digits / "model.keras"),
             "data": {"train": str(digits / "train.npz"), "eval": str(digits / "eval.npz")},
             "policy": name, "benchmark": {"threads": 1, "warmup": 50, "runs": runs}}))
-        r = Run(lambda _: None)
-        check(load_config(cfg_path), r)
-        return {**r.parts, "candidate_bytes": r.artifacts["candidate.tflite"]}
+        log = StageLog(lambda _: None)
+        check(load_config(cfg_path), log, Job("check", str(cfg_path), trust_model_code=False))
+        return {**log.parts, "candidate_bytes": log.artifacts["candidate.tflite"]}
 
 
 def main() -> None:
@@ -68,8 +71,8 @@ def side_by_side(candidates: dict[str, bytes], runs: int) -> None:
     """All candidates timed interleaved in one process: latency comparable across presets."""
     import numpy as np
 
-    from gate.measure.bench import benchmark
     from gate.config.schema import BenchmarkSpec
+    from gate.measure.bench import benchmark
 
     example = np.load(ROOT / "examples" / "digits" / "eval.npz")["x"][:1]
     result = benchmark(candidates, example, BenchmarkSpec(threads=1, warmup=50, runs=max(runs, 1000)))

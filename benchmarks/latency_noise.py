@@ -37,11 +37,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gate.verdict.abtest import compare_latency  # noqa: E402
+from gate.console import native_stderr  # noqa: E402
 from gate.measure.bench import cpu_name  # noqa: E402
 from gate.measure.litert import make_interpreter, quantize_input  # noqa: E402
-from gate.console import native_stderr  # noqa: E402
-
+from gate.verdict.abtest import compare_latency  # noqa: E402
 
 # --- models ----------------------------------------------------------------------------------
 

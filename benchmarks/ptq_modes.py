@@ -19,15 +19,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gate.config.schema import BenchmarkSpec, ConvertSpec  # noqa: E402
+from gate.console import native_stderr  # noqa: E402
+from gate.errors import ModelError  # noqa: E402
 from gate.measure.bench import benchmark  # noqa: E402
 from gate.measure.convert import to_tflite  # noqa: E402
 from gate.measure.data import load_split, representative  # noqa: E402
-from gate.errors import ModelError  # noqa: E402
 from gate.measure.evaluate import evaluate_keras, evaluate_tflite  # noqa: E402
 from gate.measure.litert import make_interpreter  # noqa: E402
 from gate.measure.model import load_model  # noqa: E402
-from gate.console import native_stderr  # noqa: E402
-from gate.config.schema import BenchmarkSpec, ConvertSpec  # noqa: E402
 
 MODES = [("none", "float32"), ("dynamic", "float32"), ("float16", "float32"), ("int8", "float32"),
          ("int8", "int8"), ("int16x8", "float32")]

@@ -21,14 +21,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gate.config.schema import BenchmarkSpec, ConvertSpec, Policy  # noqa: E402
+from gate.console import native_stderr  # noqa: E402
 from gate.measure.bench import benchmark  # noqa: E402
 from gate.measure.convert import to_tflite  # noqa: E402
 from gate.measure.data import Split  # noqa: E402
-from gate.console import native_stderr  # noqa: E402
-from gate.optimize import run as run_steps  # noqa: E402
+from gate.optimize import apply_steps  # noqa: E402
 from gate.optimize.context import StepContext  # noqa: E402
 from gate.optimize.finetune import CompileInfo  # noqa: E402
-from gate.config.schema import BenchmarkSpec, ConvertSpec, Policy  # noqa: E402
 
 
 def mobilenet_like(k):
@@ -66,7 +66,7 @@ def main() -> None:
         "finetune": {"epochs": 2, "batch_size": 32, "learning_rate": 5e-4}}}],
         "convert": {"quantization": "none", "sparsity": True}})
     with native_stderr():
-        pruned, stages = run_steps(model, policy.steps, StepContext(Split("train", None, x, y, ""),
+        pruned, stages = apply_steps(model, policy.steps, StepContext(Split("train", None, x, y, ""),
                                                                     CompileInfo.of(model)), lambda m, c: {})
         dense = to_tflite(model, ConvertSpec(quantization="none")).content
         sparse_dense_storage = to_tflite(pruned, ConvertSpec(quantization="none")).content

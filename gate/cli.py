@@ -55,20 +55,14 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
     """
     from rich.console import Console
 
-    from gate.console import terminal_stderr
-    from gate.run.pipeline import run
+    from gate.console import progress_printer
     from gate.report.terminal import print_report
-
-    err_console = Console(file=terminal_stderr(), highlight=False)
-
-    def progress(label: str) -> None:
-        if not quiet:
-            err_console.print(f"[dim]·[/dim] {label}")
+    from gate.run.parent import run_gate
 
     try:
-        report = run(config, out, progress, in_process=in_process, show_progress=not quiet, baseline=baseline,
-                     baseline_report=str(baseline_report) if baseline_report else None,
-                     compare_base=not no_baseline)
+        report = run_gate(config, out, progress_printer(not quiet), in_process=in_process, show_progress=not quiet,
+                          baseline=baseline, baseline_report=str(baseline_report) if baseline_report else None,
+                          compare_base=not no_baseline)
     except KeyboardInterrupt:
         click.echo(f"interrupted; report: {out / 'report.json'}", err=True)
         sys.exit(130)
@@ -115,15 +109,12 @@ def calibrate(config: Path, repeats: int, as_json: bool) -> None:
         gate calibrate --repeats 10
     """
     import yaml
-    from rich.console import Console
 
-    from gate.run.calibrate import calibrate as run_calibration
-    from gate.config.load import load_config
-    from gate.console import terminal_stderr
+    from gate.console import progress_printer
+    from gate.run.calibrate import calibrate_config
 
-    err_console = Console(file=terminal_stderr(), highlight=False)
     try:
-        result = run_calibration(load_config(config), repeats, lambda label: err_console.print(f"· {label}"))
+        result = calibrate_config(config, repeats, progress_printer())
     except GateError as err:
         _fail(err)
     if as_json:
@@ -152,7 +143,7 @@ def policy_list() -> None:
 
         gate policy list
     """
-    from gate.config.load import load_policy_file, preset_names
+    from gate.config.policies import load_policy_file, preset_names
 
     width = max(len(n) for n in preset_names())
     for name in preset_names():
@@ -170,7 +161,7 @@ def policy_show(name: str) -> None:
     """
     import yaml
 
-    from gate.config.load import load_policy_file
+    from gate.config.policies import load_policy_file
 
     try:
         resolved = load_policy_file(Path(name))
@@ -192,7 +183,8 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 
         gate policy validate policies/*.yml my-policy.yml
     """
-    from gate.config.load import load_config, load_policy_file
+    from gate.config.load import load_config
+    from gate.config.policies import load_policy_file
     from gate.config.yamlio import read_yaml
 
     bad = 0

@@ -1,5 +1,5 @@
-"""Keep TensorFlow's and LiteRT's native log lines (written straight to file
-descriptor 2 by C++) off the user's terminal, but keep them for error messages."""
+"""The terminal: progress lines, and TensorFlow's and LiteRT's native log lines (written
+straight to file descriptor 2 by C++) kept off it but kept for error messages."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,9 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
+
+Progress = Callable[[str], None]
 
 
 @dataclass
@@ -48,3 +50,14 @@ def terminal_stderr():
     except (AttributeError, OSError, ValueError):
         pass
     return sys.stderr
+
+
+def progress_printer(enabled: bool = True) -> Progress:
+    """Progress lines (`· loading model.keras`) on the terminal's stderr, or nothing."""
+    if not enabled:
+        return lambda _label: None
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(file=terminal_stderr(), highlight=False)
+    return lambda label: console.print(f"[dim]·[/dim] {escape(label)}")

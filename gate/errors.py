@@ -74,6 +74,15 @@ class InternalError(GateError):
     exit_code = EXIT_INTERNAL
     kind = "internal"
 
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> tuple["InternalError", str]:
+        """A bug's error and the traceback note its report keeps (the last 4000 characters)."""
+        import traceback
+
+        err = cls(f"internal error: {type(exc).__name__}: {exc}",
+                  hint="this is a model-gate bug; please report it with report.json")
+        return err, "traceback: " + "".join(traceback.format_exception(exc))[-4000:]
+
 
 KINDS: dict[str, type[GateError]] = {
     "bad_input": BadInputError, "config": ConfigError, "policy": PolicyError, "model": ModelError,

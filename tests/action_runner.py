@@ -7,10 +7,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gate.report.model import Report
-from gate.report.write import write_report
 from github_fake import FAKE_TOKEN, FakeGitHub
 from test_github_actions import parse_output_file
+
+from gate.report.model import Report
+from gate.report.write import write_report
 
 FIXTURES = Path(__file__).parent / "fixtures"
 EVENTS = FIXTURES / "events"
@@ -23,7 +24,7 @@ def saved_report(status: str = "pass") -> dict:
     report = json.loads((FIXTURES / "reports" / "pass.json").read_text())
     if status == "fail":
         check = report["checks"][0]
-        check.update(passed=False, limit=50.0, margin=50.0 - check["value"],
+        check.update(passed=False, limit=50.0, margin=50.0 - check["value"], line=4,
                      message=f"size_kb.max FAILED: candidate size (raw) {check['value']:.1f} KiB "
                              f"(limit <= 50.0 KiB), over the limit by {check['value'] - 50:.1f} KiB")
         report.update(status="fail", exit_code=1, summary=f"1 of 5 check(s) failed: {check['message']}")

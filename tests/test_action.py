@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from action_runner import PR_HEAD, PR_NUMBER, PR_REPO, make_runner, saved_report
-from gate.report.render import md
 from github_fake import FakeGitHub, fake_github_fixture  # noqa: F401
+
+from gate.report.render import md
 
 PR_EVENTS = ["pull_request.opened.json", "pull_request.opened.with-null-body.json",
              "pull_request.opened.with-organization.json", "pull_request.reopened.json",
@@ -205,10 +205,10 @@ def test_the_token_is_masked_and_never_written(tmp_path, fake_github, monkeypatc
 
 @pytest.mark.slow
 def test_real_pipeline_through_gate_action(tiny, tmp_path, fake_github, monkeypatch):
-    from click.testing import CliRunner
-
     from action_runner import Runner
+    from click.testing import CliRunner
     from conftest import write_config
+
     from gate.cli import main
 
     runner = Runner(tmp_path, fake_github)

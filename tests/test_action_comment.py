@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
-
 from action_runner import saved_report
-from gate.cli import main
+from click.testing import CliRunner
 from github_fake import FAKE_TOKEN, FakeGitHub, fake_github_fixture  # noqa: F401
+
+from gate.cli import main
 
 REPO, PR = "octo-org/octo-repo", 2
 HEAD = "3484a3fb816e0859fd6e1cea078d76385ff50625"  # workflow_run.completed.json's head_sha

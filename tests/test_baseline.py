@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import run_check
+
 from gate.run.baseline import resolve_ref
 from gate.run.gitrepo import Repo
 
@@ -52,6 +52,7 @@ def repo(tmp_path, tiny):
 
 def wider_model(path: Path, tiny) -> None:
     from conftest import build_tiny_model
+
     from gate.measure.tfenv import keras
 
     k = keras()

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gate.config.schema import BenchmarkSpec, ConvertSpec
 from gate.measure.bench import benchmark, summarize
 from gate.measure.convert import reference_spec, to_tflite
-from gate.config.schema import BenchmarkSpec, ConvertSpec
 
 
 def test_summarize_known_values():

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-
 from conftest import write_config
-from gate.run.calibrate import Calibration
+
 from gate.cli import main
 from gate.config.schema import Thresholds
+from gate.run.calibrate import Calibration
 
 
 def test_suggestions_clear_the_noise_and_validate():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_check, write_config
 
 
@@ -41,6 +40,8 @@ def test_tightened_threshold_fails_with_exit_1_and_says_by_how_much(tiny, tmp_pa
     [check] = report["checks"]
     assert not check["passed"] and check["margin"] < 0
     assert "size_kb.max FAILED" in result.output and "over the limit by" in result.output
+    lines = cfg.read_text().splitlines()
+    assert lines[check["line"] - 1].strip() == "max: 1"     # the check points at its threshold in gate.yml
 
 
 @pytest.mark.parametrize("mutate,field", [
@@ -87,12 +88,12 @@ def test_bad_yaml_exits_2(tmp_path):
 
 
 def test_internal_error_exits_3_with_a_report(tiny, tmp_path, monkeypatch):
-    import gate.verdict.judge
+    import gate.run.check
 
     def broken(*_):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gate.verdict.judge, "judge", broken)
+    monkeypatch.setattr(gate.run.check, "judge", broken)
     result, report = run_check(tmp_path, write_config(tmp_path, tiny), "--in-process")
     assert result.exit_code == 3
     assert report["error"]["kind"] == "internal" and "RuntimeError: boom" in report["error"]["message"]

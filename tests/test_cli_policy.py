@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from gate import __version__
 from gate.cli import main
-from gate.config.load import load_policy_file, preset_names
+from gate.config.policies import load_policy_file, preset_names
 from gate.config.schema import json_schema
 
 REPO = Path(__file__).resolve().parent.parent

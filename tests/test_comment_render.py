@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from action_runner import saved_report
+
 from gate.report.render import change, md, render_comment, render_markdown
 
 HOSTILE = "@org/team <img src=x> ` | [x](http://evil) #1 owner/repo#2"

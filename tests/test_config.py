@@ -8,10 +8,11 @@ import jsonschema
 import pytest
 import yaml
 
-from gate.config.load import load_config, load_policy_file, preset_names
-from gate.formats import MODEL_FILE_FORMATS
-from gate.errors import EXIT_BAD_INPUT, ConfigError, GateError, PolicyError
+from gate.config.load import load_config
+from gate.config.policies import load_policy_file, preset_names
 from gate.config.schema import IoType, Quantization, json_schema
+from gate.errors import EXIT_BAD_INPUT, ConfigError, GateError, PolicyError
+from gate.formats import MODEL_FILE_FORMATS
 
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"

@@ -8,7 +8,8 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gate.config.load import GateConfig, ResolvedPolicy, load_config, load_policy_file, preset_names
+from gate.config.load import GateConfig, load_config
+from gate.config.policies import ResolvedPolicy, load_policy_file, preset_names
 from gate.errors import GateError
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

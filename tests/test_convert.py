@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gate.config.schema import ConvertSpec, Quantization
+from gate.errors import ModelError
 from gate.measure.convert import MODES, reference_spec, to_tflite
 from gate.measure.data import load_split, representative
-from gate.errors import ModelError
 from gate.measure.evaluate import evaluate_keras, evaluate_tflite
 from gate.measure.litert import make_interpreter
-from gate.config.schema import ConvertSpec, Quantization
 
 # (quantization, io) -> (input dtype, weight tensor dtypes that must appear)
 CASES = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gate.measure.data import check_fits, head, load_split, representative
 from gate.errors import DataError
+from gate.measure.data import check_fits, head, load_split, representative
 
 
 def save(tmp_path, name="d.npz", **arrays):

@@ -6,8 +6,14 @@ from pathlib import Path
 import pytest
 
 from gate.github import actions
-from gate.github.actions import (STEP_SUMMARY_LIMIT, add_mask, annotation, append_step_summary,
-                                 read_inputs, set_outputs)
+from gate.github.actions import (
+    STEP_SUMMARY_LIMIT,
+    add_mask,
+    annotation,
+    append_step_summary,
+    read_inputs,
+    set_outputs,
+)
 
 
 def parse_output_file(text: str) -> dict[str, str]:

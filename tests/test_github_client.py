@@ -4,14 +4,25 @@ from __future__ import annotations
 import logging
 
 import pytest
+from github_fake import BOT_LOGIN, FAKE_TOKEN, FakeGitHub, fake_github_fixture  # noqa: F401
 
 from gate.errors import BadInputError
-from gate.github.client import (GitHubClient, GitHubError, GitHubPermissionError,
-                                GitHubRateLimitError, GitHubUnavailableError,
-                                GitHubValidationError)
-from gate.github.comment import (MAX_BODY_CHARS, TRUNCATION_NOTE, find_comment, fit_body,
-                                 marker_for, upsert_comment)
-from github_fake import BOT_LOGIN, FAKE_TOKEN, FakeGitHub, fake_github_fixture  # noqa: F401
+from gate.github.client import (
+    GitHubClient,
+    GitHubError,
+    GitHubPermissionError,
+    GitHubRateLimitError,
+    GitHubUnavailableError,
+    GitHubValidationError,
+)
+from gate.github.comment import (
+    MAX_BODY_CHARS,
+    TRUNCATION_NOTE,
+    find_comment,
+    fit_body,
+    marker_for,
+    upsert_comment,
+)
 
 REPO = "octo-org/octo-repo"
 PR = 7

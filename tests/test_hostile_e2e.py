@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import textwrap
 
-import pytest
-
 import hostile_models as hm
+import pytest
 from conftest import run_check, write_config
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from gate.measure.convert import reference_spec, to_tflite
 from gate.errors import ModelError
+from gate.measure.convert import reference_spec, to_tflite
 from gate.measure.model import load_model
 
 

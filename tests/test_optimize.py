@@ -8,14 +8,14 @@ import textwrap
 import numpy as np
 import pytest
 
-from gate.measure.data import Split
+from gate.config.schema import Policy
 from gate.errors import PolicyError
-from gate.optimize import run
+from gate.measure.data import Split
+from gate.optimize import apply_steps
 from gate.optimize.context import StepContext
 from gate.optimize.finetune import CompileInfo
 from gate.optimize.metrics import keras_layer_stats
 from gate.optimize.verify import verify
-from gate.config.schema import Policy
 
 
 def steps(*items, convert=None):
@@ -27,7 +27,7 @@ def ctx_for(tiny, model, **kw):
 
 
 def optimize(tiny, model, *items, **kw):
-    return run(model, steps(*items, **kw), ctx_for(tiny, model), lambda m, c: {})
+    return apply_steps(model, steps(*items, **kw), ctx_for(tiny, model), lambda m, c: {})
 
 
 @pytest.fixture()
@@ -96,7 +96,7 @@ def test_custom_schedule_needs_trust_then_runs(tiny, model, tmp_path, monkeypatc
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
     trusted = ctx_for(tiny, model, allow_custom_code=True)
-    _, stages = run(model, steps(item), trusted, lambda m, c: {})
+    _, stages = apply_steps(model, steps(item), trusted, lambda m, c: {})
     assert stages[-1].layers["conv"].sparsity == pytest.approx(0.5, abs=0.02)
     sys.modules.pop("my_schedule", None)
 
@@ -134,15 +134,15 @@ def test_sparsity_preserving_clustering_keeps_zeros(tiny, model):
 def test_verification_catches_clustering_that_loses_the_zeros(tiny, model):
     policy = Policy.model_validate({"steps": [{"prune": {"final_sparsity": 0.8, "finetune": ONE}},
                                               {"cluster": {"clusters": 4, "finetune": ONE}}]})
-    _, stages = run(model, policy.steps, ctx_for(tiny, model), lambda m, c: {})
+    _, stages = apply_steps(model, policy.steps, ctx_for(tiny, model), lambda m, c: {})
     findings = verify([(s.name, s.kind, s.layers) for s in stages], policy.verify)
     assert {(f.layer, f.what, f.stage) for f in findings} >= {("classifier", "sparsity", "clustered")}
     assert "sparsity fell from 80.0% (pruned)" in next(f.message for f in findings if f.layer == "classifier")
 
 
 def test_verify_on_stats_with_known_answers():
-    from gate.optimize.metrics import stats
     from gate.config.steps import Verify
+    from gate.optimize.metrics import stats
 
     dense = stats(np.ones((4, 2)), out_axis=1, in_axis=0)
     sparse = stats(np.array([[0, 0], [0, 1.0], [1, 0], [0, 0]]), out_axis=1, in_axis=0)
@@ -178,7 +178,7 @@ def test_qat_refuses_unsupported_layers_and_suggests_selective(tiny):
                       k.layers.Dense(10, activation="softmax", name="out")])
     m.compile("adam", "sparse_categorical_crossentropy")
     with pytest.raises(PolicyError) as info:
-        run(m, steps({"qat": {}}, convert={"quantization": "int8"}), ctx_for(tiny, m), lambda mm, c: {})
+        apply_steps(m, steps({"qat": {}}, convert={"quantization": "int8"}), ctx_for(tiny, m), lambda mm, c: {})
     assert "tfmot cannot quantize 'scale' (Rescaling)" in info.value.message
     assert "exclude_names: [scale]" in info.value.hint
 
@@ -199,9 +199,9 @@ def test_loss_comes_from_the_step_or_the_model(tiny):
     k = keras()
     bare = k.models.clone_model(tiny_model_of(tiny))  # not compiled: no loss known
     with pytest.raises(PolicyError) as info:
-        run(bare, steps({"prune": {"final_sparsity": 0.5, "finetune": ONE}}), ctx_for(tiny, bare), lambda m, c: {})
+        apply_steps(bare, steps({"prune": {"final_sparsity": 0.5, "finetune": ONE}}), ctx_for(tiny, bare), lambda m, c: {})
     assert "needs a loss" in info.value.message and info.value.field == "steps.prune.finetune.loss"
-    run(bare, steps({"prune": {"final_sparsity": 0.5,
+    apply_steps(bare, steps({"prune": {"final_sparsity": 0.5,
                                "finetune": {"epochs": 1, "loss": "sparse_categorical_crossentropy"}}}),
         ctx_for(tiny, bare), lambda m, c: {})
 
@@ -228,21 +228,21 @@ def test_subclassed_and_nested_models_are_refused(tiny, model):
     sub = Sub()
     sub(np.zeros((1, 8, 8, 1), np.float32))
     with pytest.raises(PolicyError, match="subclassed"):
-        run(sub, steps({"prune": {"final_sparsity": 0.5}}), ctx_for(tiny, model), lambda m, c: {})
+        apply_steps(sub, steps({"prune": {"final_sparsity": 0.5}}), ctx_for(tiny, model), lambda m, c: {})
     # A nested model called with training= cannot be inlined faithfully: refused by name.
     inner = k.Sequential([k.layers.Flatten(), k.layers.Dense(10, activation="softmax")], name="inner")
     inp = k.Input((8, 8, 1))
     odd = k.Model(inp, inner(inp, training=False))
     odd.compile("adam", "sparse_categorical_crossentropy")
     with pytest.raises(PolicyError, match="cannot flatten nested model 'inner'"):
-        run(odd, steps({"prune": {"final_sparsity": 0.5}}), ctx_for(tiny, odd), lambda m, c: {})
+        apply_steps(odd, steps({"prune": {"final_sparsity": 0.5}}), ctx_for(tiny, odd), lambda m, c: {})
 
 
 def test_nested_models_are_flattened_and_pruned(tiny):
     """The transfer-learning shape: a functional base with a residual Add inside a
     Sequential with a head. Flattened, pruned, and the outputs before pruning match."""
-    from gate.optimize.flatten import flatten
     from gate.measure.tfenv import keras
+    from gate.optimize.flatten import flatten
 
     k = keras()
     inp = k.Input((8, 8, 1))
@@ -255,7 +255,7 @@ def test_nested_models_are_flattened_and_pruned(tiny):
     flat = flatten(outer)
     assert [layer.name for layer in flat.layers][1:] == ["c1", "c2", "add", outer.layers[1].name, "head"]
     np.testing.assert_allclose(flat(tiny.x_eval[:4]).numpy(), outer(tiny.x_eval[:4]).numpy(), rtol=1e-6)
-    _, stages = run(outer, steps({"prune": {"final_sparsity": 0.5, "finetune": ONE}}), ctx_for(tiny, outer),
+    _, stages = apply_steps(outer, steps({"prune": {"final_sparsity": 0.5, "finetune": ONE}}), ctx_for(tiny, outer),
                     lambda m, c: {})
     assert "flattened the nested model(s) base" in stages[0].notes[0]
     assert set(stages[-1].selection["changed"]) == {"c1", "c2", "head"}
@@ -276,11 +276,11 @@ def test_stats_on_keras_and_tflite_agree(tiny, model):
 @pytest.mark.parametrize("io,dtype", [("int8", np.int8), ("uint8", np.uint8), ("float32", np.float32)])
 def test_qat_model_converts_with_the_policy_io_type(tiny, model, io, dtype):
     """tfmot leaves float io unless told (tfmot #765): the policy's io reaches the converter."""
+    from gate.config.schema import ConvertSpec
     from gate.measure.convert import to_tflite
     from gate.measure.data import load_split, representative
     from gate.measure.evaluate import evaluate_tflite
     from gate.measure.litert import make_interpreter
-    from gate.config.schema import ConvertSpec
 
     out, _ = optimize(tiny, model, {"qat": {"finetune": ONE}}, convert={"quantization": "int8"})
     samples = representative(load_split(tiny.train, "train"), 20)

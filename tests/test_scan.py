@@ -12,9 +12,9 @@ import warnings  # noqa: E402
 import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import hostile_models as hm  # noqa: E402
 import pytest  # noqa: E402
 
-import hostile_models as hm  # noqa: E402
 from gate.errors import EXIT_BAD_INPUT, ModelError  # noqa: E402
 from gate.scan import ScanLimits, ScanResult, scan_model  # noqa: E402
 

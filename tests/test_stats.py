@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 from scipy.stats import binom
 
-from gate.verdict.stats import accuracy_drop, correctness, drop_ci, mcnemar_exact, placement_spread, ratio_ci
+from gate.verdict.stats import (
+    accuracy_drop,
+    correctness,
+    drop_ci,
+    mcnemar_exact,
+    placement_spread,
+    ratio_ci,
+)
 
 
 def paired(n: int, base_right: int, b: int, c: int) -> tuple[np.ndarray, np.ndarray]:

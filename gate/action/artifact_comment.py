@@ -18,11 +18,11 @@ from gate.action.entry import post_comment
 from gate.errors import EXIT_PASS, BadInputError
 from gate.github.actions import annotation
 from gate.github.client import GitHubClient, GitHubError
+from gate.github.event import valid_repo_name
 from gate.report.load import read_report
 from gate.report.render import render_comment
 
 PR_FILE_MAX_BYTES = 4096
-_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -36,7 +36,7 @@ class Target:
 
     @classmethod
     def parse(cls, repo: str, pr: int | None, pr_file: Path | None, head_sha: str) -> Target:
-        if not _REPO.match(repo) or ".." in repo:
+        if not valid_repo_name(repo):
             raise BadInputError(f"expected OWNER/NAME, got {repo!r}", field="--repo")
         head_sha = head_sha.strip().lower()
         if not _SHA.match(head_sha):

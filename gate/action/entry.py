@@ -16,10 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gate.errors import EXIT_PASS, BadInputError, GateError
-from gate.github.actions import (add_mask, annotation, append_step_summary, read_inputs,
-                                 set_outputs)
+from gate.github.actions import (
+    add_mask,
+    annotation,
+    append_step_summary,
+    read_inputs,
+    set_outputs,
+)
 from gate.github.client import GitHubClient, GitHubError
-from gate.github.comment import DEFAULT_AUTHOR, CommentResult, find_comment, upsert_comment
+from gate.github.comment import (
+    DEFAULT_AUTHOR,
+    CommentResult,
+    find_comment,
+    upsert_comment,
+)
 from gate.github.event import Event, load_event
 from gate.report.render import ICON, md, render_comment
 
@@ -68,10 +78,10 @@ class Inputs:
 
 
 def produce_report(config: Path, out_dir: Path) -> dict:
-    """The gate itself: gate.run.pipeline.run, which writes report.json and report.md."""
-    from gate.run.pipeline import run
+    """The gate itself: gate.run.parent.run_gate, which writes report.json and report.md."""
+    from gate.run.parent import run_gate
 
-    return run(config, out_dir, lambda label: print(f"· {label}", flush=True))
+    return run_gate(config, out_dir, lambda label: print(f"· {label}", flush=True))
 
 
 def github_client(env: Mapping[str, str], token: str) -> GitHubClient:
@@ -166,18 +176,6 @@ def relative_to(path: Path, root: Path) -> str:
         return full.resolve().as_posix()
 
 
-def threshold_line(config: Path, check_name: str) -> int | None:
-    """The line of a check's threshold in gate.yml (`size_kb.max` -> thresholds.size_kb.max)."""
-    from gate.config.yamlio import read_yaml
-
-    try:
-        doc = read_yaml(config)
-    except GateError:
-        return None
-    loc = ("thresholds", *check_name.split("."))
-    return doc.line_of(loc) if loc[:2] in doc.lines else None
-
-
 def annotations(report: dict, config: Path, workspace: Path) -> list[str]:
     """::error lines: one per failed check (on its threshold in the config), one for an
     error report (on the file and line it names)."""
@@ -185,7 +183,7 @@ def annotations(report: dict, config: Path, workspace: Path) -> list[str]:
     config_file = relative_to(config, workspace)
     for c in report.get("checks") or []:
         if not c["passed"]:
-            lines.append(annotation("error", c["message"], file=config_file, line=threshold_line(config, c["name"]),
+            lines.append(annotation("error", c["message"], file=config_file, line=c.get("line"),
                                     title=f"model-gate: {c['name']}"))
     err = report.get("error")
     if err:

@@ -9,12 +9,16 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Literal
 
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
 from gate.config.steps import Step, Verify
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+from gate.config.strict import Strict
 
 
 class Quantization(str, Enum):

@@ -13,15 +13,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gate.github.client import (GitHubClient, GitHubError, GitHubPermissionError,
-                                GitHubUnavailableError, GitHubValidationError)
+from gate.github.client import (
+    GitHubClient,
+    GitHubError,
+    GitHubPermissionError,
+    GitHubUnavailableError,
+    GitHubValidationError,
+)
+from gate.github.event import valid_repo_name
 
 MAX_BODY_CHARS = 65536  # GitHub's limit for an issue comment body
 DEFAULT_AUTHOR = "github-actions[bot]"
 TRUNCATION_NOTE = ("\n\n---\n> [!WARNING]\n> This report was cut to fit GitHub's "
                    "comment size limit. The full report is in the job summary and the "
                    "workflow's report artifact.\n")
-_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _MARKER_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._/@+-]")
 _TOO_LONG = re.compile(r"too long.*?maximum is (\d+)", re.IGNORECASE)
 
@@ -154,7 +159,7 @@ def upsert_comment(client: GitHubClient, repo: str, pr_number: int, body: str,
     author_login is the token's identity; by default GET /user is asked, and when that is
     not allowed (Actions installation tokens) it is github-actions[bot].
     """
-    if not _REPO.match(repo or "") or ".." in repo:
+    if not valid_repo_name(repo):
         return CommentResult("skipped", warning=f"not commenting: bad repository name {repo!r}")
     if isinstance(pr_number, bool) or not isinstance(pr_number, int) or pr_number <= 0:
         return CommentResult("skipped", warning="not commenting: no pull request number")

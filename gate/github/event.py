@@ -16,6 +16,7 @@ from gate.errors import BadInputError
 
 MAX_EVENT_BYTES = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 PULL_REQUEST_EVENTS = ("pull_request", "pull_request_target")
+_REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 _ZERO_SHA = re.compile(r"^0+$")
 
@@ -175,3 +176,8 @@ def load_event(env: Mapping[str, str]) -> Event:
     if event.repo is None and env.get("GITHUB_REPOSITORY"):
         event = replace(event, repo=env["GITHUB_REPOSITORY"])
     return event
+
+
+def valid_repo_name(repo: object) -> bool:
+    """OWNER/NAME as GitHub allows them (no path tricks: nothing but [A-Za-z0-9_.-], no '..')."""
+    return isinstance(repo, str) and bool(_REPO_NAME.match(repo)) and ".." not in repo

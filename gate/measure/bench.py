@@ -9,19 +9,23 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-from gate.measure.litert import litert_version, make_interpreter, quantize_input
 from gate.config.schema import BenchmarkSpec
+from gate.measure.litert import interpreter_with_input, litert_version
 
 
-@dataclass(frozen=True)
-class LatencyStats:
+class Latency(BaseModel):
+    """One model's timed invokes; also report.json's `latency` of an artifact."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     init_ms: float      # Interpreter() + allocate_tensors()
     first_ms: float     # the first invoke(), before warmup
-    runs: int
+    runs: int = Field(ge=1)
     mean_ms: float
     std_ms: float
     min_ms: float
@@ -31,26 +35,23 @@ class LatencyStats:
     max_ms: float
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
 
 
 @dataclass(frozen=True)
 class BenchResult:
-    stats: dict[str, LatencyStats]
+    stats: dict[str, Latency]
     settings: dict
-
-    def to_dict(self) -> dict:
-        return {"settings": self.settings, "models": {k: v.to_dict() for k, v in self.stats.items()}}
 
 
 def _ms(ns: int) -> float:
     return ns / 1e6
 
 
-def summarize(times_ns: np.ndarray, init_ms: float, first_ms: float) -> LatencyStats:
+def summarize(times_ns: np.ndarray, init_ms: float, first_ms: float) -> Latency:
     ms = times_ns.astype(np.float64) / 1e6
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return LatencyStats(init_ms=round(init_ms, 4), first_ms=round(first_ms, 4), runs=int(ms.size),
+    return Latency(init_ms=round(init_ms, 4), first_ms=round(first_ms, 4), runs=int(ms.size),
                         mean_ms=float(ms.mean()), std_ms=float(ms.std(ddof=1)) if ms.size > 1 else 0.0,
                         min_ms=float(ms.min()), p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99),
                         max_ms=float(ms.max()))
@@ -61,12 +62,8 @@ class _Timed:
 
     def __init__(self, name: str, content: bytes, example: np.ndarray, threads: int):
         t0 = time.perf_counter_ns()
-        self.interp = make_interpreter(content, threads=threads, where=name)
+        self.interp = interpreter_with_input(content, example, threads=threads, where=name)
         self.init_ms = _ms(time.perf_counter_ns() - t0)
-        detail = self.interp.get_input_details()[0]
-        shape = tuple(int(d) for d in detail["shape"])
-        batch = example[:1].reshape(shape) if example.size == int(np.prod(shape)) else example[:1]
-        self.interp.set_tensor(detail["index"], quantize_input(batch, detail))
         self.times: list[int] = []
         t0 = time.perf_counter_ns()
         self.interp.invoke()

@@ -1,34 +1,44 @@
-"""Measure one model as its config says: load, read data, optimize, convert (reference
-float32 and candidate), evaluate. The pull request's model and the base branch's model
-go through this same code."""
+"""Measure one model as its config says: load, read data, optimize, convert (the float32
+reference and the candidate), evaluate. The pull request's model and the base branch's
+model go through this same code; it runs in the worker (TF is imported lazily)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gate.config.load import GateConfig
+from gate.measure.convert import Converted
+from gate.measure.data import Split
+from gate.measure.evaluate import EvalResult
+from gate.measure.model import ModelFacts
+from gate.measure.sizes import FileSizes
+
+if TYPE_CHECKING:
+    from gate.config.schema import Policy
+    from gate.optimize import Stage
+    from gate.run.stagelog import StageLog
 
 
-@dataclass
+@dataclass(frozen=True)
 class MeasuredModel:
-    facts: Any                  # gate.measure.model.ModelFacts
-    is_tflite: bool
-    eval_split: Any             # gate.measure.data.Split
-    train: Any | None
-    ref_bytes: bytes
-    cand_bytes: bytes
-    ref_info: dict
-    cand_info: dict
-    original: Any               # gate.measure.evaluate.EvalResult
-    ref_eval: Any
-    cand_eval: Any
-    stages: list | None
-    policy: Any | None          # gate.config.schema.Policy
-    notes: list[str]
+    facts: ModelFacts
+    is_tflite: bool                  # a committed .tflite: reference and candidate are that file
+    eval_split: Split
+    train: Split | None
+    reference: Converted             # the unoptimized model as float32 TFLite
+    candidate: Converted             # what ships
+    reference_sizes: FileSizes
+    candidate_sizes: FileSizes
+    original: EvalResult             # the model as committed (Keras, or the .tflite itself)
+    reference_eval: EvalResult
+    candidate_eval: EvalResult
+    stages: tuple[Stage, ...] | None  # optimization stages: original, pruned, ... (None: no steps)
+    policy: Policy | None
+    notes: tuple[str, ...]
 
 
-def measure(cfg: GateConfig, run, *, trust_model_code: bool, label: str = "", eval_split=None,
-            parts: dict | None = None) -> MeasuredModel:
+def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: str = "",
+            eval_split: Split | None = None, parts: dict | None = None) -> MeasuredModel:
     """`label` prefixes stage names and progress ("base: "); `eval_split` scores on the
     given examples instead of cfg's (the base model on the PR's eval set, paired);
     `parts` (the report's) gets the model and data facts as soon as they are known, so an
@@ -41,10 +51,10 @@ def measure(cfg: GateConfig, run, *, trust_model_code: bool, label: str = "", ev
 
     ev_spec, ks, tag = cfg.evaluate, cfg.evaluate.top_k, label.replace(": ", "_")
     notes: list[str] = []
-    with run.stage(f"{tag}load", f"{label}loading {cfg.model_path.name}"):
+    with log.stage(f"{tag}load", f"{label}loading {cfg.model_path.name}"):
         model = load_model(cfg.model_path, trust_model_code=trust_model_code)
-        parts["model"] = {**model.facts.to_dict(), "path": _relative(cfg, cfg.model_path)}
-    with run.stage(f"{tag}data", f"{label}reading data"):
+        parts["model"] = {**model.facts.to_dict(), "path": cfg.relative(cfg.model_path)}
+    with log.stage(f"{tag}data", f"{label}reading data"):
         if eval_split is None:
             eval_split = head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
         check_fits(eval_split, model.facts.input_shape, model.facts.n_classes)
@@ -54,51 +64,48 @@ def measure(cfg: GateConfig, run, *, trust_model_code: bool, label: str = "", ev
         parts["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
     stages, policy = None, None
     if model.is_tflite:
-        ref_bytes = cand_bytes = model.tflite
-        ref_info = cand_info = {"quantization": "as committed", "io": model.facts.inputs[0].dtype}
+        ref = cand = Converted(model.tflite, "as committed", model.facts.inputs[0].dtype, None, 0)
         notes.append("The committed model is a .tflite: it is measured as it is (no policy, no reference "
                      "conversion); reference and candidate are the same file.")
         if cfg.policy:
             notes.append("policy is ignored for a committed .tflite")
     else:
-        with run.stage(f"{tag}convert_reference", f"{label}converting the reference (float32 TFLite)"):
+        with log.stage(f"{tag}convert_reference", f"{label}converting the reference (float32 TFLite)"):
             ref = to_tflite(model.keras, reference_spec())
         policy = cfg.policy.policy
         spec = policy.convert
         optimized = model.keras
         if policy.steps:
-            with run.stage(f"{tag}optimize", f"{label}optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
+            with log.stage(f"{tag}optimize", f"{label}optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
                 optimized, stages = optimize_model(model.keras, policy.steps, train, eval_split, ks,
-                                                   ev_spec.batch_size, run.progress, trust_model_code)
-        with run.stage(f"{tag}convert_candidate", f"{label}converting the candidate ({spec.quantization.value})"):
+                                                   ev_spec.batch_size, log.progress, trust_model_code)
+        with log.stage(f"{tag}convert_candidate", f"{label}converting the candidate ({spec.quantization.value})"):
             samples = representative(train, spec.representative_samples) if train is not None else None
             cand = to_tflite(optimized, spec, samples)
-        ref_bytes, cand_bytes = ref.content, cand.content
-        ref_info = {"quantization": ref.quantization, "io": ref.io, "convert_seconds": round(ref.seconds, 3)}
-        cand_info = {"quantization": cand.quantization, "io": cand.io, "convert_seconds": round(cand.seconds, 3),
-                     "calibration_samples": cand.calibration_samples}
-    with run.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
+    with log.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
         x, y, batch = eval_split.x, eval_split.y, ev_spec.batch_size
         if model.is_tflite:
             original = evaluate_tflite(model.tflite, x, y, ks, batch, where=str(cfg.model_path))
             ref_eval = cand_eval = original
         else:
             original = evaluate_keras(model.keras, x, y, ks, batch)
-            ref_eval = evaluate_tflite(ref_bytes, x, y, ks, batch, where=f"{label}reference .tflite")
-            cand_eval = evaluate_tflite(cand_bytes, x, y, ks, batch, where=f"{label}candidate .tflite")
-    return MeasuredModel(model.facts, model.is_tflite, eval_split, train, ref_bytes, cand_bytes, ref_info,
-                         cand_info, original, ref_eval, cand_eval, stages, policy, notes)
+            ref_eval = evaluate_tflite(ref.content, x, y, ks, batch, where=f"{label}reference .tflite")
+            cand_eval = evaluate_tflite(cand.content, x, y, ks, batch, where=f"{label}candidate .tflite")
+    ref_sizes = FileSizes.of(ref.content)
+    cand_sizes = ref_sizes if cand.content is ref.content else FileSizes.of(cand.content)
+    return MeasuredModel(model.facts, model.is_tflite, eval_split, train, ref, cand, ref_sizes, cand_sizes,
+                         original, ref_eval, cand_eval, None if stages is None else tuple(stages), policy,
+                         tuple(notes))
 
 
 def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progress, trust_model_code=False):
     """Run the policy's steps; each stage is measured (accuracy, float TFLite bytes)."""
-    from gate.measure.convert import reference_spec, to_tflite
     from gate.errors import ConfigError
+    from gate.measure.convert import reference_spec, to_tflite
     from gate.measure.evaluate import evaluate_keras
-    from gate.optimize import run as run_steps
+    from gate.optimize import apply_steps
     from gate.optimize.context import StepContext
     from gate.optimize.finetune import CompileInfo
-    from gate.report.build import tflite_sizes
 
     if train is None:
         raise ConfigError("optimization steps fine-tune on the train split, but data.train is not set",
@@ -108,16 +115,9 @@ def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progre
         out = {"accuracy": evaluate_keras(m, eval_split.x, eval_split.y, ks, batch_size).to_dict(
             with_predictions=False)["accuracy"]}
         if convertible:
-            sizes = tflite_sizes(to_tflite(m, reference_spec()).content)
-            out.update(bytes_raw=sizes["bytes_raw"], bytes_gzip=sizes["bytes_gzip"])
+            sizes = FileSizes.of(to_tflite(m, reference_spec()).content)
+            out.update(bytes_raw=sizes.bytes_raw, bytes_gzip=sizes.bytes_gzip)
         return out
 
     ctx = StepContext(train=train, compile_info=CompileInfo.of(keras_model), allow_custom_code=trust_model_code)
-    return run_steps(keras_model, steps, ctx, measure_stage, progress)
-
-
-def _relative(cfg: GateConfig, path) -> str:
-    try:
-        return str(path.relative_to(cfg.root))
-    except ValueError:
-        return str(path)
+    return apply_steps(keras_model, steps, ctx, measure_stage, progress)

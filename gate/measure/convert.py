@@ -7,17 +7,26 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gate.errors import ModelError
 from gate.config.schema import ConvertSpec, IoType, Quantization
+from gate.errors import ModelError
 
 
 @dataclass(frozen=True)
 class Converted:
+    """A .tflite the gate made (or the committed one, `seconds` None) and how."""
+
     content: bytes
     quantization: str
     io: str
-    seconds: float
+    seconds: float | None
     calibration_samples: int
+
+    def info(self) -> dict:
+        """How it was made, as report.json's artifact records it."""
+        out = {"quantization": self.quantization, "io": self.io}
+        if self.seconds is not None:
+            out.update(convert_seconds=round(self.seconds, 3), calibration_samples=self.calibration_samples)
+        return out
 
 
 Configure = Callable[[Any, Any, ConvertSpec, "np.ndarray | None"], None]

@@ -17,6 +17,17 @@ def make_interpreter(content: bytes, *, threads: int, where: str = "candidate mo
     return interp
 
 
+def interpreter_with_input(content: bytes, example: np.ndarray, *, threads: int, where: str):
+    """An interpreter with one real example set as its input (quantized with the input
+    tensor's own scale and zero point), ready to be timed with invoke()."""
+    interp = make_interpreter(content, threads=threads, where=where)
+    detail = interp.get_input_details()[0]
+    shape = tuple(int(d) for d in detail["shape"])
+    batch = example.reshape(shape) if example.size == int(np.prod(shape)) else example[:1]
+    interp.set_tensor(detail["index"], quantize_input(batch, detail))
+    return interp
+
+
 def litert_version() -> str:
     from importlib.metadata import version
 

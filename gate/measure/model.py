@@ -15,7 +15,6 @@ from gate.errors import ModelError
 from gate.formats import EXPECTED, format_of
 
 
-
 @dataclass(frozen=True)
 class TensorSpec:
     name: str

@@ -6,7 +6,6 @@ private `_get_ops_details()`: the file says which tensors are constants (a non-e
 buffer) and carries op options such as BATCH_MATMUL's adjoint flags, and its ops are the
 model's, not the XNNPACK `DELEGATE` node that replaces them once the interpreter runs.
 
-- ``raw_bytes``, ``gzip_bytes``: the file, and gzip level 9 of it.
 - ``parameters``: elements of constant weight tensors - float and integer-quantized
   constants, plus the int32 biases of conv / fully connected ops; other int32/int64
   constants (reshape shapes, axes, paddings) are graph plumbing and not counted. A sparse
@@ -31,7 +30,6 @@ model's, not the XNNPACK `DELEGATE` node that replaces them once the interpreter
 """
 from __future__ import annotations
 
-import gzip
 import math
 from dataclasses import asdict, dataclass
 
@@ -48,8 +46,6 @@ _BIAS_INPUT = {_CONV: 2, _DEPTHWISE: 2, _FC: 2, _TRANSPOSE_CONV: 3}
 
 @dataclass(frozen=True)
 class Proxies:
-    raw_bytes: int
-    gzip_bytes: int
     parameters: int
     nonzero_parameters: int
     unique_values: int
@@ -133,7 +129,7 @@ _OP_NAMES = {_CONV: "CONV_2D", _DEPTHWISE: "DEPTHWISE_CONV_2D", _FC: "FULLY_CONN
 
 
 def static_proxies(content: bytes) -> dict:
-    """Everything but memory: sizes, parameters, unique values, MACs."""
+    """Everything but memory: parameters, unique values, MACs (sizes: gate.measure.sizes)."""
     schema, model = _model(content)
     params = nonzero = max_unique = 0
     uniques: list[np.ndarray] = []
@@ -165,7 +161,7 @@ def static_proxies(content: bytes) -> dict:
             max_unique = max(max_unique, u.size)
             uniques.append(u)
     unique = int(np.unique(np.concatenate(uniques)).size) if uniques else 0
-    return {"raw_bytes": len(content), "gzip_bytes": len(gzip.compress(content, 9)), "parameters": params,
+    return {"parameters": params,
             "nonzero_parameters": nonzero, "unique_values": unique, "max_unique_per_tensor": max_unique,
             "macs": sum(macs.values()), "macs_by_op": macs}
 

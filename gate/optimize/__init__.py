@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from gate.config.steps import Step
 from gate.errors import PolicyError
 from gate.optimize import cluster, prune, qat, structured_step
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.metrics import WeightStats, keras_layer_stats, model_totals
-from gate.config.steps import Step
 
 Apply = Callable[[Any, Any, StepContext], StepOutput]
 
@@ -61,10 +61,9 @@ def stage_name(kind: str, index: int, kinds: list[str]) -> str:
     return label if kinds.count(kind) == 1 else f"{label}#{index + 1}"
 
 
-def run(model: Any, steps: list[Step], ctx: StepContext, measure: Measure,
+def apply_steps(model: Any, steps: list[Step], ctx: StepContext, measure: Measure,
         progress: Callable[[str], None] = lambda _: None) -> tuple[Any, list[Stage]]:
     from gate.optimize.finetune import copy_model
-
     from gate.optimize.flatten import flatten, nested_models
 
     check_supported(model)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gate.config.steps import ClusterInit, ClusterStep
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit
 from gate.optimize.select import TOO_FEW, choose, kernel_size, wrap_chosen
-from gate.config.steps import ClusterInit, ClusterStep
 
 INITS = {ClusterInit.linear: "LINEAR", ClusterInit.kmeans_pp: "KMEANS_PLUS_PLUS",
          ClusterInit.density: "DENSITY_BASED", ClusterInit.random: "RANDOM"}
@@ -18,7 +18,8 @@ def _unsupported_for(spec: ClusterStep):
 
         tfmot()
         from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import (
-            ClusteringRegistry)
+            ClusteringRegistry,
+        )
 
         ck = tfmot().clustering.keras
         if not (isinstance(layer, ck.ClusterableLayer) or ClusteringRegistry.supports(layer)):

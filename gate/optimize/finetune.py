@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from gate.errors import PolicyError
 from gate.config.steps import Finetune
+from gate.errors import PolicyError
 
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_OPTIMIZER = "adam"

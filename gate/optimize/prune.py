@@ -4,11 +4,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from gate.config.steps import CustomSchedule, PruneStep, ScheduleName
 from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit, steps_per_epoch
 from gate.optimize.select import choose, wrap_chosen
-from gate.config.steps import CustomSchedule, PruneStep, ScheduleName
 
 
 def schedule_window(spec: PruneStep, total_steps: int) -> tuple[int, int, int, list[str]]:
@@ -67,7 +67,9 @@ def _unsupported(layer: Any) -> str | None:
     from gate.measure.tfenv import tfmot
 
     sk = tfmot().sparsity.keras
-    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import PruneRegistry
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import (
+        PruneRegistry,
+    )
 
     if isinstance(layer, sk.PrunableLayer):
         return None
@@ -96,7 +98,9 @@ def apply(model: Any, spec: PruneStep, ctx: StepContext) -> StepOutput:
                               field="steps.prune.pruning_policy",
                               hint="XNNPACK sparse inference needs a MobileNet-like model (a 3x3 stride-2 first "
                                    "conv, 1x1 convs, global average pooling); drop pruning_policy") from None
-        from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import PruneLowMagnitude
+        from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import (
+            PruneLowMagnitude,
+        )
 
         chosen = [layer.layer.name for layer in wrapped.layers if isinstance(layer, PruneLowMagnitude)]
         selection_dict = {"changed": chosen, "skipped": [], "note": "layers chosen by PruneForLatencyOnXNNPack"}

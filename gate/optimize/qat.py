@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gate.config.steps import LayerSelect, Preserve, QatStep
 from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit
 from gate.optimize.select import choose, select_layers, wrap_chosen
-from gate.config.steps import Preserve, QatStep, LayerSelect
 
 
 def scheme_for(preserve: list[Preserve]) -> tuple[Any, str]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gate.config.steps import StructuredStep
 from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, fit
 from gate.optimize.select import choose
-from gate.config.steps import StructuredStep
 
 SHRINKABLE = ("Dense", "Conv2D")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from gate.optimize.metrics import WeightStats
 from gate.config.steps import Verify
+from gate.optimize.metrics import WeightStats
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gate.measure.bench import Latency
+from gate.verdict.check import Check
+
 SCHEMA_VERSION = 1
 
 
@@ -24,36 +27,6 @@ class ErrorInfo(_M):
     line: int | None = None
     hint: str | None = None
     exit_code: int
-
-
-class CheckInfo(_M):
-    name: str
-    metric: str
-    value: float
-    limit: float
-    direction: Literal["<=", ">="]
-    unit: str
-    passed: bool
-    reference: float | None = None
-    detail: str = ""
-    outcome: str = "point"
-    ci_low: float | None = None
-    ci_high: float | None = None
-    margin: float
-    message: str
-
-
-class Latency(_M):
-    init_ms: float
-    first_ms: float
-    runs: int = Field(ge=1)
-    mean_ms: float
-    std_ms: float
-    min_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
 
 
 class Evaluation(_M):
@@ -101,7 +74,7 @@ class Report(_M):
     baseline: dict | None = None             # the base branch's candidate and the comparison with it
     stages: list[dict] | None = None         # optimization stages: original, pruned, ..., converted
     verification: dict | None = None         # what a later stage lost of an earlier one's work
-    checks: list[CheckInfo] = []
+    checks: list[Check] = []
     notes: list[str] = []
     timings_s: dict[str, float] = {}
     error: ErrorInfo | None = None

@@ -13,7 +13,7 @@ from importlib import resources
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
-from gate.verdict.judge import format_value
+from gate.verdict.check import format_value
 
 DEFAULT_TEMPLATE = "report.md.j2"
 ICON = {"pass": "✅", "fail": "❌", "error": "⛔"}
@@ -61,7 +61,7 @@ def signed_pct(value: object) -> str:
 
 def check_value(value: object, check: dict) -> str:
     """A check's value in its unit: accuracy as %, drops as points, sizes, ms, ratios."""
-    return format_value(check["name"], check["unit"], value)
+    return format_value(check["unit"], value)
 
 
 def environment(kind: type[SandboxedEnvironment] = SandboxedEnvironment) -> SandboxedEnvironment:
@@ -109,7 +109,7 @@ def change(check: dict) -> str:
     ref, value = check.get("reference"), check.get("value")
     if ref is None or value is None:
         return "–"
-    if check.get("unit") == "" and check.get("name") != "accuracy.max_drop":
+    if check.get("unit") == "":
         return points(float(value) - float(ref))
     return signed_pct(float(value) / float(ref) - 1) if float(ref) else "–"
 

@@ -13,16 +13,15 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from contextlib import contextmanager
-
 from gate.config.load import GateConfig, load_config
 from gate.errors import GateError
+from gate.github.event import PULL_REQUEST_EVENTS
 from gate.run.gitrepo import GitError, Repo
-from gate.run.trust import PR_EVENTS
 
 DEFAULT_BRANCHES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
 
@@ -50,7 +49,7 @@ class Baseline:
 
 def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseRef | None:
     """Which commit is the base: the PR's merge-base, or REF's merge-base with HEAD."""
-    if ref is None and env.get("GITHUB_EVENT_NAME") in PR_EVENTS:
+    if ref is None and env.get("GITHUB_EVENT_NAME") in PULL_REQUEST_EVENTS:
         from gate.github.event import load_event
 
         event = load_event(env)
@@ -84,8 +83,7 @@ def fingerprint(cfg: GateConfig) -> dict:
         for p in files:
             h.update(p.relative_to(path).as_posix().encode() if path.is_dir() else b"")
             with open(p, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
+                h.update(hashlib.file_digest(f, "sha256").digest())
         return h.hexdigest()
     policy = cfg.policy.policy.model_dump(mode="json", exclude={"description", "extends"}) if cfg.policy else None
     return {"model": digest(cfg.model_path), "train": digest(cfg.train_path), "eval": digest(cfg.eval_path),

@@ -1,13 +1,19 @@
 """`gate calibrate`: the model against itself (A/A), to see how much each metric moves
-when nothing changed, and to suggest regression limits that will not flake."""
+when nothing changed, and to suggest regression limits that will not flake. It runs like
+`gate check`: trust decided in the parent from the base branch, the model measured in the
+limited worker."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from gate.config.load import GateConfig
+from gate.console import Progress
+from gate.run.protocol import Job
+from gate.run.stagelog import StageLog
 
 
 @dataclass(frozen=True)
@@ -38,25 +44,42 @@ class Calibration:
     def to_dict(self) -> dict:
         return {"repeats": self.repeats, "latency_ratios": list(self.latency_ratios),
                 "latency_ci": [list(c) for c in self.latency_ci], "latency_noise": self.latency_noise,
+                "latency_seconds": self.latency_seconds,
                 "size_bytes": self.size_bytes, "eval_examples": self.eval_examples, "accuracy": self.accuracy,
                 "suggested_thresholds": self.suggestions()}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Calibration":
+        return cls(int(d["repeats"]), tuple(d["latency_ratios"]), tuple(tuple(c) for c in d["latency_ci"]),
+                   float(d["latency_seconds"]), int(d["size_bytes"]), int(d["eval_examples"]), float(d["accuracy"]))
 
-def calibrate(cfg: GateConfig, repeats: int, progress=lambda _: None) -> Calibration:
-    from gate.verdict.abtest import compare_latency
+
+def calibrate_config(config_path: str | Path, repeats: int, progress: Progress = lambda _: None, *,
+                     show_progress: bool = True) -> Calibration:
+    """The parent's side: the same config, trust decision and worker as `gate check`."""
+    from gate.run.parent import execute, start
+
+    log = StageLog(progress)
+    cfg, trust = start(config_path, log)
+    result = execute("calibrate", cfg, trust, log, show_progress=show_progress, repeats=repeats)
+    return Calibration.from_dict(result["calibration"])
+
+
+def calibrate(cfg: GateConfig, log: StageLog, job: Job) -> Calibration:
+    """The worker's side: measure the candidate, then time it against itself."""
     from gate.measure.candidate import measure
-    from gate.run.pipeline import Run
+    from gate.verdict.abtest import compare_latency
 
-    run = Run(progress)
-    pr = measure(cfg, run, trust_model_code=cfg.file.trust_model_code)
+    pr = measure(cfg, log, trust_model_code=job.trust_model_code)
     ratios, cis, seconds = [], [], 0.0
     x0 = pr.eval_split.x[:1]
-    for i in range(repeats):
-        progress(f"A/A latency {i + 1}/{repeats}")
-        v = compare_latency(pr.cand_bytes, pr.cand_bytes, x0, max_ratio=1.05, threads=cfg.benchmark.threads,
-                            warmup=max(cfg.benchmark.warmup, 2), seed=i, time_budget_s=5)
+    for i in range(job.repeats):
+        log.progress(f"A/A latency {i + 1}/{job.repeats}")
+        v = compare_latency(pr.candidate.content, pr.candidate.content, x0, max_ratio=1.05,
+                            threads=cfg.benchmark.threads, warmup=max(cfg.benchmark.warmup, 2), seed=i,
+                            time_budget_s=5)
         ratios.append(v.ratio)
         cis.append((v.ci_low, v.ci_high))
         seconds += v.seconds
-    return Calibration(repeats, tuple(ratios), tuple(cis), seconds, len(pr.cand_bytes), pr.eval_split.n,
-                       float(np.mean(np.array(pr.cand_eval.predictions) == pr.eval_split.y)))
+    return Calibration(job.repeats, tuple(ratios), tuple(cis), seconds, len(pr.candidate.content), pr.eval_split.n,
+                       float(np.mean(np.array(pr.candidate_eval.predictions) == pr.eval_split.y)))

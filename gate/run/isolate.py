@@ -13,9 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gate.errors import ModelError, error_from_dict
 from gate.config.schema import LimitsSpec
-from gate.run.worker import JOB, RESULT, STATE
+from gate.errors import ModelError, error_from_dict
+from gate.run.protocol import ARTIFACT_PREFIX, RESULT, STATE, Job
 
 MIB = 1024 * 1024
 
@@ -40,15 +40,13 @@ def _death(returncode: int, limits: LimitsSpec) -> str:
            f"{limits.memory_mb}? TensorFlow aborts when an allocation fails)"
 
 
-def run_isolated(config_path: Path, limits: LimitsSpec, *, progress: bool, trust_model_code: bool,
-                 parts: dict, artifacts: dict[str, bytes], baseline: dict | None = None) -> tuple[str, int, str]:
-    """Run gate.run.worker; merge its report parts into `parts`. Returns (status, code, summary)
-    or raises the worker's GateError (or a ModelError for a dead worker)."""
+def run_isolated(job: Job, limits: LimitsSpec, *, parts: dict, artifacts: dict[str, bytes]) -> dict:
+    """Run gate.run.worker on `job`; merge its report parts into `parts` and its files into
+    `artifacts`. Returns the worker's result (status, exit_code, summary, and what the
+    task adds) or raises the worker's GateError (or a ModelError for a dead worker)."""
     with tempfile.TemporaryDirectory(prefix="gate-worker-") as tmp:
         work = Path(tmp)
-        (work / JOB).write_text(json.dumps({"config": str(config_path), "progress": progress,
-                                            "trust_model_code": trust_model_code, "baseline": baseline,
-                                            "parts": parts}), encoding="utf-8")
+        job.write(work)
         proc = subprocess.Popen([sys.executable, "-m", "gate.run.worker", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
                                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
@@ -71,12 +69,12 @@ def run_isolated(config_path: Path, limits: LimitsSpec, *, progress: bool, trust
                              hint="a malformed or hostile model can crash TensorFlow/LiteRT; the gate itself "
                                   "is unharmed. Check the model file, or raise limits.* in gate.yml")
         result = json.loads(result_path.read_text(encoding="utf-8"))
-        parts.update(result["parts"])
-        for name in result.get("artifacts", []):
-            artifacts[name] = (work / f"artifact.{name}").read_bytes()
+        parts.update(result.pop("parts"))
+        for name in result.pop("artifacts", []):
+            artifacts[name] = (work / f"{ARTIFACT_PREFIX}{name}").read_bytes()
     if result["error"]:
         raise error_from_dict(result["error"])
-    return result["status"], result["exit_code"], result["summary"]
+    return result
 
 
 def _merge_state(work: Path, parts: dict) -> str:

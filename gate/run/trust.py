@@ -13,9 +13,8 @@ import yaml
 
 from gate.config.load import GateConfig
 from gate.errors import BadInputError
+from gate.github.event import PULL_REQUEST_EVENTS, load_event
 from gate.run.gitrepo import GitError, Repo
-
-PR_EVENTS = ("pull_request", "pull_request_target")
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,6 @@ class Trust:
 
 
 def _base_sha(env: Mapping[str, str]) -> tuple[str | None, str | None]:
-    from gate.github.event import load_event
-
     event = load_event(env)
     return event.base_sha, event.base_ref
 
@@ -39,7 +36,7 @@ def decide(cfg: GateConfig, env: Mapping[str, str] = os.environ) -> Trust:
     wanted = cfg.file.trust_model_code
     if not wanted:
         return Trust(False, "not requested")
-    if env.get("GITHUB_EVENT_NAME") not in PR_EVENTS:
+    if env.get("GITHUB_EVENT_NAME") not in PULL_REQUEST_EVENTS:
         return Trust(True, "working tree (not a pull request)")
     try:
         sha, ref = _base_sha(env)

@@ -3,83 +3,69 @@ converting, running the interpreter) happens here, under resource limits, so tha
 model that crashes TensorFlow or LiteRT, leaks memory or hangs cannot take the gate
 with it. The parent (gate.run.isolate) turns a dead worker into a clear error and a report.
 
-    python -m gate.run.worker JOB_DIR      (JOB_DIR/job.json in; result.json, state.json out)
+    python -m gate.run.worker JOB_DIR      (gate.run.protocol: job.json in; result.json, state.json out)
 """
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 from pathlib import Path
 
-JOB, RESULT, STATE = "job.json", "result.json", "state.json"
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    tmp.replace(path)
-
-
-def main(job_dir: str) -> int:
-    from gate.config.load import load_config
-    from gate.errors import GateError, ModelError
-    from gate.run.pipeline import Run, check
-
-    work = Path(job_dir)
-    job = json.loads((work / JOB).read_text(encoding="utf-8"))
-    printer = _printer(job.get("progress", True))
-    run = Run(printer)
-    run.parts.update(job.get("parts") or {})   # what the parent decided (trust, notes, baseline)
-    run.on_stage = lambda name: _write_json(work / STATE, {"stage": name, "parts": run.parts})
-    result: dict = {}
-    try:
-        cfg = load_config(job["config"])
-        status, code, summary = check(cfg, run, trust_model_code=bool(job.get("trust_model_code")),
-                                      baseline=job.get("baseline"))
-        result = {"status": status, "exit_code": code, "summary": summary, "error": None}
-    except GateError as err:
-        result = {"status": "error", "exit_code": err.exit_code, "summary": err.render(), "error": err.to_dict()}
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which writes the report
-        if _out_of_memory(exc):
-            err = ModelError(f"the worker ran out of memory under its limit ({type(exc).__name__}: "
-                             f"{str(exc)[:200]})", field="limits.memory_mb",
-                             hint="a large model needs more address space (TensorFlow alone maps ~3 GiB): "
-                                  "raise limits.memory_mb in gate.yml")
-            result = {"status": "error", "exit_code": err.exit_code, "summary": err.render(), "error": err.to_dict()}
-        else:
-            result = _internal(exc, run)
-    for name, content in run.artifacts.items():
-        (work / f"artifact.{name}").write_bytes(content)
-    _write_json(work / RESULT, {**result, "parts": run.parts, "artifacts": sorted(run.artifacts)})
-    return 0
-
+from gate.console import progress_printer
+from gate.errors import GateError, InternalError, ModelError
+from gate.run.protocol import ARTIFACT_PREFIX, RESULT, STATE, Job, write_json
+from gate.run.stagelog import StageLog
 
 MEMORY_SIGNS = ("failed to map segment", "cannot allocate memory", "bad_alloc", "out of memory")
 
 
+def main(job_dir: str) -> int:
+    from gate.config.load import load_config
+
+    work = Path(job_dir)
+    job = Job.read(work)
+    log = StageLog(progress_printer(job.progress), job.parts)
+    log.on_stage = lambda name: write_json(work / STATE, {"stage": name, "parts": log.parts})
+    result: dict = {}
+    try:
+        cfg = load_config(job.config)
+        result = run_task(job, cfg, log)
+    except GateError as err:
+        result = _error(err)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which writes the report
+        if _out_of_memory(exc):
+            result = _error(ModelError(
+                f"the worker ran out of memory under its limit ({type(exc).__name__}: {str(exc)[:200]})",
+                field="limits.memory_mb", hint="a large model needs more address space (TensorFlow alone maps "
+                                               "~3 GiB): raise limits.memory_mb in gate.yml"))
+        else:
+            err, trace = InternalError.from_exception(exc)
+            log.note(trace)
+            result = _error(err)
+    for name, content in log.artifacts.items():
+        (work / f"{ARTIFACT_PREFIX}{name}").write_bytes(content)
+    write_json(work / RESULT, {**result, "parts": log.parts, "artifacts": sorted(log.artifacts)})
+    return 0
+
+
+def run_task(job: Job, cfg, log: StageLog) -> dict:
+    if job.task == "calibrate":
+        from gate.run.calibrate import calibrate
+
+        calibration = calibrate(cfg, log, job)
+        return {"status": "pass", "exit_code": 0, "summary": "calibrated", "error": None,
+                "calibration": calibration.to_dict()}
+    from gate.run.check import check
+
+    outcome = check(cfg, log, job)
+    return {"status": outcome.status, "exit_code": outcome.exit_code, "summary": outcome.summary, "error": None}
+
+
+def _error(err: GateError) -> dict:
+    return {"status": "error", "exit_code": err.exit_code, "summary": err.render(), "error": err.to_dict()}
+
+
 def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or any(sign in str(exc).lower() for sign in MEMORY_SIGNS)
-
-
-def _internal(exc: BaseException, run) -> dict:
-    from gate.errors import InternalError
-
-    err = InternalError(f"internal error: {type(exc).__name__}: {exc}",
-                        hint="this is a model-gate bug; please report it with report.json")
-    run.parts["notes"].append("traceback: " + "".join(traceback.format_exception(exc))[-4000:])
-    return {"status": "error", "exit_code": 3, "summary": err.message, "error": err.to_dict()}
-
-
-def _printer(enabled: bool):
-    if not enabled:
-        return lambda _label: None
-    from rich.console import Console
-
-    from gate.console import terminal_stderr
-
-    console = Console(file=terminal_stderr(), highlight=False)
-    return lambda label: console.print(f"[dim]·[/dim] {label}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 
-
 _LAYERS = frozenset("""
     Activation ActivityRegularization Add AdditiveAttention AlphaDropout Attention Average
     AveragePooling1D AveragePooling2D AveragePooling3D AvgPool1D AvgPool2D AvgPool3D

@@ -7,9 +7,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gate.errors import ModelError
-from gate.scan.allowlist import (ALLOWED_CLASSES, ALLOWED_EXACT_MODULES, ALLOWED_MODULE_ROOTS, BUILTIN_FUNCTIONS,
-                                 CODE_KEYS, CODE_LAYERS, DATA_MARKERS, FOREIGN_LAYERS, IDENTIFIER, LAYER_KEYS,
-                                 REGISTERED_PACKAGES, TYPE_SPECS)
+from gate.scan.allowlist import (
+    ALLOWED_CLASSES,
+    ALLOWED_EXACT_MODULES,
+    ALLOWED_MODULE_ROOTS,
+    BUILTIN_FUNCTIONS,
+    CODE_KEYS,
+    CODE_LAYERS,
+    DATA_MARKERS,
+    FOREIGN_LAYERS,
+    IDENTIFIER,
+    LAYER_KEYS,
+    REGISTERED_PACKAGES,
+    TYPE_SPECS,
+)
 from gate.scan.limits import TRUST_HINT, ScanLimits
 
 

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from gate.errors import ModelError
 from gate.formats import MODEL_FILE_FORMATS
-from gate.scan.formats import CONTENT_NAMES, EXPECTED_CONTENT, HDF5_SIGNATURE, TFLITE_IDENTIFIER, ZIP_SIGNATURES
+from gate.scan.formats import (
+    CONTENT_NAMES,
+    EXPECTED_CONTENT,
+    HDF5_SIGNATURE,
+    TFLITE_IDENTIFIER,
+    ZIP_SIGNATURES,
+)
 from gate.scan.hdf5 import scan_h5
 from gate.scan.keras_zip import scan_keras
 from gate.scan.limits import ScanLimits, ScanResult

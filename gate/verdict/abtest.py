@@ -132,14 +132,9 @@ class LatencyVerdict:
 
 def litert_invoke(name: str, content: bytes, example: np.ndarray, threads: int) -> Invoke:
     """One LiteRT interpreter with `example` set as its input; returns its invoke()."""
-    from gate.measure.litert import make_interpreter, quantize_input
+    from gate.measure.litert import interpreter_with_input
 
-    interp = make_interpreter(content, threads=threads, where=f"{name} model")
-    detail = interp.get_input_details()[0]
-    shape = tuple(int(d) for d in detail["shape"])
-    batch = example.reshape(shape) if example.size == math.prod(shape) else example[:1]
-    interp.set_tensor(detail["index"], quantize_input(batch, detail))
-    return interp.invoke
+    return interpreter_with_input(content, example, threads=threads, where=f"{name} model").invoke
 
 
 def decide(ci_low: float, ci_high: float, max_ratio: float) -> Outcome:
@@ -158,7 +153,7 @@ class _Bench:
         self.contents, self.example, self.threads, self.warmup = contents, example, threads, warmup
         self.make_invoke, self.rng, self.timer = make_invoke, rng, timer
         self.invokes: list[list[Invoke]] = [[], []]
-        self.rows: list[np.ndarray] = []    # per round: [2, instances then] median ns per instance
+        self.rows: list[np.ndarray] = []    # per round: [2, instances then] fastest ns per instance
         self.per_round = 3
         self.typical_ns = 0                 # median warmup invoke
         self.setup_ns = self.round_ns = self.visits = 0
@@ -182,7 +177,7 @@ class _Bench:
         self.typical_ns = int(np.median(last)) if last else self.typical_ns
         self.setup_ns += self.timer() - start
 
-    def run(self, rounds: int, deadline_ns: float = math.inf) -> None:
+    def time_rounds(self, rounds: int, deadline_ns: float = math.inf) -> None:
         """`rounds` more rounds, stopping early once the timer passes `deadline_ns`."""
         timer, k = self.timer, self.per_round
         slots = [(m, i, f) for m, fs in enumerate(self.invokes) for i, f in enumerate(fs)]
@@ -234,7 +229,7 @@ def compare_latency(baseline: bytes, candidate: bytes, example: np.ndarray, *, m
                    np.random.default_rng(seed), timer)
     bench.add_instances(instances)
     bench.per_round = invokes_per_round or max(3, min(1000, -(-BURST_NS // max(bench.typical_ns, 1))))
-    bench.run(rounds)
+    bench.time_rounds(rounds)
     looks = 0
     while True:
         cells = bench.cells()
@@ -258,7 +253,7 @@ def compare_latency(baseline: bytes, candidate: bytes, example: np.ndarray, *, m
         extra = min(len(bench.rows), int(left / max(visit_ns * 2 * len(bench.invokes[0]), 1)))
         if extra < 1:
             break
-        bench.run(extra, deadline)
+        bench.time_rounds(extra, deadline)
         if len(bench.rows) == len(cells):   # the deadline came first: no new data to look at
             break
     figures = np.nanmedian(cells, axis=2) / 1e6

@@ -1,0 +1,72 @@
+"""The base branch's candidate, measured in the worker for the comparison: from its
+checked-out config (the same gate.measure code as the PR, scored on the PR's eval
+examples so accuracy is paired), from a main-branch report, or the PR's own candidate
+when nothing changed."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from gate.config.load import GateConfig, load_config
+from gate.errors import BadInputError, DataError
+from gate.measure.candidate import MeasuredModel, measure
+from gate.measure.sizes import FileSizes
+from gate.run.protocol import CANDIDATE_FILE, BaseJob
+from gate.run.stagelog import StageLog
+from gate.verdict.evidence import Side
+
+
+@dataclass(frozen=True)
+class Base:
+    job: BaseJob
+    side: Side
+    label: str
+    unchanged: bool
+    notes: tuple[str, ...] = ()
+
+
+def measure_base(job: BaseJob | None, cfg: GateConfig, pr: MeasuredModel, log: StageLog) -> Base | None:
+    if job is None:
+        return None
+    if job.report is not None:
+        return base_from_report(job, Path(job.report), pr, cfg)
+    if job.unchanged:  # the same bytes as the PR's candidate, already measured
+        side = Side(pr.candidate_eval.accuracy, pr.candidate_eval.predictions, pr.candidate_sizes,
+                    pr.candidate.content)
+        return Base(job, side, job.label, True)
+    base_cfg = load_config(job.config)
+    try:
+        base = measure(base_cfg, log, trust_model_code=job.trust_model_code, label="base: ",
+                       eval_split=pr.eval_split)
+        paired, notes = True, ()
+    except DataError:
+        base = measure(base_cfg, log, trust_model_code=job.trust_model_code, label="base: ")
+        paired, notes = False, ("the base model does not fit the PR's eval data: it was scored on its own eval "
+                                "split, so accuracy is compared as point estimates",)
+    side = Side(base.candidate_eval.accuracy, base.candidate_eval.predictions if paired else None,
+                base.candidate_sizes, base.candidate.content)
+    return Base(job, side, job.label, False, notes)
+
+
+def base_from_report(job: BaseJob, path: Path, pr: MeasuredModel, cfg: GateConfig) -> Base:
+    """A main-branch run's report.json (and the candidate.tflite beside it, if any)."""
+    from gate.measure.evaluate import evaluate_tflite
+    from gate.report.load import read_report
+
+    report_path = path / "report.json" if path.is_dir() else path
+    report = read_report(report_path)
+    cand = report.get("candidate")
+    if not cand:
+        raise BadInputError("the baseline report has no candidate (an error report?)", file=str(report_path))
+    tfl = report_path.parent / (cand.get("file") or CANDIDATE_FILE)
+    sizes = FileSizes(cand["bytes_raw"], cand["bytes_gzip"], cand["sha256"])
+    content = tfl.read_bytes() if tfl.is_file() else None
+    if content is not None and hashlib.sha256(content).hexdigest() == cand["sha256"]:
+        ev = evaluate_tflite(content, pr.eval_split.x, pr.eval_split.y, cfg.evaluate.top_k,
+                             cfg.evaluate.batch_size, where=str(tfl))
+        return Base(job, Side(ev.accuracy, ev.predictions, sizes, content), f"report {report_path}", False)
+    accuracy = {int(k.removeprefix("top")): v for k, v in cand["evaluation"]["accuracy"].items()}
+    return Base(job, Side(accuracy, None, sizes), f"report {report_path}", False,
+                ("the baseline report's candidate.tflite is missing or differs from its sha256: accuracy is "
+                 "compared as reported, latency regression is not measured",))

@@ -1,0 +1,121 @@
+"""`gate check` inside the worker: one call per stage, each returning a typed result, the
+report's parts built from them as they come (gate.report.build), so an error report keeps
+what finished."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from gate.config.load import GateConfig, config_summary
+from gate.errors import EXIT_FAIL, EXIT_PASS
+from gate.measure.bench import BenchResult, benchmark
+from gate.measure.candidate import MeasuredModel, measure
+from gate.measure.proxies import Proxies, proxies
+from gate.report import build
+from gate.run.base import Base, measure_base
+from gate.run.protocol import CANDIDATE_FILE, Job, Outcome
+from gate.run.stagelog import StageLog
+from gate.verdict.check import Check, verdict
+from gate.verdict.evidence import Evidence, Side
+from gate.verdict.registry import ROWS, judge
+from gate.verdict.verification import verification_checks
+
+
+def check(cfg: GateConfig, log: StageLog, job: Job) -> Outcome:
+    log.keep({"config": config_summary(cfg), "policy": cfg.policy.to_dict() if cfg.policy else None})
+    pr = measure(cfg, log, trust_model_code=job.trust_model_code, parts=log.parts)
+    log.note(*pr.notes)
+    log.keep({"original": pr.original.to_dict()})
+    bench = benchmark_models(pr, cfg, log)
+    ref_proxies, cand_proxies = measure_proxies(pr, cfg, log)
+    log.keep(build.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
+    log.artifacts[CANDIDATE_FILE] = pr.candidate.content
+    stage_checks = verify_stages(pr, log)
+    base = measure_base(job.baseline, cfg, pr, log)
+    if base is not None:
+        base = with_proxies(base, pr, cand_proxies, cfg, log)
+    with log.stage("judge", "judging the thresholds" + (" (and against the base branch)" if base else "")):
+        judged = judge(cfg.thresholds, evidence(pr, bench, ref_proxies, cand_proxies, base, cfg),
+                       cfg.threshold_line)
+    checks = judged.checks + stage_checks
+    for why in dict.fromkeys(why for _, why in judged.not_judged):
+        names = ", ".join(name for name, w in judged.not_judged if w == why)
+        log.note(f"{names} not judged: {why}")
+    if base is not None:
+        log.keep({"baseline": build.baseline(base, [c for c in checks if _needs_base(c)])})
+    log.keep({"checks": [c.to_dict() for c in checks]})
+    return outcome(checks, base)
+
+
+def benchmark_models(pr: MeasuredModel, cfg: GateConfig, log: StageLog) -> BenchResult:
+    with log.stage("benchmark", "benchmarking reference and candidate (interleaved)"):
+        models = {"candidate": pr.candidate.content} if pr.is_tflite else {
+            "reference": pr.reference.content, "candidate": pr.candidate.content}
+        result = benchmark(models, pr.eval_split.x, cfg.benchmark)
+    log.keep({"benchmark": {"settings": result.settings}})
+    return result
+
+
+def measure_proxies(pr: MeasuredModel, cfg: GateConfig, log: StageLog) -> tuple[Proxies, Proxies]:
+    with log.stage("proxies", "counting parameters, MACs and memory"):
+        ref = proxies(pr.reference.content, threads=cfg.benchmark.threads)
+        cand = ref if pr.candidate.content is pr.reference.content else \
+            proxies(pr.candidate.content, threads=cfg.benchmark.threads)
+    return ref, cand
+
+
+def verify_stages(pr: MeasuredModel, log: StageLog) -> list[Check]:
+    """Add the converted row to the optimization stages, verify stage by stage (did a later
+    stage lose an earlier one's sparsity or clusters?), record both."""
+    if pr.stages is None:
+        return []
+    from gate.optimize.metrics import tflite_layer_stats
+    from gate.optimize.verify import verify
+
+    converted = tflite_layer_stats(pr.candidate.content)
+    seq = [(s.name, s.kind, s.layers) for s in pr.stages] + [("converted", "converted", converted)]
+    findings = verify(seq, pr.policy.verify)
+    log.keep(build.stages(pr, converted, log.parts["timings_s"].get("convert_candidate", 0.0), findings))
+    if pr.policy.verify.on_loss == "warn":
+        log.note(*(f"verification: {f.message}" for f in findings))
+    return verification_checks(findings, pr.policy.verify)
+
+
+def with_proxies(base: Base, pr: MeasuredModel, cand_proxies: Proxies, cfg: GateConfig, log: StageLog) -> Base:
+    if base.side.content is None:
+        return base
+    if base.unchanged:
+        figures = cand_proxies
+    else:
+        with log.stage("base_proxies", "base: counting parameters, MACs and memory"):
+            figures = proxies(base.side.content, threads=cfg.benchmark.threads)
+    return replace(base, side=replace(base.side, proxies=figures.to_dict()))
+
+
+def evidence(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_proxies: Proxies,
+             base: Base | None, cfg: GateConfig) -> Evidence:
+    cand_latency = bench.stats["candidate"]
+    return Evidence(
+        original=Side(pr.original.accuracy, pr.original.predictions),
+        reference=Side(pr.reference_eval.accuracy, pr.reference_eval.predictions, pr.reference_sizes,
+                       pr.reference.content, bench.stats.get("reference", cand_latency), ref_proxies.to_dict()),
+        candidate=Side(pr.candidate_eval.accuracy, pr.candidate_eval.predictions, pr.candidate_sizes,
+                       pr.candidate.content, cand_latency, cand_proxies.to_dict()),
+        labels=pr.eval_split.y, example=pr.eval_split.x, bench=cfg.benchmark,
+        base=None if base is None else base.side, base_unchanged=bool(base and base.unchanged))
+
+
+_BASE_ROWS = {row.name for row in ROWS if row.needs_base}
+
+
+def _needs_base(check: Check) -> bool:
+    return check.name in _BASE_ROWS
+
+
+def outcome(checks: list[Check], base: Base | None) -> Outcome:
+    status = verdict(checks)
+    failed = [c for c in checks if not c.passed]
+    summary = (f"{len(checks)} check(s) passed." if not failed else
+               f"{len(failed)} of {len(checks)} check(s) failed: " + "; ".join(c.message for c in failed))
+    if base is not None and base.unchanged:
+        summary += " Unchanged against the base branch."
+    return Outcome(status, EXIT_PASS if status == "pass" else EXIT_FAIL, summary)

@@ -1,0 +1,108 @@
+"""The parent process of every command that touches a model (`gate check`, `gate calibrate`,
+`gate action`). No TensorFlow here: it reads gate.yml, decides trust from the base branch
+(gate.run.trust), checks out the base for the comparison (gate.run.baseline), hands one
+Job to the worker (gate.run.isolate -> gate.run.worker) and writes the report on every
+exit path: pass, fail, bad input, a crashed worker, an internal error, Ctrl-C."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from gate.config.load import GateConfig, config_summary, load_config
+from gate.console import Progress
+from gate.errors import GateError, InternalError
+from gate.run.protocol import BaseJob, Job, Task
+from gate.run.stagelog import StageLog
+
+
+def start(config_path: str | Path, log: StageLog) -> tuple[GateConfig, bool]:
+    """Read gate.yml and decide trust_model_code (a pull request cannot grant itself trust)."""
+    from gate.run.trust import decide
+
+    cfg = load_config(config_path)
+    decision = decide(cfg)
+    log.keep({"trust": decision.to_dict(), "config": config_summary(cfg)})
+    log.note(*decision.notes)
+    return cfg, decision.trust_model_code
+
+
+def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_process: bool = False,
+            show_progress: bool = True, baseline: BaseJob | None = None, repeats: int = 0) -> dict:
+    """Run a task in the worker under the config's limits (or here, for debugging); the
+    worker's parts and files land in `log`. Returns the worker's result."""
+    job = Job(task, str(cfg.path), trust, show_progress, baseline, dict(log.parts), repeats)
+    if in_process:
+        from gate.run.worker import run_task
+
+        return run_task(job, cfg, log)
+    from gate.run.isolate import run_isolated
+
+    return run_isolated(job, cfg.file.limits, parts=log.parts, artifacts=log.artifacts)
+
+
+def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None, *,
+             in_process: bool = False, show_progress: bool = True, baseline: str | None = None,
+             baseline_report: str | None = None, compare_base: bool = True) -> dict:
+    """`gate check`: run the gate and write report.json + report.md on every path. Returns
+    the report. `in_process` measures here instead of in the limited worker (debugging,
+    profiling; never for untrusted models)."""
+    from gate.report.build import finish
+    from gate.report.write import write_artifacts, write_report
+
+    log = StageLog(progress)
+    try:
+        cfg, trust = start(config_path, log)
+        with base_job(cfg, log, ref=baseline, report=baseline_report, enabled=compare_base) as job:
+            result = execute("check", cfg, trust, log, in_process=in_process, show_progress=show_progress,
+                             baseline=job)
+        report = finish(log.parts, status=result["status"], exit_code=result["exit_code"], summary=result["summary"])
+        write_artifacts(log.artifacts, Path(out_dir))
+    except GateError as err:
+        report = finish(log.parts, status="error", exit_code=err.exit_code, summary=err.render(), error=err)
+    except KeyboardInterrupt:
+        err = InternalError("interrupted (Ctrl-C) before the gate finished")
+        report = finish(log.parts, status="error", exit_code=130, summary=err.message, error=err)
+        write_report(report, Path(out_dir))
+        raise
+    except Exception as exc:  # noqa: BLE001 - an internal error still gets a report
+        err, trace = InternalError.from_exception(exc)
+        log.note(trace)
+        report = finish(log.parts, status="error", exit_code=err.exit_code, summary=err.message, error=err)
+    write_report(report, Path(out_dir))
+    return report
+
+
+@contextmanager
+def base_job(cfg: GateConfig, log: StageLog, *, ref: str | None, report: str | None,
+             enabled: bool) -> Iterator[BaseJob | None]:
+    """The baseline the worker measures against, its files checked out for the duration.
+    Automatic baselines that cannot be had become a note; an explicit --baseline REF that
+    cannot be had is an error."""
+    from gate.run.baseline import checkout
+    from gate.run.gitrepo import GitError
+
+    if report:
+        yield BaseJob(report=str(Path(report).resolve()))
+        return
+    if not enabled:
+        yield None
+        return
+    try:
+        with checkout(cfg, ref=ref) as base:
+            if base is None:
+                yield None
+            elif base.config is None:
+                log.keep({"baseline": base.to_dict()})
+                log.note(*base.notes)
+                yield None
+            else:
+                yield BaseJob(config=str(base.config.path), sha=base.ref.sha, label=base.ref.label,
+                              unchanged=base.unchanged, fingerprint=base.fingerprint,
+                              trust_model_code=base.config.file.trust_model_code,
+                              notes=(*base.ref.notes, *base.notes))
+    except GitError as err:
+        if ref is not None:
+            raise
+        log.note(f"no baseline: {err.message}")
+        yield None

@@ -1,0 +1,43 @@
+"""The record of a run as it goes: the report's parts (filled stage by stage, so an error
+report keeps what finished), the files written next to the report, the time each stage
+took, and the progress lines."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from gate.console import Progress, native_stderr
+from gate.errors import GateError
+
+
+class StageLog:
+    def __init__(self, progress: Progress, parts: dict | None = None):
+        self.parts: dict = {"timings_s": {}, "notes": [], **(parts or {})}
+        self.artifacts: dict[str, bytes] = {}   # files written next to the report
+        self.progress = progress
+        self.on_stage: Callable[[str], None] = lambda _label: None  # the worker records where it is
+
+    def note(self, *texts: str) -> None:
+        self.parts["notes"].extend(texts)
+
+    def keep(self, parts: dict) -> None:
+        """Add finished report parts."""
+        self.parts.update(parts)
+
+    @contextmanager
+    def stage(self, name: str, label: str) -> Iterator[None]:
+        """Time a stage; TF's native log lines are kept off the terminal and added to
+        the message of an error raised inside the stage."""
+        self.progress(label)
+        self.on_stage(label)
+        start = time.perf_counter()
+        try:
+            with native_stderr() as native:
+                yield
+        except GateError as err:
+            if native.text.strip() and not err.hint:
+                err.hint = "TensorFlow said:\n" + native.tail(8)
+            raise
+        finally:
+            self.parts["timings_s"][name] = round(time.perf_counter() - start, 3)

@@ -1,0 +1,82 @@
+"""One judged threshold: the `Check` the registry produces, the report stores and every
+rendering (terminal, report.md, job summary, PR comment, annotations) reads.
+
+It is a pydantic model so that the same type validates report.json when it comes back
+from an untrusted artifact; `margin` and `message` are derived from the other fields
+(written to report.json, ignored and recomputed when a report is read back).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+# point: a deterministic figure; ci: judged on an interval's bound; pass/fail/inconclusive: an A/B
+# test's decision; unchanged: the base is the same model, not measured again.
+Outcome = Literal["point", "ci", "pass", "fail", "inconclusive", "unchanged"]
+
+
+class Check(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str            # the threshold's path under `thresholds:` in gate.yml, e.g. "accuracy.max_drop"
+    metric: str          # human label
+    value: float
+    limit: float
+    direction: Literal["<=", ">="]
+    unit: str            # "" (a fraction, shown as %), "pts" (accuracy points), "%" (a change), KiB, ms, x, count
+    passed: bool
+    reference: float | None = None
+    detail: str = ""
+    outcome: Outcome = "point"
+    ci_low: float | None = None
+    ci_high: float | None = None
+    line: int | None = None         # the threshold's line in gate.yml (annotations point there)
+
+    @computed_field
+    @property
+    def margin(self) -> float:
+        """How far inside (+) or outside (-) the limit the value is, in the check's unit."""
+        return self.limit - self.value if self.direction == "<=" else self.value - self.limit
+
+    @computed_field
+    @property
+    def message(self) -> str:
+        status = "passed" if self.passed else "FAILED"
+        fmt = lambda v: format_value(self.unit, v)  # noqa: E731
+        interval = f", interval {fmt(self.ci_low)} to {fmt(self.ci_high)}" if self.ci_low is not None else ""
+        text = (f"{self.name} {status}: {self.metric} {fmt(self.value)}{interval} "
+                f"(limit {self.direction} {fmt(self.limit)})")
+        if self.outcome == "inconclusive":
+            text += ", inconclusive: " + ("counted as pass" if self.passed else "counted as fail")
+        if self.passed:
+            return text
+        side = "over" if self.direction == "<=" else "under"
+        return f"{text}, {side} the limit by {fmt(abs(self.margin))}"
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+def format_value(unit: str, value: float | None) -> str:
+    """A check's figure in its unit: fractions in %, accuracy drops in points, KiB, ms, x."""
+    if value is None:
+        return "–"
+    v = float(value)
+    if unit == "pts":
+        return f"{100 * v:.2f} pts"
+    if unit == "%":
+        return f"{100 * v:+.2f} %"
+    if unit == "":
+        return f"{100 * v:.2f} %"
+    if unit == "x":
+        return f"{v:.2f}x"
+    if unit == "ms":
+        return f"{v:.4g} ms"
+    if unit == "count":
+        return f"{v:,.0f}"
+    return f"{v:,.1f} {unit}"
+
+
+def verdict(checks: list[Check]) -> str:
+    return "pass" if all(c.passed for c in checks) else "fail"

@@ -1,0 +1,41 @@
+"""What the checks judge: every measured model of a run as the registry sees it. Built
+in the worker from the stage results (gate.run.check); numpy and the latency A/B test
+(gate.verdict.abtest, LiteRT) only, never TensorFlow."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from gate.config.schema import BenchmarkSpec
+from gate.measure.bench import Latency
+from gate.measure.sizes import FileSizes
+from gate.verdict.abtest import compare_latency
+
+
+@dataclass(frozen=True)
+class Side:
+    """One measured model: the original (Keras, no .tflite), the float32 reference, the
+    candidate, or the base branch's candidate."""
+
+    accuracy: Mapping[int, float]                  # k -> top-k accuracy on the eval split
+    predictions: tuple[int, ...] | None = None     # top-1 class per eval example (None: not paired)
+    sizes: FileSizes | None = None                 # the .tflite's bytes
+    content: bytes | None = field(default=None, repr=False)   # the .tflite, for the latency A/B test
+    latency: Latency | None = None                 # gate.measure.bench figures
+    proxies: Mapping[str, float | int | None] | None = None    # gate.measure.proxies figures
+
+
+@dataclass(frozen=True)
+class Evidence:
+    original: Side
+    reference: Side
+    candidate: Side
+    labels: np.ndarray                  # the eval split's class ids (paired statistics)
+    example: np.ndarray                 # one real eval input (latency A/B)
+    bench: BenchmarkSpec
+    base: Side | None = None            # None: no base branch candidate in this run
+    base_unchanged: bool = False        # the base has the same model, data and policy hashes
+    compare_latency: Callable = compare_latency   # gate.verdict.abtest.compare_latency

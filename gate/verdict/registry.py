@@ -1,0 +1,227 @@
+"""The threshold registry: one row per threshold of gate.yml. A row owns its name (its
+path under `thresholds:`), how its limit is read, whether it needs the base branch's
+candidate, and how it is judged into a `Check` — statistical rows call the helpers in
+gate.verdict.stats (paired accuracy) and gate.verdict.abtest (latency A/B).
+
+    gate.yml ─ yamlio (lines) ─ schema.Thresholds ─ GateConfig (threshold_lines)
+        └─ judge(): Row.limit → Row.judge(Evidence) → Check (+ line) → report.json
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from gate.config.schema import Thresholds
+from gate.verdict.check import Check
+from gate.verdict.evidence import Evidence, Side
+
+Limit = Callable[[Thresholds], "float | None"]
+Judge = Callable[[Evidence, float, Thresholds], "Check | str"]   # a str says why it could not be judged
+UNCHANGED = "unchanged against the base (same model, data and policy hashes): not measured again"
+TOLERANCE = 1e-12
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    limit: Limit
+    judge: Judge
+    needs_base: bool = False
+
+
+@dataclass(frozen=True)
+class Judged:
+    checks: list[Check]
+    not_judged: list[tuple[str, str]]     # (check name, why) for configured limits nobody could judge
+
+
+# -- rows ---------------------------------------------------------------------------------
+
+def _size_kb(ev: Evidence, limit: float, t: Thresholds) -> Check:
+    measure = t.size_kb.measure.value
+    value = ev.candidate.sizes.get(measure) / 1024
+    return Check(name="size_kb.max", metric=f"candidate size ({measure})", value=value, limit=limit, direction="<=",
+                 unit="KiB", passed=value <= limit, reference=ev.reference.sizes.get(measure) / 1024)
+
+
+def _compression(ev: Evidence, limit: float, t: Thresholds) -> Check:
+    measure = t.compression.measure.value
+    ratio = ev.reference.sizes.get(measure) / ev.candidate.sizes.get(measure)
+    return Check(name="compression.min", metric=f"compression vs float TFLite ({measure})", value=ratio,
+                 limit=limit, direction=">=", unit="x", passed=ratio >= limit, reference=1.0,
+                 detail="reference float32 .tflite bytes / candidate bytes")
+
+
+def _accuracy_label(t: Thresholds) -> str:
+    k = t.accuracy.top_k
+    return "accuracy" if k == 1 else f"top-{k} accuracy"
+
+
+def _accuracy_min(ev: Evidence, limit: float, t: Thresholds) -> Check:
+    k = t.accuracy.top_k
+    value = ev.candidate.accuracy[k]
+    return Check(name="accuracy.min", metric=_accuracy_label(t), value=value, limit=limit, direction=">=", unit="",
+                 passed=value >= limit, reference=ev.original.accuracy[k])
+
+
+def _drop(name: str, metric: str, before: Side, after: Side, ev: Evidence, limit: float, t: Thresholds) -> Check:
+    """Accuracy drop from `before` to `after`: paired per example (McNemar, bootstrap
+    interval) when both were scored on the same examples and top-1 is judged, else the
+    point estimate."""
+    from gate.verdict.stats import accuracy_drop, correctness
+
+    acc = t.accuracy
+    if acc.top_k == 1 and before.predictions is not None and after.predictions is not None:
+        cmp = accuracy_drop(correctness(before.predictions, ev.labels), correctness(after.predictions, ev.labels),
+                            max_drop=limit, mode=acc.mode, confidence=acc.confidence)
+        return Check(name=name, metric=metric, value=cmp.drop, limit=limit, direction="<=", unit="pts",
+                     passed=cmp.passed, detail=cmp.explanation, outcome=acc.mode, ci_low=cmp.ci_low,
+                     ci_high=cmp.ci_high)
+    k = acc.top_k
+    drop = before.accuracy[k] - after.accuracy[k]
+    why = (f"point estimate on top-{k} (per-example statistics are top-1)" if k != 1
+           else "point estimate: not scored on the same examples")
+    return Check(name=name, metric=metric, value=drop, limit=limit, direction="<=", unit="pts",
+                 passed=drop <= limit + TOLERANCE,
+                 detail=f"{why}; before {before.accuracy[k]:.4f}, after {after.accuracy[k]:.4f}")
+
+
+def _accuracy_max_drop(ev: Evidence, limit: float, t: Thresholds) -> Check:
+    return _drop("accuracy.max_drop", f"{_accuracy_label(t)} drop vs original", ev.original, ev.candidate, ev,
+                 limit, t)
+
+
+def _latency_p50(ev: Evidence, limit: float, t: Thresholds) -> Check:
+    value = ev.candidate.latency.p50_ms
+    return Check(name="latency_ms.p50_max", metric="candidate p50 latency", value=value, limit=limit, direction="<=",
+                 unit="ms", passed=value <= limit, reference=ev.reference.latency.p50_ms)
+
+
+def _latency_p99(ev: Evidence, limit: float, t: Thresholds) -> Check:
+    value = ev.candidate.latency.p99_ms
+    return Check(name="latency_ms.p99_max", metric="candidate p99 latency", value=value, limit=limit, direction="<=",
+                 unit="ms", passed=value <= limit, reference=ev.reference.latency.p99_ms)
+
+
+def _ab(name: str, metric: str, baseline: bytes, ev: Evidence, max_ratio: float, limit: float, t: Thresholds) -> Check:
+    """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest)."""
+    lat, bench = t.latency, ev.bench
+    v = ev.compare_latency(baseline, ev.candidate.content, ev.example[:1], max_ratio=max_ratio,
+                           threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
+                           time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
+    return Check(name=name, metric=metric, value=v.ratio, limit=limit, direction="<=", unit="x", passed=v.passed,
+                 reference=1.0, detail=v.message(), outcome=v.outcome, ci_low=v.ci_low, ci_high=v.ci_high)
+
+
+def _latency_ratio(ev: Evidence, limit: float, t: Thresholds) -> Check:
+    return _ab("latency.max_ratio", "latency vs float TFLite", ev.reference.content, ev, limit, limit, t)
+
+
+def _size_increase(ev: Evidence, limit: float, t: Thresholds) -> Check:
+    measure = t.size.measure.value
+    mine, theirs = ev.candidate.sizes.get(measure), ev.base.sizes.get(measure)
+    growth = (mine - theirs) / theirs if theirs else 0.0
+    return Check(name="size.max_increase", metric=f"size change vs base ({measure})", value=growth, limit=limit,
+                 direction="<=", unit="%", passed=growth <= limit + TOLERANCE, reference=0.0,
+                 detail=f"{mine:,} vs {theirs:,} bytes ({measure})")
+
+
+def _accuracy_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Check:
+    name, metric = "accuracy.max_drop_vs_base", "accuracy drop vs base"
+    if ev.base_unchanged:
+        return Check(name=name, metric=metric, value=0.0, limit=limit, direction="<=", unit="pts", passed=True,
+                     detail=UNCHANGED, outcome="unchanged", ci_low=0.0, ci_high=0.0)
+    return _drop(name, metric, ev.base, ev.candidate, ev, limit, t)
+
+
+def _latency_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+    name, metric, ratio = "latency.max_regression", "latency vs base", 1 + limit
+    if ev.base_unchanged:
+        return Check(name=name, metric=metric, value=1.0, limit=ratio, direction="<=", unit="x", passed=True,
+                     reference=1.0, detail=UNCHANGED, outcome="unchanged", ci_low=1.0, ci_high=1.0)
+    if ev.base.content is None:
+        return "the base candidate's .tflite is not available (a baseline report without its candidate.tflite)"
+    return _ab(name, metric, ev.base.content, ev, ratio, ratio, t)
+
+
+def _get(*path: str) -> Limit:
+    """The limit at thresholds.<path> (None when that part of gate.yml is not set)."""
+    def read(t: Thresholds) -> float | None:
+        node = t
+        for part in path:
+            node = getattr(node, part, None)
+            if node is None:
+                return None
+        return float(node)
+    return read
+
+
+# name in report/gate.yml -> (proxies dict key, label)
+PROXY_FIELDS = {"parameters": ("parameters", "parameters"),
+                "nonzero_parameters": ("nonzero_parameters", "non-zero parameters"),
+                "unique_values": ("unique_values", "unique weight values"),
+                "macs": ("macs", "MACs"),
+                "peak_memory_bytes": ("peak_delta_bytes", "peak memory (bytes)")}
+
+
+def _proxy_rows(name: str, key: str, label: str) -> tuple[Row, Row]:
+    def absolute(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+        value = (ev.candidate.proxies or {}).get(key)
+        if value is None:
+            return f"the candidate's {label} could not be measured"
+        base = (ev.base.proxies or {}).get(key) if ev.base else None
+        return Check(name=f"proxies.{name}.max", metric=f"candidate {label}", value=float(value), limit=limit,
+                     direction="<=", unit="count", passed=value <= limit,
+                     reference=None if base is None else float(base))
+
+    def growth(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+        value, base = (ev.candidate.proxies or {}).get(key), (ev.base.proxies or {}).get(key)
+        if value is None or not base:
+            return f"the {label} of the candidate or the base could not be measured"
+        change = (value - base) / base
+        return Check(name=f"proxies.{name}.max_increase", metric=f"{label} change vs base", value=change,
+                     limit=limit, direction="<=", unit="%", passed=change <= limit + TOLERANCE, reference=0.0,
+                     detail=f"{value:,} vs {base:,}")
+
+    return (Row(f"proxies.{name}.max", _get("proxies", name, "max"), absolute),
+            Row(f"proxies.{name}.max_increase", _get("proxies", name, "max_increase"), growth, needs_base=True))
+
+
+ROWS: tuple[Row, ...] = (
+    Row("size_kb.max", _get("size_kb", "max"), _size_kb),
+    Row("compression.min", _get("compression", "min"), _compression),
+    Row("accuracy.min", _get("accuracy", "min"), _accuracy_min),
+    Row("accuracy.max_drop", _get("accuracy", "max_drop"), _accuracy_max_drop),
+    Row("latency_ms.p50_max", _get("latency_ms", "p50_max"), _latency_p50),
+    Row("latency_ms.p99_max", _get("latency_ms", "p99_max"), _latency_p99),
+    Row("latency.max_ratio", _get("latency", "max_ratio"), _latency_ratio),
+    Row("size.max_increase", _get("size", "max_increase"), _size_increase, needs_base=True),
+    Row("accuracy.max_drop_vs_base", _get("accuracy", "max_drop_vs_base"), _accuracy_vs_base, needs_base=True),
+    Row("latency.max_regression", _get("latency", "max_regression"), _latency_vs_base, needs_base=True),
+    *(row for name, (key, label) in PROXY_FIELDS.items() for row in _proxy_rows(name, key, label)),
+)
+ROW_NAMES = tuple(row.name for row in ROWS)
+
+
+def configured(t: Thresholds, *, needs_base: bool | None = None) -> list[str]:
+    """The names of the rows gate.yml sets (optionally only those that need the base)."""
+    return [r.name for r in ROWS if r.limit(t) is not None and (needs_base is None or r.needs_base == needs_base)]
+
+
+def judge(t: Thresholds, ev: Evidence, line_of: Callable[[str], int | None] = lambda _name: None) -> Judged:
+    """Every configured threshold, in registry order, judged on the evidence; each check
+    carries its threshold's line in gate.yml (GateConfig.threshold_line)."""
+    checks, not_judged = [], []
+    for row in ROWS:
+        limit = row.limit(t)
+        if limit is None:
+            continue
+        if row.needs_base and ev.base is None:
+            not_judged.append((row.name, "no baseline to compare with"))
+            continue
+        result = row.judge(ev, limit, t)
+        if isinstance(result, str):
+            not_judged.append((row.name, result))
+            continue
+        checks.append(result.model_copy(update={"line": line_of(row.name)}))
+    return Judged(checks, not_judged)

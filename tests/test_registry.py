@@ -1,0 +1,149 @@
+"""Each threshold of the registry passes and fails on constructed evidence, with the margin said."""
+from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from gate.config.schema import BenchmarkSpec, Thresholds
+from gate.measure.bench import Latency
+from gate.measure.sizes import FileSizes
+from gate.verdict.check import verdict
+from gate.verdict.evidence import Evidence, Side
+from gate.verdict.registry import ROW_NAMES, configured
+from gate.verdict.registry import judge as judge_all
+
+
+def latency(p50: float, p99: float) -> Latency:
+    return Latency(init_ms=1, first_ms=1, runs=10, mean_ms=p50, std_ms=0, min_ms=p50, p50_ms=p50, p90_ms=p99,
+                   p99_ms=p99, max_ms=p99)
+
+
+def fake_ab(baseline: bytes, candidate: bytes, example, *, max_ratio: float, **_):
+    """The A/B test on constructed models: the ratio of their stated p50s."""
+    ratio = P50[candidate] / P50[baseline]
+    outcome = "pass" if ratio <= max_ratio else "fail"
+    return SimpleNamespace(ratio=ratio, ci_low=ratio, ci_high=ratio, passed=outcome == "pass", outcome=outcome,
+                           message=lambda: f"ratio {ratio}")
+
+
+P50 = {b"ref": 2.0, b"cand": 1.0, b"base": 0.9}
+ORIG = Side({1: 0.95, 5: 0.99})
+REF = Side({1: 0.95, 5: 0.99}, sizes=FileSizes(400 * 1024, 360 * 1024, "r"), content=b"ref", latency=latency(2.0, 3.0))
+CAND = Side({1: 0.93, 5: 0.985}, sizes=FileSizes(100 * 1024, 60 * 1024, "c"), content=b"cand",
+            latency=latency(1.0, 4.0))
+M = Evidence(ORIG, REF, CAND, labels=np.zeros(0), example=np.zeros((1, 1)), bench=BenchmarkSpec(),
+             compare_latency=fake_ab)
+
+
+def judge(t: Thresholds, ev: Evidence):
+    return judge_all(t, ev).checks
+
+# threshold mapping, check name, limit that passes, limit that fails, value
+CASES = [
+    ({"size_kb": {"max": "L"}}, "size_kb.max", 100.0, 99.9, 100.0),
+    ({"size_kb": {"max": "L", "measure": "gzip"}}, "size_kb.max", 60.0, 59.0, 60.0),
+    ({"compression": {"min": "L", "measure": "raw"}}, "compression.min", 4.0, 4.01, 4.0),
+    ({"compression": {"min": "L"}}, "compression.min", 6.0, 6.1, 6.0),
+    ({"accuracy": {"min": "L"}}, "accuracy.min", 0.93, 0.94, 0.93),
+    ({"accuracy": {"min": "L", "top_k": 5}}, "accuracy.min", 0.985, 0.99, 0.985),
+    ({"accuracy": {"max_drop": "L"}}, "accuracy.max_drop", 0.02, 0.019, 0.02),
+    ({"latency_ms": {"p50_max": "L"}}, "latency_ms.p50_max", 1.0, 0.99, 1.0),
+    ({"latency_ms": {"p99_max": "L"}}, "latency_ms.p99_max", 4.0, 3.9, 4.0),
+    ({"latency": {"max_ratio": "L"}}, "latency.max_ratio", 0.5, 0.49, 0.5),
+]
+
+
+def thresholds(template: dict, limit: float) -> Thresholds:
+    def fill(d):
+        return {k: fill(v) if isinstance(v, dict) else (limit if v == "L" else v) for k, v in d.items()}
+    return Thresholds.model_validate(fill(template))
+
+
+@pytest.mark.parametrize("template,name,ok,bad,value", CASES, ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)])
+def test_check_passes_at_and_fails_beyond_the_limit(template, name, ok, bad, value):
+    [passed] = judge(thresholds(template, ok), M)
+    assert passed.name == name and passed.passed and passed.value == pytest.approx(value)
+    [failed] = judge(thresholds(template, bad), M)
+    assert not failed.passed and verdict([passed, failed]) == "fail"
+    assert failed.margin < 0 and "FAILED" in failed.message and "the limit by" in failed.message
+
+
+def test_messages_use_the_metric_units():
+    [acc] = judge(thresholds({"accuracy": {"min": "L"}}, 0.99), M)
+    assert acc.message == "accuracy.min FAILED: accuracy 93.00 % (limit >= 99.00 %), under the limit by 6.00 %"
+    [drop] = judge(thresholds({"accuracy": {"max_drop": "L"}}, 0.01), M)
+    assert drop.message == ("accuracy.max_drop FAILED: accuracy drop vs original 2.00 pts "
+                              "(limit <= 1.00 pts), over the limit by 1.00 pts")
+    [size] = judge(thresholds({"size_kb": {"max": "L"}}, 50), M)
+    assert size.message.endswith("over the limit by 50.0 KiB")
+
+
+def test_no_thresholds_no_checks_pass():
+    assert judge(Thresholds(), M) == [] and verdict([]) == "pass"
+
+
+def test_all_checks_together_in_gate_yml_order():
+    t = Thresholds.model_validate({"size_kb": {"max": 500}, "compression": {"min": 2},
+                                   "accuracy": {"min": 0.5, "max_drop": 0.1},
+                                   "latency_ms": {"p50_max": 9, "p99_max": 9}, "latency": {"max_ratio": 2}})
+    checks = judge(t, M)
+    assert [c.name for c in checks] == ["size_kb.max", "compression.min", "accuracy.min", "accuracy.max_drop",
+                                        "latency_ms.p50_max", "latency_ms.p99_max", "latency.max_ratio"]
+    assert verdict(checks) == "pass"
+
+
+def test_proxy_limits_absolute_and_vs_base():
+    cand = replace(CAND, proxies={"macs": 1200, "parameters": 500, "peak_delta_bytes": 10})
+    base = replace(CAND, proxies={"macs": 1000, "parameters": 500})
+    t = Thresholds.model_validate({"proxies": {"macs": {"max": 1100, "max_increase": "10%"},
+                                               "parameters": {"max_increase": 0}}})
+    checks = {c.name: c for c in judge(t, replace(M, candidate=cand, base=base))}
+    assert not checks["proxies.macs.max"].passed and checks["proxies.macs.max"].message.endswith("by 100")
+    assert not checks["proxies.macs.max_increase"].passed
+    assert checks["proxies.macs.max_increase"].value == pytest.approx(0.2)
+    assert checks["proxies.parameters.max_increase"].passed
+    # Without a measured base, only the absolute limits are judged; the rest is said.
+    judged = judge_all(t, replace(M, candidate=replace(CAND, proxies={"macs": 900})))
+    assert [c.name for c in judged.checks] == ["proxies.macs.max"]
+    assert judged.not_judged == [("proxies.parameters.max_increase", "no baseline to compare with"),
+                                 ("proxies.macs.max_increase", "no baseline to compare with")]
+
+
+def test_regression_limits_against_the_base():
+    base = Side({1: 0.95, 5: 0.99}, sizes=FileSizes(90 * 1024, 50 * 1024, "b"), content=b"base")
+    t = Thresholds.model_validate({"size": {"max_increase": "2%"}, "accuracy": {"max_drop_vs_base": 0.01},
+                                   "latency": {"max_regression": "5%"}})
+    checks = {c.name: c for c in judge(t, replace(M, base=base))}
+    assert checks["size.max_increase"].value == pytest.approx(100 / 90 - 1) and not checks["size.max_increase"].passed
+    drop = checks["accuracy.max_drop_vs_base"]
+    assert drop.value == pytest.approx(0.02) and not drop.passed and drop.unit == "pts"
+    assert "not scored on the same examples" in drop.detail          # no predictions: the point estimate
+    lat = checks["latency.max_regression"]
+    assert lat.value == pytest.approx(1.0 / 0.9) and lat.limit == pytest.approx(1.05) and not lat.passed
+    unchanged = {c.name: c for c in judge(t, replace(M, base=base, base_unchanged=True))}
+    assert unchanged["latency.max_regression"].outcome == "unchanged" and unchanged["latency.max_regression"].passed
+
+
+def test_checks_carry_their_line_in_gate_yml():
+    t = Thresholds.model_validate({"size_kb": {"max": 500}, "accuracy": {"min": 0.5}})
+    lines = {"size_kb.max": 7, "accuracy": 9}
+    checks = judge_all(t, M, lambda name: lines.get(name) or lines.get(name.split(".")[0])).checks
+    assert [(c.name, c.line) for c in checks] == [("size_kb.max", 7), ("accuracy.min", 9)]
+
+
+def test_every_row_is_named_by_its_path_in_gate_yml():
+    full = Thresholds.model_validate({
+        "size": {"max_increase": 0.1}, "size_kb": {"max": 1}, "compression": {"min": 1},
+        "accuracy": {"min": 0.1, "max_drop": 0.1, "max_drop_vs_base": 0.1},
+        "latency_ms": {"p50_max": 1, "p99_max": 1}, "latency": {"max_ratio": 1, "max_regression": 0.1},
+        "proxies": {n: {"max": 1, "max_increase": 0.1} for n in
+                    ("parameters", "nonzero_parameters", "unique_values", "macs", "peak_memory_bytes")}})
+    assert configured(full) == list(ROW_NAMES) and len(set(ROW_NAMES)) == len(ROW_NAMES)
+    for name in ROW_NAMES:
+        node = full
+        for part in name.split("."):
+            node = getattr(node, part)
+        assert isinstance(node, float)
