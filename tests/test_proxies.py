@@ -1,7 +1,6 @@
 """Deterministic proxies against hand-computed figures on the tiny CNN."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

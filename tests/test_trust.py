@@ -98,3 +98,46 @@ def test_unreachable_base_commit_means_no_trust(tmp_path):
 def test_pull_request_without_event_file_means_no_trust(tmp_path, env):
     origin, _ = make_repo(tmp_path, base_trust=True, pr_trust=True)
     assert decide(load_config(origin / "gate.yml"), env).trust_model_code is False
+
+
+def test_calibrate_is_refused_exactly_as_check_when_a_pr_grants_itself_trust(tmp_path, tiny, monkeypatch):
+    """gate calibrate goes through the same trust decision and worker as gate check: a pull
+    request that sets trust_model_code on a model with a Lambda layer gets the same refusal
+    from both, and the Lambda never runs."""
+    import shutil
+
+    import hostile_models as hm
+    import yaml
+    from click.testing import CliRunner
+
+    from gate.cli import main
+    from gate.measure.tfenv import keras
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    canary = tmp_path / "canary"
+    hm.lambda_model(keras(), canary).save(repo / "m.keras")
+    shutil.copy(tiny.eval, repo / "eval.npz")
+    cfg = {"model": "m.keras", "data": {"eval": "eval.npz"}, "policy": "float32"}
+    (repo / "gate.yml").write_text(yaml.safe_dump(cfg))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "-b", "pr")
+    (repo / "gate.yml").write_text(yaml.safe_dump({**cfg, "trust_model_code": True}))
+    git(repo, "commit", "-q", "-am", "pr: trust me")
+    for key, value in pr_env(tmp_path, base).items():
+        monkeypatch.setenv(key, value)
+
+    runner = CliRunner()
+    checked = runner.invoke(main, ["check", "-c", str(repo / "gate.yml"), "-o", str(tmp_path / "out"),
+                                   "--no-baseline"])
+    calibrated = runner.invoke(main, ["calibrate", "-c", str(repo / "gate.yml"), "-n", "2"])
+    assert checked.exit_code == calibrated.exit_code == 2, (checked.output, calibrated.output)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    refusal = report["error"]["message"]
+    assert "layer 'evil' (class Lambda)" in refusal and "is not allowed" in refusal
+    assert refusal in calibrated.output
+    assert report["trust"]["trust_model_code"] is False and "cannot grant itself trust" in report["notes"][0]
+    assert not canary.exists()

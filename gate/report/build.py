@@ -1,65 +1,12 @@
-"""Stage results -> the report's parts, and the parts -> the report (validated against
-gate.report.model.Report). No TF: the results are typed data."""
+"""The report's parts -> the report, validated against gate.report.model.Report (the parts
+come from gate.run.parts). No TF."""
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from gate import provenance
 from gate.errors import GateError
 from gate.report.model import Report
-
-if TYPE_CHECKING:
-    from gate.measure.bench import BenchResult
-    from gate.measure.candidate import MeasuredModel
-    from gate.measure.proxies import Proxies
-    from gate.optimize.metrics import WeightStats
-    from gate.optimize.verify import Finding
-    from gate.run.base import Base
-    from gate.verdict.check import Check
-
-
-def artifacts(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_proxies: Proxies,
-              candidate_file: str) -> dict:
-    """`reference` and `candidate`: each .tflite with how it was made, its sizes, latency,
-    evaluation and proxies."""
-    cand_latency = bench.stats["candidate"]
-    return {
-        "reference": {"role": "reference", **pr.reference.info(), **pr.reference_sizes.to_dict(),
-                      "latency": bench.stats.get("reference", cand_latency).to_dict(),
-                      "evaluation": pr.reference_eval.to_dict(), "proxies": ref_proxies.to_dict()},
-        "candidate": {"role": "candidate", **pr.candidate.info(), **pr.candidate_sizes.to_dict(),
-                      "file": candidate_file, "latency": cand_latency.to_dict(),
-                      "evaluation": pr.candidate_eval.to_dict(), "proxies": cand_proxies.to_dict()},
-    }
-
-
-def stages(pr: MeasuredModel, converted: dict[str, WeightStats], convert_seconds: float,
-           findings: list[Finding]) -> dict:
-    """`stages` (original, pruned, ..., converted) and `verification`."""
-    from gate.optimize.metrics import model_totals
-
-    focus = pr.stages[-1].focus
-    row = {"name": "converted", "kind": "converted", "seconds": convert_seconds, "params": None,
-           "weights": model_totals(converted, focus), "layers": {n: s.to_dict() for n, s in converted.items()},
-           "selection": None, "notes": [],
-           "accuracy": {f"top{k}": v for k, v in pr.candidate_eval.accuracy.items()},
-           "bytes_raw": pr.candidate_sizes.bytes_raw, "bytes_gzip": pr.candidate_sizes.bytes_gzip}
-    return {"stages": [s.to_dict() for s in pr.stages] + [row],
-            "verification": {"on_loss": pr.policy.verify.on_loss, "findings": [f.to_dict() for f in findings]}}
-
-
-def baseline(base: Base, checks: list[Check]) -> dict:
-    """`baseline`: the base branch's candidate and the checks judged against it."""
-    side = base.side
-    return {"sha": base.job.sha, "chosen": base.label, "unchanged": base.unchanged,
-            "fingerprint": base.job.fingerprint or None, "notes": [*base.job.notes, *base.notes],
-            "candidate": {"bytes_raw": side.sizes.bytes_raw, "bytes_gzip": side.sizes.bytes_gzip,
-                          "accuracy": {f"top{k}": v for k, v in side.accuracy.items()},
-                          "paired": side.predictions is not None, "proxies": side.proxies},
-            "comparison": {c.name: {"value": c.value, "low": c.ci_low, "high": c.ci_high, "passed": c.passed,
-                                    "outcome": c.outcome, "detail": c.detail} for c in checks}}
 
 
 def finish(parts: dict, *, status: str, exit_code: int, summary: str, error: GateError | None = None) -> dict:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from gate.config.load import GateConfig, load_config
 from gate.errors import BadInputError, DataError
-from gate.measure.candidate import MeasuredModel, measure
 from gate.measure.sizes import FileSizes
+from gate.run.candidate import MeasuredModel, measure
 from gate.run.protocol import CANDIDATE_FILE, BaseJob
 from gate.run.stagelog import StageLog
 from gate.verdict.evidence import Side

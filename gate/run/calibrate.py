@@ -67,7 +67,7 @@ def calibrate_config(config_path: str | Path, repeats: int, progress: Progress =
 
 def calibrate(cfg: GateConfig, log: StageLog, job: Job) -> Calibration:
     """The worker's side: measure the candidate, then time it against itself."""
-    from gate.measure.candidate import measure
+    from gate.run.candidate import measure
     from gate.verdict.abtest import compare_latency
 
     pr = measure(cfg, log, trust_model_code=job.trust_model_code)

@@ -8,10 +8,10 @@ from dataclasses import replace
 from gate.config.load import GateConfig, config_summary
 from gate.errors import EXIT_FAIL, EXIT_PASS
 from gate.measure.bench import BenchResult, benchmark
-from gate.measure.candidate import MeasuredModel, measure
 from gate.measure.proxies import Proxies, proxies
-from gate.report import build
+from gate.run import parts
 from gate.run.base import Base, measure_base
+from gate.run.candidate import MeasuredModel, measure
 from gate.run.protocol import CANDIDATE_FILE, Job, Outcome
 from gate.run.stagelog import StageLog
 from gate.verdict.check import Check, verdict
@@ -27,7 +27,7 @@ def check(cfg: GateConfig, log: StageLog, job: Job) -> Outcome:
     log.keep({"original": pr.original.to_dict()})
     bench = benchmark_models(pr, cfg, log)
     ref_proxies, cand_proxies = measure_proxies(pr, cfg, log)
-    log.keep(build.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
+    log.keep(parts.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
     log.artifacts[CANDIDATE_FILE] = pr.candidate.content
     stage_checks = verify_stages(pr, log)
     base = measure_base(job.baseline, cfg, pr, log)
@@ -41,7 +41,7 @@ def check(cfg: GateConfig, log: StageLog, job: Job) -> Outcome:
         names = ", ".join(name for name, w in judged.not_judged if w == why)
         log.note(f"{names} not judged: {why}")
     if base is not None:
-        log.keep({"baseline": build.baseline(base, [c for c in checks if _needs_base(c)])})
+        log.keep({"baseline": parts.baseline(base, [c for c in checks if _needs_base(c)])})
     log.keep({"checks": [c.to_dict() for c in checks]})
     return outcome(checks, base)
 
@@ -74,7 +74,7 @@ def verify_stages(pr: MeasuredModel, log: StageLog) -> list[Check]:
     converted = tflite_layer_stats(pr.candidate.content)
     seq = [(s.name, s.kind, s.layers) for s in pr.stages] + [("converted", "converted", converted)]
     findings = verify(seq, pr.policy.verify)
-    log.keep(build.stages(pr, converted, log.parts["timings_s"].get("convert_candidate", 0.0), findings))
+    log.keep(parts.stages(pr, converted, log.parts["timings_s"].get("convert_candidate", 0.0), findings))
     if pr.policy.verify.on_loss == "warn":
         log.note(*(f"verification: {f.message}" for f in findings))
     return verification_checks(findings, pr.policy.verify)

@@ -58,24 +58,22 @@ class Check(BaseModel):
         return self.model_dump(mode="json")
 
 
+UNIT_FORMATS = {
+    "pts": lambda v: f"{100 * v:.2f} pts",     # accuracy points: 0.01 -> 1.00 pts
+    "%": lambda v: f"{100 * v:+.2f} %",        # a change: 0.02 -> +2.00 %
+    "": lambda v: f"{100 * v:.2f} %",          # a fraction: 0.98 -> 98.00 %
+    "x": lambda v: f"{v:.2f}x",
+    "ms": lambda v: f"{v:.4g} ms",
+    "count": lambda v: f"{v:,.0f}",
+}
+
+
 def format_value(unit: str, value: float | None) -> str:
-    """A check's figure in its unit: fractions in %, accuracy drops in points, KiB, ms, x."""
+    """A check's figure in its unit (UNIT_FORMATS; other units: `12.3 KiB`)."""
     if value is None:
         return "–"
-    v = float(value)
-    if unit == "pts":
-        return f"{100 * v:.2f} pts"
-    if unit == "%":
-        return f"{100 * v:+.2f} %"
-    if unit == "":
-        return f"{100 * v:.2f} %"
-    if unit == "x":
-        return f"{v:.2f}x"
-    if unit == "ms":
-        return f"{v:.4g} ms"
-    if unit == "count":
-        return f"{v:,.0f}"
-    return f"{v:,.1f} {unit}"
+    fmt = UNIT_FORMATS.get(unit)
+    return fmt(float(value)) if fmt else f"{float(value):,.1f} {unit}"
 
 
 def verdict(checks: list[Check]) -> str:
