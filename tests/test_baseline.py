@@ -121,7 +121,57 @@ def test_base_without_a_model_judges_absolute_thresholds_only(tmp_path, tiny):
     assert result.exit_code == 0, result.output
     assert report["baseline"]["has_model"] is False
     assert any("the base has no gate.yml" in n for n in report["notes"])
-    assert not any(c["name"] in ("size.max_increase", "latency.max_regression") for c in report["checks"])
+    regression = [c for c in report["checks"] if c["name"] in ("size.max_increase", "latency.max_regression")]
+    assert [c["outcome"] for c in regression] == ["not_applicable", "not_applicable"]
+    assert all(c["passed"] for c in regression) and "this pull request adds the model" in regression[0]["detail"]
+    assert "not applicable" in report["summary"]
+
+
+REGRESSION_ONLY = {"size": {"max_increase": "2%"}, "latency": {"max_regression": "5%"}}
+
+
+def plain_dir_config(tmp_path, tiny, **extra) -> Path:
+    """A gate.yml outside any git repository."""
+    d = tmp_path / "plain"
+    d.mkdir()
+    shutil.copy(tiny.keras, d / "model.keras")
+    shutil.copy(tiny.eval, d / "eval.npz")
+    (d / "gate.yml").write_text(yaml.safe_dump({"model": "model.keras", "data": {"eval": "eval.npz"},
+                                                "policy": "float32", **extra}))
+    return d / "gate.yml"
+
+
+def test_regression_limits_without_a_readable_base_are_not_judged_and_fail(tmp_path, tiny):
+    result, report = run_check(tmp_path, plain_dir_config(tmp_path, tiny, thresholds=REGRESSION_ONLY))
+    assert result.exit_code == 1, result.output
+    assert report["status"] == "fail"
+    assert [(c["name"], c["outcome"], c["passed"]) for c in report["checks"]] == [
+        ("size.max_increase", "not_judged", False), ("latency.max_regression", "not_judged", False)]
+    assert "not inside a git repository" in report["checks"][0]["detail"]
+    assert "NOT JUDGED" in report["summary"] and "NOT JUDGED" in result.output
+    assert "not judged, counted as fail" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_not_judged_pass_switch_passes_and_says_so(tmp_path, tiny):
+    cfg = plain_dir_config(tmp_path, tiny, thresholds={**REGRESSION_ONLY, "not_judged": "pass"})
+    result, report = run_check(tmp_path, cfg)
+    assert result.exit_code == 0, result.output
+    assert report["summary"].startswith("Nothing was judged: size.max_increase NOT JUDGED")
+    assert "counted as pass (thresholds.not_judged: pass)" in report["summary"]
+
+
+def test_no_baseline_flag_makes_regression_limits_not_applicable(tmp_path, tiny):
+    result, report = run_check(tmp_path, plain_dir_config(tmp_path, tiny, thresholds=REGRESSION_ONLY),
+                               "--no-baseline")
+    assert result.exit_code == 0, result.output
+    assert {c["outcome"] for c in report["checks"]} == {"not_applicable"}
+    assert report["summary"].startswith("Nothing was judged") and "--no-baseline" in report["summary"]
+
+
+def test_no_thresholds_is_not_a_bare_pass(tmp_path, tiny):
+    result, report = run_check(tmp_path, plain_dir_config(tmp_path, tiny))
+    assert result.exit_code == 0 and report["checks"] == []
+    assert report["summary"] == "No thresholds configured: nothing was judged (set thresholds in gate.yml)."
 
 
 def test_unknown_baseline_ref_is_exit_2(repo, tmp_path):

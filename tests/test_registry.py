@@ -39,7 +39,7 @@ M = Evidence(ORIG, REF, CAND, labels=np.zeros(0), example=np.zeros((1, 1)), benc
 
 
 def judge(t: Thresholds, ev: Evidence):
-    return judge_all(t, ev).checks
+    return judge_all(t, ev)
 
 # threshold mapping, check name, limit that passes, limit that fails, value
 CASES = [
@@ -105,11 +105,11 @@ def test_proxy_limits_absolute_and_vs_base():
     assert not checks["proxies.macs.max_increase"].passed
     assert checks["proxies.macs.max_increase"].value == pytest.approx(0.2)
     assert checks["proxies.parameters.max_increase"].passed
-    # Without a measured base, only the absolute limits are judged; the rest is said.
-    judged = judge_all(t, replace(M, candidate=replace(CAND, proxies={"macs": 900})))
-    assert [c.name for c in judged.checks] == ["proxies.macs.max"]
-    assert judged.not_judged == [("proxies.parameters.max_increase", "no baseline to compare with"),
-                                 ("proxies.macs.max_increase", "no baseline to compare with")]
+    # Without a measured base, the limits that need it are not judged, and fail by default.
+    judged = {c.name: c for c in judge(t, replace(M, candidate=replace(CAND, proxies={"macs": 900})))}
+    assert judged["proxies.macs.max"].passed and judged["proxies.macs.max"].outcome == "point"
+    for name in ("proxies.parameters.max_increase", "proxies.macs.max_increase"):
+        assert judged[name].outcome == "not_judged" and not judged[name].passed and judged[name].value is None
 
 
 def test_regression_limits_against_the_base():
@@ -130,7 +130,7 @@ def test_regression_limits_against_the_base():
 def test_checks_carry_their_line_in_gate_yml():
     t = Thresholds.model_validate({"size_kb": {"max": 500}, "accuracy": {"min": 0.5}})
     lines = {"size_kb.max": 7, "accuracy": 9}
-    checks = judge_all(t, M, lambda name: lines.get(name) or lines.get(name.split(".")[0])).checks
+    checks = judge_all(t, M, lambda name: lines.get(name) or lines.get(name.split(".")[0]))
     assert [(c.name, c.line) for c in checks] == [("size_kb.max", 7), ("accuracy.min", 9)]
 
 
@@ -147,3 +147,36 @@ def test_every_row_is_named_by_its_path_in_gate_yml():
         for part in name.split("."):
             node = getattr(node, part)
         assert isinstance(node, float)
+
+
+REGRESSION = {"size": {"max_increase": "2%"}, "latency": {"max_regression": "5%"}}
+
+
+def test_no_base_although_one_was_expected_is_not_judged_and_fails():
+    t = Thresholds.model_validate(REGRESSION)
+    checks = judge(t, replace(M, no_base=("unavailable", "git is not installed")))
+    assert [(c.name, c.outcome, c.passed) for c in checks] == [("size.max_increase", "not_judged", False),
+                                                                ("latency.max_regression", "not_judged", False)]
+    assert verdict(checks) == "fail"
+    assert checks[0].message == "size.max_increase NOT JUDGED: git is not installed; counted as fail"
+    assert checks[0].margin is None and checks[0].limit == 0.02 and checks[0].unit == "%"
+
+
+def test_not_judged_can_be_counted_as_pass_and_still_says_so():
+    t = Thresholds.model_validate({**REGRESSION, "not_judged": "pass"})
+    checks = judge(t, replace(M, no_base=("unavailable", "the fetch failed")))
+    assert verdict(checks) == "pass" and all(c.outcome == "not_judged" for c in checks)
+    assert checks[1].message.endswith("counted as pass (thresholds.not_judged: pass)")
+
+
+@pytest.mark.parametrize("kind", ["absent", "disabled"])
+def test_base_without_a_model_or_no_baseline_is_not_applicable(kind):
+    checks = judge(Thresholds.model_validate(REGRESSION), replace(M, no_base=(kind, "the base has no gate.yml")))
+    assert all(c.outcome == "not_applicable" and c.passed for c in checks) and verdict(checks) == "pass"
+    assert checks[0].message == "size.max_increase not applicable: the base has no gate.yml"
+
+
+def test_a_figure_that_could_not_be_measured_is_not_judged():
+    t = Thresholds.model_validate({"proxies": {"peak_memory_bytes": {"max": 10}}})
+    [check] = judge(t, replace(M, candidate=replace(CAND, proxies={"peak_delta_bytes": None})))
+    assert check.outcome == "not_judged" and not check.passed and "could not be measured" in check.detail

@@ -101,7 +101,8 @@ def exit_code_for(report: dict, fail_on: str) -> int:
 def headline(report: dict) -> dict[str, str]:
     """The figures a later step may want, as output strings ('' when not measured)."""
     cand, ref = report.get("candidate") or {}, report.get("reference") or {}
-    compression = next((c["value"] for c in report.get("checks") or [] if c["name"] == "compression.min"),
+    compression = next((c["value"] for c in report.get("checks") or []
+                        if c["name"] == "compression.min" and c["value"] is not None),
                        ref["bytes_gzip"] / cand["bytes_gzip"] if cand.get("bytes_gzip") and ref else None)
     accuracy = ((cand.get("evaluation") or {}).get("accuracy") or {}).get("top1")
     p50 = (cand.get("latency") or {}).get("p50_ms")

@@ -168,6 +168,10 @@ class ProxyLimits(Strict):
 
 
 class Thresholds(Strict):
+    not_judged: Literal["fail", "pass"] = Field(
+        "fail", description="What a configured limit that could not be judged counts as (no base branch "
+                            "although one was expected, git missing, a figure that could not be measured). "
+                            "Either way the report says so.")
     size: SizeChangeLimit | None = None
     size_kb: SizeLimit | None = None
     compression: CompressionLimit | None = None

@@ -101,6 +101,10 @@ def check_status(check: dict) -> str:
         return f"⚠️ inconclusive, counted as {'pass' if check.get('passed') else 'fail'}"
     if outcome == "unchanged":
         return "✅ unchanged"
+    if outcome == "not_judged":
+        return f"⚠️ not judged, counted as {'pass' if check.get('passed') else 'fail'}"
+    if outcome == "not_applicable":
+        return "➖ not applicable"
     return mark
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gate.report.render import check_value
@@ -22,10 +23,19 @@ def print_report(report: dict, console: Console, *, quiet: bool = False) -> None
         for c in report["checks"]:
             table.add_row(c["name"], check_value(c["reference"], c), check_value(c["value"], c),
                           f"{c['direction']} {check_value(c['limit'], c)}",
-                          "[green]pass[/green]" if c["passed"] else "[red]FAIL[/red]")
+                          _status(c))
         console.print(table)
-    console.print(f"[{STYLE[status]}]{status.upper()}[/{STYLE[status]}] {report['summary']}", markup=True,
+    console.print(f"[{STYLE[status]}]{status.upper()}[/{STYLE[status]}] {escape(report['summary'])}", markup=True,
                   soft_wrap=True)
+
+
+def _status(check: dict) -> str:
+    outcome = check.get("outcome")
+    if outcome == "not_judged":
+        return "[yellow]NOT JUDGED[/yellow] (pass)" if check["passed"] else "[red]NOT JUDGED[/red]"
+    if outcome == "not_applicable":
+        return "[dim]n/a[/dim]"
+    return "[green]pass[/green]" if check["passed"] else "[red]FAIL[/red]"
 
 
 def _sizes_table(report: dict) -> Table:

@@ -47,14 +47,14 @@ class Baseline:
                 "notes": [*self.ref.notes, *self.notes]}
 
 
-def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseRef | None:
+def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseRef:
     """Which commit is the base: the PR's merge-base, or REF's merge-base with HEAD."""
     if ref is None and env.get("GITHUB_EVENT_NAME") in PULL_REQUEST_EVENTS:
         from gate.github.event import load_event
 
         event = load_event(env)
         if not event.base_sha:
-            return None
+            raise GitError(f"the {env.get('GITHUB_EVENT_NAME')} event names no base commit")
         repo.ensure_commit(event.base_sha)
         head = event.head_sha if event.head_sha and repo.has_commit(event.head_sha) else "HEAD"
         base = repo.merge_base(event.base_sha, head)
@@ -70,7 +70,8 @@ def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseRef 
             return BaseRef(base, f"merge-base of HEAD and {name}" if base != sha else name)
     if ref:
         raise GitError(f"--baseline {ref}: no such commit or branch")
-    return None
+    raise GitError(f"no base branch found (tried {', '.join(DEFAULT_BRANCHES)})",
+                   hint="name one with --baseline REF, or run with --no-baseline")
 
 
 def fingerprint(cfg: GateConfig) -> dict:
@@ -91,17 +92,11 @@ def fingerprint(cfg: GateConfig) -> dict:
 
 
 @contextmanager
-def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | None = None) -> Iterator[Baseline | None]:
-    """Yield the Baseline with its files checked out (removed afterwards), or None when
-    there is nothing to compare with (no git, no base)."""
-    repo = Repo.find(cfg.root)
-    if repo is None:
-        yield None
-        return
+def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | None = None) -> Iterator[Baseline]:
+    """Yield the Baseline with its files checked out (removed afterwards). Raises GitError
+    when there is nothing to compare with: no git, no repository, no base commit."""
+    repo = Repo.require(cfg.root)
     base_ref = resolve_ref(repo, env, ref)
-    if base_ref is None:
-        yield None
-        return
     tmp = Path(tempfile.mkdtemp(prefix="gate-base-"))
     tree = tmp / "tree"
     try:
@@ -109,15 +104,14 @@ def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | No
         base_cfg_path = tree / repo.relative(cfg.path)
         mine = fingerprint(cfg)
         if not base_cfg_path.exists():
-            yield Baseline(base_ref, None, False, {}, (f"the base has no {repo.relative(cfg.path)}: "
-                                                       "only the absolute thresholds are judged",))
+            yield Baseline(base_ref, None, False, {}, (f"the base has no {repo.relative(cfg.path)}: this pull "
+                                                       "request adds the model; the regression limits do not "
+                                                       "apply",))
             return
         try:
             base_cfg = load_config(base_cfg_path)
         except GateError as err:
-            yield Baseline(base_ref, None, False, {}, (f"the base's config cannot be used ({err.message}): "
-                                                       "only the absolute thresholds are judged",))
-            return
+            raise GitError(f"the base's {repo.relative(cfg.path)} cannot be used: {err.message}") from None
         theirs = fingerprint(base_cfg)
         yield Baseline(base_ref, base_cfg, theirs == mine, theirs)
     finally:

@@ -12,9 +12,9 @@ from gate.measure.proxies import Proxies, proxies
 from gate.run import parts
 from gate.run.base import Base, measure_base
 from gate.run.candidate import MeasuredModel, measure
-from gate.run.protocol import CANDIDATE_FILE, Job, Outcome
+from gate.run.protocol import CANDIDATE_FILE, BaseJob, Job, NoBase, Outcome
 from gate.run.stagelog import StageLog
-from gate.verdict.check import Check, verdict
+from gate.verdict.check import UNJUDGED, Check, verdict
 from gate.verdict.evidence import Evidence, Side
 from gate.verdict.registry import ROWS, judge
 from gate.verdict.verification import verification_checks
@@ -30,16 +30,13 @@ def check(cfg: GateConfig, log: StageLog, job: Job) -> Outcome:
     log.keep(parts.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
     log.artifacts[CANDIDATE_FILE] = pr.candidate.content
     stage_checks = verify_stages(pr, log)
-    base = measure_base(job.baseline, cfg, pr, log)
+    base = measure_base(job.baseline if isinstance(job.baseline, BaseJob) else None, cfg, pr, log)
+    no_base = job.baseline if isinstance(job.baseline, NoBase) else None
     if base is not None:
         base = with_proxies(base, pr, cand_proxies, cfg, log)
     with log.stage("judge", "judging the thresholds" + (" (and against the base branch)" if base else "")):
-        judged = judge(cfg.thresholds, evidence(pr, bench, ref_proxies, cand_proxies, base, cfg),
-                       cfg.threshold_line)
-    checks = judged.checks + stage_checks
-    for why in dict.fromkeys(why for _, why in judged.not_judged):
-        names = ", ".join(name for name, w in judged.not_judged if w == why)
-        log.note(f"{names} not judged: {why}")
+        checks = judge(cfg.thresholds, evidence(pr, bench, ref_proxies, cand_proxies, base, no_base, cfg),
+                       cfg.threshold_line) + stage_checks
     if base is not None:
         log.keep({"baseline": parts.baseline(base, [c for c in checks if _needs_base(c)])})
     log.keep({"checks": [c.to_dict() for c in checks]})
@@ -92,7 +89,7 @@ def with_proxies(base: Base, pr: MeasuredModel, cand_proxies: Proxies, cfg: Gate
 
 
 def evidence(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_proxies: Proxies,
-             base: Base | None, cfg: GateConfig) -> Evidence:
+             base: Base | None, no_base: NoBase | None, cfg: GateConfig) -> Evidence:
     cand_latency = bench.stats["candidate"]
     return Evidence(
         original=Side(pr.original.accuracy, pr.original.predictions),
@@ -101,7 +98,8 @@ def evidence(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_p
         candidate=Side(pr.candidate_eval.accuracy, pr.candidate_eval.predictions, pr.candidate_sizes,
                        pr.candidate.content, cand_latency, cand_proxies.to_dict()),
         labels=pr.eval_split.y, example=pr.eval_split.x, bench=cfg.benchmark,
-        base=None if base is None else base.side, base_unchanged=bool(base and base.unchanged))
+        base=None if base is None else base.side, base_unchanged=bool(base and base.unchanged),
+        no_base=None if no_base is None else (no_base.kind, no_base.reason))
 
 
 _BASE_ROWS = {row.name for row in ROWS if row.needs_base}
@@ -112,10 +110,22 @@ def _needs_base(check: Check) -> bool:
 
 
 def outcome(checks: list[Check], base: Base | None) -> Outcome:
+    """The verdict and its one line. A pass says what it rests on: how many checks were
+    judged, which did not apply, which were not judged; never a bare "0 checks passed"."""
     status = verdict(checks)
     failed = [c for c in checks if not c.passed]
-    summary = (f"{len(checks)} check(s) passed." if not failed else
-               f"{len(failed)} of {len(checks)} check(s) failed: " + "; ".join(c.message for c in failed))
+    judged = [c for c in checks if c.outcome not in UNJUDGED]
+    passed_unjudged = [c for c in checks if c.outcome in UNJUDGED and c.passed]
+    if failed:
+        summary = f"{len(failed)} of {len(checks)} check(s) failed: " + "; ".join(c.message for c in failed)
+    elif not checks:
+        summary = "No thresholds configured: nothing was judged (set thresholds in gate.yml)."
+    elif not judged:
+        summary = "Nothing was judged: " + "; ".join(c.message for c in checks) + "."
+    else:
+        summary = f"{len(judged)} check(s) passed."
+    if passed_unjudged and judged and not failed:
+        summary += " " + "; ".join(c.message for c in passed_unjudged) + "."
     if base is not None and base.unchanged:
         summary += " Unchanged against the base branch."
     return Outcome(status, EXIT_PASS if status == "pass" else EXIT_FAIL, summary)

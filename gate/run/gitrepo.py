@@ -4,6 +4,7 @@ commit. Never imports TF."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,18 @@ class Repo:
         except GitError:
             return None
         return cls(Path(out))
+
+    @classmethod
+    def require(cls, start: Path) -> "Repo":
+        """The repository `start` is in; GitError saying why there is none."""
+        if shutil.which("git") is None:
+            raise GitError("git is not installed, so the base branch cannot be read",
+                           hint="install git (the model-gate image has it)")
+        repo = cls.find(start)
+        if repo is None:
+            raise GitError(f"{start} is not inside a git repository, so the base branch cannot be read",
+                           hint="check out the repository (actions/checkout), or run with --no-baseline")
+        return repo
 
     def git(self, *args: str, check: bool = True) -> str:
         return _git(self.root, *args, check=check)

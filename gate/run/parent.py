@@ -12,7 +12,7 @@ from typing import Iterator
 from gate.config.load import GateConfig, config_summary, load_config
 from gate.console import Progress
 from gate.errors import GateError, InternalError
-from gate.run.protocol import BaseJob, Job, Task
+from gate.run.protocol import BaseJob, Job, NoBase, Task
 from gate.run.stagelog import StageLog
 
 
@@ -28,7 +28,7 @@ def start(config_path: str | Path, log: StageLog) -> tuple[GateConfig, bool]:
 
 
 def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_process: bool = False,
-            show_progress: bool = True, baseline: BaseJob | None = None, repeats: int = 0) -> dict:
+            show_progress: bool = True, baseline: BaseJob | NoBase | None = None, repeats: int = 0) -> dict:
     """Run a task in the worker under the config's limits (or here, for debugging); the
     worker's parts and files land in `log`. Returns the worker's result."""
     job = Job(task, str(cfg.path), trust, show_progress, baseline, dict(log.parts), repeats)
@@ -75,34 +75,40 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
 
 @contextmanager
 def base_job(cfg: GateConfig, log: StageLog, *, ref: str | None, report: str | None,
-             enabled: bool) -> Iterator[BaseJob | None]:
-    """The baseline the worker measures against, its files checked out for the duration.
-    Automatic baselines that cannot be had become a note; an explicit --baseline REF that
-    cannot be had is an error."""
+             enabled: bool) -> Iterator[BaseJob | NoBase | None]:
+    """The baseline the worker measures against, its files checked out for the duration;
+    None when no configured check needs it. An explicit --baseline REF that cannot be had
+    is an error; an automatic baseline that cannot be had is a NoBase saying why (the
+    checks that need it are then not judged, never silently passed)."""
     from gate.run.baseline import checkout
     from gate.run.gitrepo import GitError
+    from gate.verdict.registry import configured
 
+    needed = configured(cfg.thresholds, needs_base=True)
     if report:
         yield BaseJob(report=str(Path(report).resolve()))
         return
-    if not enabled:
+    if not needed:
         yield None
         return
+    if not enabled:
+        yield NoBase("disabled", "not compared with the base branch (--no-baseline)")
+        return
+    entered = False
     try:
         with checkout(cfg, ref=ref) as base:
-            if base is None:
-                yield None
-            elif base.config is None:
+            entered = True
+            if base.config is None:
                 log.keep({"baseline": base.to_dict()})
                 log.note(*base.notes)
-                yield None
+                yield NoBase("absent", base.notes[0] if base.notes else "the base branch has no model yet")
             else:
                 yield BaseJob(config=str(base.config.path), sha=base.ref.sha, label=base.ref.label,
                               unchanged=base.unchanged, fingerprint=base.fingerprint,
                               trust_model_code=base.config.file.trust_model_code,
                               notes=(*base.ref.notes, *base.notes))
     except GitError as err:
-        if ref is not None:
+        if ref is not None or entered:   # an explicit ref, or an error from the body: not ours to hide
             raise
         log.note(f"no baseline: {err.message}")
-        yield None
+        yield NoBase("unavailable", err.message)

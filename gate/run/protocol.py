@@ -35,12 +35,23 @@ class BaseJob:
 
 
 @dataclass(frozen=True)
+class NoBase:
+    """Why there is no base branch candidate to compare with. `absent` (the base branch has
+    no model yet: the PR adds it) and `disabled` (--no-baseline) make the regression checks
+    not applicable; `unavailable` (no git, a failed fetch, no base commit) makes them not
+    judged, which fails unless gate.yml says `thresholds: {not_judged: pass}`."""
+
+    kind: Literal["absent", "disabled", "unavailable"]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Job:
     task: Task
     config: str
     trust_model_code: bool               # decided by the parent (gate.run.trust), never by the worker
     progress: bool = True
-    baseline: BaseJob | None = None
+    baseline: BaseJob | NoBase | None = None    # None: no regression limit needs the base
     parts: dict = field(default_factory=dict)   # what the parent already recorded (trust, notes)
     repeats: int = 0                     # calibrate: A/A comparisons
 
@@ -51,7 +62,9 @@ class Job:
     def read(cls, directory: Path) -> "Job":
         data = json.loads((directory / JOB).read_text(encoding="utf-8"))
         base = data.pop("baseline")
-        if base is not None:
+        if base is not None and "kind" in base:
+            base = NoBase(**base)
+        elif base is not None:
             base["notes"] = tuple(base.get("notes", ()))
             base = BaseJob(**base)
         return cls(**data, baseline=base)

@@ -12,8 +12,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, computed_field
 
 # point: a deterministic figure; ci: judged on an interval's bound; pass/fail/inconclusive: an A/B
-# test's decision; unchanged: the base is the same model, not measured again.
-Outcome = Literal["point", "ci", "pass", "fail", "inconclusive", "unchanged"]
+# test's decision; unchanged: the base is the same model, not measured again; not_judged: a
+# configured limit nobody could judge (fails unless thresholds.not_judged: pass); not_applicable:
+# a limit that does not apply to this run (the base has no model yet, --no-baseline), passes.
+Outcome = Literal["point", "ci", "pass", "fail", "inconclusive", "unchanged", "not_judged", "not_applicable"]
+UNJUDGED = ("not_judged", "not_applicable")
 
 
 class Check(BaseModel):
@@ -21,7 +24,7 @@ class Check(BaseModel):
 
     name: str            # the threshold's path under `thresholds:` in gate.yml, e.g. "accuracy.max_drop"
     metric: str          # human label
-    value: float
+    value: float | None     # None only when not judged / not applicable
     limit: float
     direction: Literal["<=", ">="]
     unit: str            # "" (a fraction, shown as %), "pts" (accuracy points), "%" (a change), KiB, ms, x, count
@@ -35,13 +38,20 @@ class Check(BaseModel):
 
     @computed_field
     @property
-    def margin(self) -> float:
+    def margin(self) -> float | None:
         """How far inside (+) or outside (-) the limit the value is, in the check's unit."""
+        if self.value is None:
+            return None
         return self.limit - self.value if self.direction == "<=" else self.value - self.limit
 
     @computed_field
     @property
     def message(self) -> str:
+        if self.outcome == "not_judged":
+            return (f"{self.name} NOT JUDGED: {self.detail}; counted as "
+                    + ("pass (thresholds.not_judged: pass)" if self.passed else "fail"))
+        if self.outcome == "not_applicable":
+            return f"{self.name} not applicable: {self.detail}"
         status = "passed" if self.passed else "FAILED"
         fmt = lambda v: format_value(self.unit, v)  # noqa: E731
         interval = f", interval {fmt(self.ci_low)} to {fmt(self.ci_high)}" if self.ci_low is not None else ""

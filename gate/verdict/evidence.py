@@ -38,4 +38,5 @@ class Evidence:
     bench: BenchmarkSpec
     base: Side | None = None            # None: no base branch candidate in this run
     base_unchanged: bool = False        # the base has the same model, data and policy hashes
+    no_base: tuple[str, str] | None = None   # (gate.run.protocol.NoBase kind, why) when base is None
     compare_latency: Callable = compare_latency   # gate.verdict.abtest.compare_latency

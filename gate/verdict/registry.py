@@ -23,16 +23,12 @@ TOLERANCE = 1e-12
 
 @dataclass(frozen=True)
 class Row:
-    name: str
-    limit: Limit
+    name: str              # the threshold's path under `thresholds:` in gate.yml
+    limit: Limit           # reads the configured limit (None: not set)
     judge: Judge
+    unit: str              # the unit of the limit as gate.yml writes it (gate.verdict.check.UNIT_FORMATS)
+    direction: str = "<="
     needs_base: bool = False
-
-
-@dataclass(frozen=True)
-class Judged:
-    checks: list[Check]
-    not_judged: list[tuple[str, str]]     # (check name, why) for configured limits nobody could judge
 
 
 # -- rows ---------------------------------------------------------------------------------
@@ -183,21 +179,23 @@ def _proxy_rows(name: str, key: str, label: str) -> tuple[Row, Row]:
                      limit=limit, direction="<=", unit="%", passed=change <= limit + TOLERANCE, reference=0.0,
                      detail=f"{value:,} vs {base:,}")
 
-    return (Row(f"proxies.{name}.max", _get("proxies", name, "max"), absolute),
-            Row(f"proxies.{name}.max_increase", _get("proxies", name, "max_increase"), growth, needs_base=True))
+    return (Row(f"proxies.{name}.max", _get("proxies", name, "max"), absolute, "count"),
+            Row(f"proxies.{name}.max_increase", _get("proxies", name, "max_increase"), growth, "%",
+                needs_base=True))
 
 
 ROWS: tuple[Row, ...] = (
-    Row("size_kb.max", _get("size_kb", "max"), _size_kb),
-    Row("compression.min", _get("compression", "min"), _compression),
-    Row("accuracy.min", _get("accuracy", "min"), _accuracy_min),
-    Row("accuracy.max_drop", _get("accuracy", "max_drop"), _accuracy_max_drop),
-    Row("latency_ms.p50_max", _get("latency_ms", "p50_max"), _latency_p50),
-    Row("latency_ms.p99_max", _get("latency_ms", "p99_max"), _latency_p99),
-    Row("latency.max_ratio", _get("latency", "max_ratio"), _latency_ratio),
-    Row("size.max_increase", _get("size", "max_increase"), _size_increase, needs_base=True),
-    Row("accuracy.max_drop_vs_base", _get("accuracy", "max_drop_vs_base"), _accuracy_vs_base, needs_base=True),
-    Row("latency.max_regression", _get("latency", "max_regression"), _latency_vs_base, needs_base=True),
+    Row("size_kb.max", _get("size_kb", "max"), _size_kb, "KiB"),
+    Row("compression.min", _get("compression", "min"), _compression, "x", ">="),
+    Row("accuracy.min", _get("accuracy", "min"), _accuracy_min, "", ">="),
+    Row("accuracy.max_drop", _get("accuracy", "max_drop"), _accuracy_max_drop, "pts"),
+    Row("latency_ms.p50_max", _get("latency_ms", "p50_max"), _latency_p50, "ms"),
+    Row("latency_ms.p99_max", _get("latency_ms", "p99_max"), _latency_p99, "ms"),
+    Row("latency.max_ratio", _get("latency", "max_ratio"), _latency_ratio, "x"),
+    Row("size.max_increase", _get("size", "max_increase"), _size_increase, "%", needs_base=True),
+    Row("accuracy.max_drop_vs_base", _get("accuracy", "max_drop_vs_base"), _accuracy_vs_base, "pts",
+        needs_base=True),
+    Row("latency.max_regression", _get("latency", "max_regression"), _latency_vs_base, "%", needs_base=True),
     *(row for name, (key, label) in PROXY_FIELDS.items() for row in _proxy_rows(name, key, label)),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)
@@ -208,20 +206,31 @@ def configured(t: Thresholds, *, needs_base: bool | None = None) -> list[str]:
     return [r.name for r in ROWS if r.limit(t) is not None and (needs_base is None or r.needs_base == needs_base)]
 
 
-def judge(t: Thresholds, ev: Evidence, line_of: Callable[[str], int | None] = lambda _name: None) -> Judged:
+def judge(t: Thresholds, ev: Evidence, line_of: Callable[[str], int | None] = lambda _name: None) -> list[Check]:
     """Every configured threshold, in registry order, judged on the evidence; each check
-    carries its threshold's line in gate.yml (GateConfig.threshold_line)."""
-    checks, not_judged = [], []
+    carries its threshold's line in gate.yml (GateConfig.threshold_line). A limit that
+    cannot be judged is a check too (`not_judged`, failing unless thresholds.not_judged
+    says pass), or `not_applicable` when the run has no base by design."""
+    checks = []
     for row in ROWS:
         limit = row.limit(t)
         if limit is None:
             continue
         if row.needs_base and ev.base is None:
-            not_judged.append((row.name, "no baseline to compare with"))
-            continue
-        result = row.judge(ev, limit, t)
-        if isinstance(result, str):
-            not_judged.append((row.name, result))
-            continue
+            kind, why = ev.no_base or ("unavailable", "no baseline to compare with")
+            result = unjudged(row, limit, why, applicable=kind == "unavailable", t=t)
+        else:
+            result = row.judge(ev, limit, t)
+            if isinstance(result, str):
+                result = unjudged(row, limit, result, applicable=True, t=t)
         checks.append(result.model_copy(update={"line": line_of(row.name)}))
-    return Judged(checks, not_judged)
+    return checks
+
+
+def unjudged(row: Row, limit: float, why: str, *, applicable: bool, t: Thresholds) -> Check:
+    """A configured limit without a verdict: `not_judged` (counted as thresholds.not_judged
+    says) when it should have been judged, `not_applicable` (passes) when it cannot apply."""
+    return Check(name=row.name, metric=row.name, value=None, limit=limit, direction=row.direction, unit=row.unit,
+                 detail=why,
+                 outcome="not_judged" if applicable else "not_applicable",
+                 passed=not applicable or t.not_judged == "pass")
