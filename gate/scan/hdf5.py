@@ -8,6 +8,7 @@ from typing import Any
 from gate.errors import ModelError
 from gate.scan.config_tree import parse_json, walk_config
 from gate.scan.formats import HDF5_SIGNATURE
+from gate.scan.keras3 import KERAS3, flavour_of, walk_keras3_config
 from gate.scan.limits import ScanLimits, ScanResult
 
 
@@ -32,19 +33,32 @@ def scan_h5(path: Path, size: int, trust: bool, limits: ScanLimits) -> ScanResul
                              field="model_config", hint=hint)
         config = parse_json(_read_h5_attr(f, "model_config", file, limits), file,
                              "model_config")
-        walk = walk_config(config, file=file, where="model_config", trust=trust,
-                            limits=limits)
+        version = f.attrs.get("keras_version")
+        version = None if version is None else _as_text(version)[:40]
+        try:
+            flavour = flavour_of(version, config)
+        except ValueError as exc:
+            raise ModelError(f"{exc}: refusing a file whose Keras version cannot be told", file=file,
+                             field="keras_version", hint="save the model again with the Keras that built it") from None
+        if flavour == KERAS3:
+            walk = walk_keras3_config(config, file=file, where="model_config", trust=trust, limits=limits,
+                                      legacy_h5=True)
+        else:
+            walk = walk_config(config, file=file, where="model_config", trust=trust, limits=limits)
         notes = list(walk.notes)
         if "training_config" in f.attrs:
             training = parse_json(_read_h5_attr(f, "training_config", file, limits), file,
                                    "training_config")
-            tw = walk_config(training, file=file, where="training_config", trust=trust,
-                              limits=limits, root_is_model=False)
+            if flavour == KERAS3:
+                tw = walk_keras3_config(training, file=file, where="training_config", trust=trust,
+                                        limits=limits, legacy_h5=True, root_is_model=False)
+            else:
+                tw = walk_config(training, file=file, where="training_config", trust=trust,
+                                 limits=limits, root_is_model=False)
             notes += tw.notes
-        version = f.attrs.get("keras_version")
         if version is not None:
-            notes.insert(0, f"saved by Keras {_as_text(version)}")
-    return ScanResult("h5", size, walk.classes(), walk.n_layers, tuple(notes))
+            notes.insert(0, f"saved by Keras {version}")
+    return ScanResult("h5", size, walk.classes(), walk.n_layers, tuple(notes), flavour)
 
 
 def _read_h5_attr(f: Any, name: str, file: str, limits: ScanLimits) -> str:

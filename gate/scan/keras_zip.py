@@ -13,6 +13,7 @@ from gate.errors import ModelError
 from gate.scan.config_tree import parse_json, walk_config
 from gate.scan.formats import EXPECTED_CONTENT
 from gate.scan.hdf5 import check_h5_structure
+from gate.scan.keras3 import KERAS3, flavour_of, walk_keras3_config
 from gate.scan.limits import MIB, ScanLimits, ScanResult
 
 _RATIO_MIN_BYTES = 1 * MIB   # members smaller than this cannot make a meaningful bomb
@@ -40,14 +41,25 @@ def scan_keras(path: Path, size: int, trust: bool, limits: ScanLimits) -> ScanRe
         for other in sorted(names - set(_KERAS_EXPECTED_MEMBERS)):
             if not other.startswith("assets/") and other != "model.weights.npz":
                 notes.append(f"unexpected archive member '{other}'")
-        notes += _read_metadata(zf, file, names)
+        version = _read_metadata(zf, file, names)
+        if version:
+            notes.append(f"saved by Keras {version}")
         config = parse_json(_read_member(zf, "config.json", limits.max_config_bytes, file),
                              file, "config.json")
-        walk = walk_config(config, file=file, where="config.json", trust=trust,
-                            limits=limits)
+        flavour = _flavour(version, config, file, "metadata.json")
+        walker = walk_keras3_config if flavour == KERAS3 else walk_config
+        walk = walker(config, file=file, where="config.json", trust=trust, limits=limits)
         if "model.weights.h5" in names:
             _check_zipped_h5(zf, "model.weights.h5", f"{file}!model.weights.h5", limits)
-    return ScanResult("keras", size, walk.classes(), walk.n_layers, tuple(notes + walk.notes))
+    return ScanResult("keras", size, walk.classes(), walk.n_layers, tuple(notes + walk.notes), flavour)
+
+
+def _flavour(version: str | None, config: object, file: str, field: str) -> str:
+    try:
+        return flavour_of(version, config)
+    except ValueError as exc:
+        raise ModelError(f"{exc}: refusing a file whose Keras version cannot be told", file=file,
+                         field=field, hint="save the model again with the Keras that built it") from None
 
 
 def _check_zip_members(zf: zipfile.ZipFile, file: str,
@@ -119,11 +131,12 @@ def _read_member(zf: zipfile.ZipFile, name: str, max_bytes: int, file: str) -> b
     return data
 
 
-def _read_metadata(zf: zipfile.ZipFile, file: str, names: set[str]) -> list[str]:
+def _read_metadata(zf: zipfile.ZipFile, file: str, names: set[str]) -> str | None:
+    """The Keras version metadata.json names, if any."""
     if "metadata.json" not in names:
-        return []
+        return None
     meta = parse_json(_read_member(zf, "metadata.json", _METADATA_MAX_BYTES, file),
                        file, "metadata.json")
     if isinstance(meta, dict) and isinstance(meta.get("keras_version"), str):
-        return [f"saved by Keras {meta['keras_version']}"]
-    return []
+        return meta["keras_version"][:40]
+    return None

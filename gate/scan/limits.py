@@ -35,5 +35,6 @@ class ScanResult:
     layer_classes: tuple[str, ...]    # sorted class names of the model and its layers
     n_layers: int                     # layer objects below the root model (nested included)
     notes: tuple[str, ...] = ()
+    flavour: str | None = None        # Keras files: "keras3" | "tf_keras" (gate.scan.keras3.flavour_of)
 
 
