@@ -117,8 +117,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
         raise ConfigError("required but missing: a Keras model needs a policy (a preset name, a path or "
                           "an inline mapping)", file=doc.file, field="policy",
                           hint="e.g. `policy: int8`; `gate policy list` shows the presets")
-    if policy and policy.policy.convert.quantization.value in ("int8", "int16x8") and train_path is None:
-        raise ConfigError(f"quantization: {policy.policy.convert.quantization.value} calibrates on the train "
+    if policy and policy.policy.convert.calibrates and train_path is None:
+        raise ConfigError(f"{_calibrating(policy.policy.convert)} calibrates on the train "
                           "split, but data.train is not set", file=doc.file, field="data.train",
                           line=doc.line_of(("data",)))
     acc = cfg.thresholds.accuracy
@@ -130,6 +130,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
              if len(loc) > 1 and loc[0] == "thresholds"}
     return GateConfig(path=path.resolve(), root=root, file=cfg, model_path=model_path, train_path=train_path,
                       eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines)
+
+
+def _calibrating(convert) -> str:
+    return f"recipe: {convert.recipe.value}" if convert.recipe is not None else \
+        f"quantization: {convert.quantization.value}"
 
 
 def config_summary(cfg: GateConfig) -> dict:

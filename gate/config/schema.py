@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from gate.config.metrics import FIDELITY, parse_metric
 from gate.config.steps import Step, Verify
 from gate.config.strict import Strict
 
@@ -29,6 +30,33 @@ class Quantization(str, Enum):
     float16 = "float16"    # float16 weights
     int8 = "int8"          # full integer with a representative dataset
     int16x8 = "int16x8"    # int16 activations, int8 weights
+
+
+class Quantizer(str, Enum):
+    """Which tool quantizes: the TFLite converter (TensorFlow), or LiteRT Quantizer on the
+    float .tflite (litert-quantizer: int4 weights, blockwise, the only choice for a committed .tflite)."""
+
+    tflite = "tflite"
+    litert = "litert"
+
+
+class Recipe(str, Enum):
+    """LiteRT Quantizer recipes (litert_quantizer.recipe), by their own names."""
+
+    dynamic_wi8_afp32 = "dynamic_wi8_afp32"            # int8 channelwise weights, activations quantized on the fly
+    dynamic_legacy_wi8_afp32 = "dynamic_legacy_wi8_afp32"   # the TF converter's dynamic range (tensors >= 1024)
+    dynamic_wi4_afp32 = "dynamic_wi4_afp32"            # int4 channelwise weights, dynamic
+    dynamic_wi8b32_afp32 = "dynamic_wi8b32_afp32"      # blockwise (32) int8 weights
+    dynamic_wi8b64_afp32 = "dynamic_wi8b64_afp32"
+    dynamic_wi4b32_afp32 = "dynamic_wi4b32_afp32"      # blockwise (32) int4 weights
+    dynamic_wi4b64_afp32 = "dynamic_wi4b64_afp32"
+    weight_only_wi8_afp32 = "weight_only_wi8_afp32"    # int8 weights dequantized to float compute
+    weight_only_wi4_afp32 = "weight_only_wi4_afp32"
+    static_wi8_ai8 = "static_wi8_ai8"                  # int8 weights and activations, calibrated on data.train
+    static_wi8_ai16 = "static_wi8_ai16"                # int8 weights, int16 activations, calibrated
+
+
+STATIC_RECIPES = frozenset({Recipe.static_wi8_ai8, Recipe.static_wi8_ai16})
 
 
 class IoType(str, Enum):
@@ -52,6 +80,12 @@ class ConvertSpec(Strict):
         description="Train examples used to calibrate int8/int16x8 activation ranges.")
     sparsity: bool = Field(False, description="Store sparse weights (Optimize.EXPERIMENTAL_SPARSITY) for "
                                              "XNNPACK sparse inference.")
+    quantizer: Quantizer = Field(
+        Quantizer.tflite, strict=False,
+        description="tflite: the TFLite converter quantizes; litert: LiteRT Quantizer quantizes the float .tflite "
+                    "(a recipe, or quantization mapped to one: dynamic -> dynamic_legacy_wi8_afp32, int8 -> "
+                    "static_wi8_ai8, int16x8 -> static_wi8_ai16).")
+    recipe: Recipe | None = Field(None, strict=False, description="A LiteRT Quantizer recipe (quantizer: litert).")
 
     @field_validator("io")
     @classmethod
@@ -61,6 +95,35 @@ class ConvertSpec(Strict):
             got = quantization.value if quantization else "?"
             raise ValueError(f"io: {io.value} needs quantization: int8 (got {got}); use io: float32")
         return io
+
+    @model_validator(mode="after")
+    def _quantizer_fields(self) -> "ConvertSpec":
+        if self.recipe is not None and self.quantizer is not Quantizer.litert:
+            raise ValueError("recipe is a LiteRT Quantizer recipe: set quantizer: litert")
+        if self.quantizer is Quantizer.litert:
+            if self.recipe is not None and self.quantization is not Quantization.none:
+                raise ValueError(f"set either quantization ({self.quantization.value}) or recipe "
+                                 f"({self.recipe.value}), not both")
+            if self.recipe is None and self.quantization is Quantization.float16:
+                raise ValueError("LiteRT Quantizer has no float16 recipe; use quantizer: tflite for float16")
+            if self.io is not IoType.float32:
+                raise ValueError("LiteRT Quantizer keeps float32 model inputs and outputs; use io: float32 "
+                                 "(or quantizer: tflite for integer io)")
+            if self.sparsity:
+                raise ValueError("sparsity: true is a TFLite converter option; use quantizer: tflite")
+        return self
+
+    @property
+    def calibrates(self) -> bool:
+        """Whether this conversion draws calibration samples from data.train."""
+        if self.recipe is not None:
+            return self.recipe in STATIC_RECIPES
+        return self.quantization in (Quantization.int8, Quantization.int16x8)
+
+    @property
+    def label(self) -> str:
+        """How the candidate is named in reports: the mode, or the recipe."""
+        return self.recipe.value if self.recipe is not None else self.quantization.value
 
 
 class Policy(Strict):
@@ -167,6 +230,36 @@ class ProxyLimits(Strict):
         None, description="Peak resident growth loading and running the model once (measured, not exact).")
 
 
+MetricChange = Annotated[float, BeforeValidator(_fraction), Field(ge=0, le=1e6)]
+
+
+class MetricLimit(Strict):
+    """Limits on one metric of `evaluate.metrics` (gate.config.metrics). Changes vs the
+    original (max_drop / max_increase) and vs the base branch are relative to the
+    reference value for error metrics (mae, mse, rmse, max_abs_error: 0.05 or "5%" = 5 %
+    more error) and absolute for the others (accuracy-like fractions: 0.01 = 1 point;
+    snr_db in dB)."""
+
+    min: float | None = Field(None, description="Smallest allowed candidate value.")
+    max: float | None = Field(None, description="Largest allowed candidate value.")
+    max_drop: MetricChange | None = Field(None, description="Higher-is-better metrics: largest allowed drop vs the "
+                                                             "original model.")
+    max_increase: MetricChange | None = Field(None, description="Error metrics: largest allowed increase vs the "
+                                                                 'original model, relative ("5%").')
+    max_drop_vs_base: MetricChange | None = Field(None, description="Largest allowed drop vs the base branch's "
+                                                                     "candidate.")
+    max_increase_vs_base: MetricChange | None = Field(None, description="Largest allowed increase vs the base "
+                                                                         'branch\'s candidate ("2%").')
+    mode: Literal["point", "ci"] = Field(
+        "point", description="point: judge the measured change; ci: the far end of its paired bootstrap interval "
+                             "(metrics with per-example values: accuracy, top_k, mae, mse, rmse, cosine).")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+
+    def set_limits(self) -> list[str]:
+        return [k for k in ("min", "max", "max_drop", "max_increase", "max_drop_vs_base", "max_increase_vs_base")
+                if getattr(self, k) is not None]
+
+
 class Thresholds(Strict):
     not_judged: Literal["fail", "pass"] = Field(
         "fail", description="What a configured limit that could not be judged counts as (no base branch "
@@ -179,6 +272,35 @@ class Thresholds(Strict):
     latency_ms: LatencyMsLimit | None = None
     latency: LatencyRatioLimit | None = None
     proxies: ProxyLimits | None = None
+    metrics: dict[str, MetricLimit] | None = Field(
+        None, description="Limits per metric name (mae, score/mae, snr_db, top_5...): min, max, max_drop | "
+                          "max_increase (vs the original), max_drop_vs_base | max_increase_vs_base.")
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, metrics: dict[str, MetricLimit] | None) -> dict[str, MetricLimit] | None:
+        if not metrics:
+            return metrics
+        seen: set[str] = set()
+        for text, limit in metrics.items():
+            name = parse_metric(text)
+            info = name.info
+            if not limit.set_limits():
+                raise ValueError(f"{text}: set at least one of min, max, {info.change_limit}, "
+                                 f"{info.change_limit}_vs_base")
+            wrong = "max_increase" if info.higher_is_better else "max_drop"
+            for key in (wrong, wrong + "_vs_base"):
+                if getattr(limit, key) is not None:
+                    better = "higher" if info.higher_is_better else "lower"
+                    raise ValueError(f"{text}: {key} does not apply, {name.metric} is better {better}; use "
+                                     f"{key.replace(wrong, info.change_limit)}")
+            if name.metric in FIDELITY and getattr(limit, info.change_limit) is not None:
+                raise ValueError(f"{text}: {name.metric} is already measured against the original model; use min "
+                                 "or max")
+            if str(name) in seen:
+                raise ValueError(f"{text}: the metric {name} is listed twice")
+            seen.add(str(name))
+        return metrics     # keys as written: the checks are named (and find their gate.yml line) by them
 
 
 class BenchmarkSpec(Strict):
@@ -188,16 +310,33 @@ class BenchmarkSpec(Strict):
     min_time_s: float = Field(0.0, ge=0, le=3600, description="Keep timing until this many seconds per model.")
 
 
+class TopK(Strict):
+    top_k: int = Field(..., ge=1, le=1000)
+
+
 class EvaluateSpec(Strict):
     top_k: list[int] = Field([1], min_length=1, description="Top-k accuracies to report.")
     batch_size: int = Field(256, ge=1, le=65_536)
     max_examples: int | None = Field(None, ge=1, description="Score only the first N eval examples.")
+    metrics: list[str | TopK] | None = Field(
+        None, description="Metrics to report, Keras-style: accuracy, {top_k: 5} (or top_5), binary_accuracy, auc, "
+                          "mae, mse, rmse, max_abs_error; fidelity vs the original: snr_db, cosine, max_abs_diff, "
+                          "top1_agreement. Qualify by output for several outputs (score/mae). Default: by task "
+                          "(accuracy, binary_accuracy or mae) plus the fidelity metrics.")
 
     @model_validator(mode="after")
     def _ks_positive(self) -> "EvaluateSpec":
         if any(k < 1 for k in self.top_k):
             raise ValueError("top_k values must be >= 1")
         return self
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, metrics: list | None) -> list[str] | None:
+        if metrics is None:
+            return None
+        names = [str(parse_metric(f"top_{m.top_k}" if isinstance(m, TopK) else m)) for m in metrics]
+        return list(dict.fromkeys(names))
 
 
 class LimitsSpec(Strict):
