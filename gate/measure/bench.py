@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,7 +61,7 @@ def summarize(times_ns: np.ndarray, init_ms: float, first_ms: float) -> Latency:
 class _Timed:
     """One interpreter with its input set once; invoke() is what is timed."""
 
-    def __init__(self, name: str, content: bytes, example: np.ndarray, threads: int):
+    def __init__(self, name: str, content: bytes, example: Mapping[str, np.ndarray] | np.ndarray, threads: int):
         t0 = time.perf_counter_ns()
         self.interp = interpreter_with_input(content, example, threads=threads, where=name)
         self.init_ms = _ms(time.perf_counter_ns() - t0)
@@ -75,8 +76,10 @@ class _Timed:
         return time.perf_counter_ns() - t0
 
 
-def benchmark(models: dict[str, bytes], example: np.ndarray, spec: BenchmarkSpec) -> BenchResult:
-    """Time every model in `models` interleaved; `example` is one real eval input."""
+def benchmark(models: dict[str, bytes], example: Mapping[str, np.ndarray] | np.ndarray,
+              spec: BenchmarkSpec) -> BenchResult:
+    """Time every model in `models` interleaved; `example` is one real eval input (one
+    array per input name)."""
     timed = {name: _Timed(name, content, example, spec.threads) for name, content in models.items()}
     order = list(timed.values())
     for t in order:

@@ -1,14 +1,29 @@
-"""Keras model -> TFLite bytes, one registered function per post-training mode."""
+"""Keras model -> TFLite bytes, one registered function per post-training mode; LiteRT
+Quantizer recipes on top of the float conversion.
+
+tf_keras and Keras 3 models both go through `tf.lite.TFLiteConverter.from_keras_model`
+(on TF 2.21 it exports a Keras 3 model to a SavedModel itself); `supported_ops` is always
+set to builtins so that no Flex (TensorFlow) op sneaks in. The representative dataset
+yields one dict per example keyed by input name, each input in its own dtype: the
+converter matches dicts to the signature by name, lists by tensor position (wrong for
+several inputs), and a cast to float32 breaks int32 token inputs.
+"""
 from __future__ import annotations
 
+import contextlib
+import io
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from gate.config.schema import ConvertSpec, IoType, Quantization
+from gate.config.schema import ConvertSpec, IoType, Quantization, Quantizer
 from gate.errors import ModelError
+
+Samples = Mapping[str, np.ndarray]
+RNN_CLASSES = ("GRU", "LSTM", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
 
 
 @dataclass(frozen=True)
@@ -16,42 +31,56 @@ class Converted:
     """A .tflite the gate made (or the committed one, `seconds` None) and how."""
 
     content: bytes
-    quantization: str
+    quantization: str           # the TFLite converter's mode, a LiteRT Quantizer recipe, or "as committed"
     io: str
     seconds: float | None
     calibration_samples: int
+    quantizer: str = "tflite"   # tflite | litert | none (the committed file)
+    precision: str | None = None   # what the file holds (gate.measure.tflite_inspect): float, int8, ...
 
     def info(self) -> dict:
         """How it was made, as report.json's artifact records it."""
-        out = {"quantization": self.quantization, "io": self.io}
+        out = {"quantization": self.quantization, "io": self.io, "quantizer": self.quantizer}
+        if self.precision:
+            out["precision"] = self.precision
         if self.seconds is not None:
             out.update(convert_seconds=round(self.seconds, 3), calibration_samples=self.calibration_samples)
         return out
 
 
-Configure = Callable[[Any, Any, ConvertSpec, "np.ndarray | None"], None]
+Configure = Callable[[Any, Any, ConvertSpec, "Samples | None", "Mapping[str, str]"], None]
 
 
-def _representative(samples: np.ndarray | None, mode: str) -> Callable:
-    if samples is None or len(samples) == 0:
+def _representative(samples: Samples | None, mode: str, dtypes: Mapping[str, str]) -> Callable:
+    """One dict per example, keyed by input name, each array in its input's dtype (uint8
+    pixels for a float input become float32; int32 token ids stay int32)."""
+    if not _count(samples):
         raise ModelError(f"quantization: {mode} needs representative samples from data.train", field="data.train")
-    samples = samples.astype(np.float32)
+    arrays = {name: a.astype(dtypes.get(name) or (np.float32 if np.issubdtype(a.dtype, np.floating) else a.dtype))
+              for name, a in samples.items()}
+    n = len(next(iter(arrays.values())))
 
     def gen():
-        for i in range(len(samples)):
-            yield [samples[i:i + 1]]
+        for i in range(n):
+            yield {name: a[i:i + 1] for name, a in arrays.items()}
     return gen
 
 
-def _none(conv, tf, spec, samples):
-    pass
+def _builtins(conv, tf) -> None:
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
 
 
-def _dynamic(conv, tf, spec, samples):
+def _none(conv, tf, spec, samples, dtypes):
+    _builtins(conv, tf)
+
+
+def _dynamic(conv, tf, spec, samples, dtypes):
+    _builtins(conv, tf)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
 
 
-def _float16(conv, tf, spec, samples):
+def _float16(conv, tf, spec, samples, dtypes):
+    _builtins(conv, tf)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.target_spec.supported_types = [tf.float16]
 
@@ -59,18 +88,18 @@ def _float16(conv, tf, spec, samples):
 _IO = {IoType.float32: "float32", IoType.int8: "int8", IoType.uint8: "uint8"}
 
 
-def _int8(conv, tf, spec, samples):
+def _int8(conv, tf, spec, samples, dtypes):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = _representative(samples, "int8")
+    conv.representative_dataset = _representative(samples, "int8", dtypes)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     io = getattr(tf, _IO[spec.io])
     conv.inference_input_type = io
     conv.inference_output_type = io
 
 
-def _int16x8(conv, tf, spec, samples):
+def _int16x8(conv, tf, spec, samples, dtypes):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = _representative(samples, "int16x8")
+    conv.representative_dataset = _representative(samples, "int16x8", dtypes)
     conv.target_spec.supported_ops = [
         tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
 
@@ -84,27 +113,110 @@ MODES: dict[Quantization, Configure] = {
 }
 
 
-def to_tflite(model: Any, spec: ConvertSpec, samples: np.ndarray | None = None) -> Converted:
-    """Convert a tf_keras model with the policy's post-training mode."""
+def to_tflite(model: Any, spec: ConvertSpec, samples: Samples | None = None) -> Converted:
+    """Convert a tf_keras or Keras 3 model with the policy's post-training mode, or to float
+    then through the LiteRT Quantizer recipe (quantizer: litert)."""
+    if spec.quantizer is Quantizer.litert:
+        return _with_litert(model, spec, samples)
     from gate.measure.tfenv import tf as load_tf
 
     tf = load_tf()
     start = time.perf_counter()
+    content = _convert(model, tf, spec, samples)
+    calibrated = min(_count(samples), spec.representative_samples) if (
+        _count(samples) and spec.quantization in (Quantization.int8, Quantization.int16x8)) else 0
+    return Converted(content, spec.quantization.value, spec.io.value, time.perf_counter() - start, calibrated,
+                     "tflite", _precision(content))
+
+
+def _count(samples: Samples | np.ndarray | None) -> int:
+    if samples is None:
+        return 0
+    return len(samples) if isinstance(samples, np.ndarray) else len(next(iter(samples.values()), ()))
+
+
+def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None) -> bytes:
+    from gate.measure.model import keras_io
+
+    dtypes = {name: str(getattr(t.dtype, "name", t.dtype)) for name, t in keras_io(model)[0]}
+    if isinstance(samples, np.ndarray):     # a single-input model's examples
+        samples = {next(iter(dtypes)): samples}
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    MODES[spec.quantization](conv, tf, spec, samples)
+    MODES[spec.quantization](conv, tf, spec, samples, dtypes)
     if spec.sparsity:  # store pruned kernels sparse, for XNNPACK sparse inference
         conv.optimizations = [*conv.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:
-        content = conv.convert()
+        with contextlib.redirect_stdout(io.StringIO()):   # Keras 3's export prints "Saved artifact at ..."
+            return bytes(conv.convert())
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - the converter's refusals are about the model
-        first = str(exc).strip().splitlines()
-        raise ModelError(f"TFLite conversion ({spec.quantization.value}) failed: "
-                         f"{type(exc).__name__}: {first[0][:500] if first else ''}", field="policy.convert") from None
-    calibrated = min(len(samples), spec.representative_samples) if (
-        samples is not None and spec.quantization in (Quantization.int8, Quantization.int16x8)) else 0
-    return Converted(bytes(content), spec.quantization.value, spec.io.value, time.perf_counter() - start, calibrated)
+        raise conversion_error(model, spec.quantization.value, exc) from None
+
+
+def conversion_error(model: Any, mode: str, exc: BaseException) -> ModelError:
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    first = next((ln for ln in lines if "error:" in ln), lines[0] if lines else "")
+    rnns = [f"'{layer.name}' ({type(layer).__name__})" for layer in getattr(model, "layers", [])
+            if type(layer).__name__ in RNN_CLASSES]
+    if rnns and ("TensorList" in text or "element_shape" in text or "static" in text):
+        return ModelError(f"TFLite conversion ({mode}) failed on the recurrent layer(s) {', '.join(rnns)}: "
+                          f"{first[:300]}", field="policy.convert",
+                          hint="Keras 3 GRU/LSTM layers lower to a TensorList while loop that the TFLite converter "
+                               "refuses with a dynamic batch size: build the model with a fixed batch "
+                               "(keras.Input(shape=..., batch_size=1)) and save it again. float32, dynamic-range "
+                               "and float16 then convert; int8 calibration of Keras 3 RNNs crashes TensorFlow "
+                               "2.21 (use dynamic-range, or convert: {quantizer: litert, recipe: "
+                               "dynamic_wi8_afp32}).")
+    return ModelError(f"TFLite conversion ({mode}) failed: {type(exc).__name__}: {first[:500]}",
+                      field="policy.convert")
+
+
+def _with_litert(model: Any, spec: ConvertSpec, samples: Samples | None) -> Converted:
+    start = time.perf_counter()
+    base = to_tflite(model, ConvertSpec(quantization=Quantization.none))
+    return quantize_committed(base.content, spec, samples, start=start)
+
+
+def recipe_for(spec: ConvertSpec) -> str | None:
+    """The LiteRT Quantizer recipe a policy's convert section asks for (None: keep float)."""
+    from gate.measure.litert_quant import FOR_MODE
+
+    if spec.recipe is not None:
+        return spec.recipe.value
+    if spec.quantization is Quantization.none:
+        return None
+    if spec.quantization.value not in FOR_MODE:
+        raise ModelError(f"LiteRT Quantizer has no recipe for quantization: {spec.quantization.value}",
+                         field="policy.convert.quantization",
+                         hint="float16 needs the TFLite converter (a Keras model); use dynamic, int8 or int16x8, "
+                              "or a recipe")
+    return FOR_MODE[spec.quantization.value]
+
+
+def quantize_committed(content: bytes, spec: ConvertSpec, samples: Samples | None, *,
+                       start: float | None = None) -> Converted:
+    """A float .tflite through the LiteRT Quantizer recipe the spec maps to."""
+    from gate.measure.litert_quant import STATIC, quantize
+
+    start = time.perf_counter() if start is None else start
+    recipe = recipe_for(spec)
+    if recipe is None:
+        return Converted(content, Quantization.none.value, "float32", time.perf_counter() - start, 0, "litert",
+                         _precision(content))
+    limited = None
+    if samples and recipe in STATIC:
+        limited = {k: a[:spec.representative_samples] for k, a in samples.items()}
+    out = quantize(content, recipe, limited)
+    calibrated = len(next(iter(limited.values()))) if limited else 0
+    return Converted(out, recipe, "float32", time.perf_counter() - start, calibrated, "litert", _precision(out))
+
+
+def _precision(content: bytes) -> str:
+    from gate.measure.tflite_inspect import tflite_kind
+
+    return tflite_kind(content).kind
 
 
 def reference_spec() -> ConvertSpec:

@@ -1,85 +1,165 @@
-"""Accuracy of the original Keras model and of TFLite models on the eval split.
+"""Run the original model (Keras) and TFLite models on the eval split and score them.
 
-TFLite runs batched (the input tensor is resized); integer io is quantized and
-dequantized with the tensor's own scale and zero point. Per-example predictions are
-kept for paired statistics.
+Outputs are collected by name (Keras output names; a .tflite's signature outputs are
+mapped back to them), then scored by gate.measure.scores: the configured metrics, the
+fidelity metrics against the original model's outputs, and the legacy top-k accuracy of
+the model's classifier output (what `thresholds.accuracy` judges). Per-example values
+and predictions are kept for paired statistics.
 """
 from __future__ import annotations
 
+import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from gate.errors import ModelError
-from gate.measure.litert import dequantize_output, make_interpreter, quantize_input
+from gate.measure.data import Split
+from gate.measure.litert import run_signature
+from gate.measure.model import TensorSpec, keras_io, natural_key
+from gate.measure.scores import MetricValue, Planned, compute_all, plan, top1, top_k_correct
+from gate.measure.tasks import Task
 
 
 @dataclass(frozen=True)
 class EvalResult:
     examples: int
-    accuracy: dict[int, float]      # k -> top-k accuracy
-    predictions: tuple[int, ...]    # top-1 class per example
+    accuracy: dict[int, float]                # k -> top-k accuracy of the classifier output (empty: none)
+    predictions: tuple[int, ...] | None       # its top-1 class per example (None: no classifier output)
     seconds: float
+    metrics: Mapping[str, MetricValue] = field(default_factory=dict)
+    outputs: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)   # raw outputs, by name
+    primary: str | None = None                # the output `accuracy` is about
 
     def top(self, k: int = 1) -> float:
         return self.accuracy[k]
 
+    def values(self) -> dict[str, float | None]:
+        return {name: m.value for name, m in self.metrics.items()}
+
     def to_dict(self, *, with_predictions: bool = True) -> dict:
-        out = {"examples": self.examples, "accuracy": {f"top{k}": v for k, v in self.accuracy.items()},
-               "seconds": round(self.seconds, 4)}
-        if with_predictions:
+        out: dict = {"examples": self.examples, "accuracy": {f"top{k}": v for k, v in self.accuracy.items()},
+                     "seconds": round(self.seconds, 4)}
+        if self.metrics:
+            out["metrics"] = self.values()
+            missing = {name: m.why for name, m in self.metrics.items() if m.value is None}
+            if missing:
+                out["unavailable"] = missing
+        if with_predictions and self.predictions is not None:
             out["predictions"] = list(self.predictions)
         return out
 
 
-def score(outputs: np.ndarray, y: np.ndarray, ks: list[int], seconds: float) -> EvalResult:
-    outputs = np.asarray(outputs, dtype=np.float32).reshape(len(y), -1)
-    if outputs.shape[1] == 1:  # a single sigmoid unit: class 1 when p > 0.5
-        outputs = np.concatenate([1.0 - outputs, outputs], axis=1)
-    # Stable ranking: ties go to the lower class id, as argmax does.
-    order = np.argsort(-outputs, axis=1, kind="stable")
-    acc = {}
-    for k in sorted(set(ks)):
-        kk = min(k, outputs.shape[1])
-        acc[k] = float((order[:, :kk] == y[:, None]).any(axis=1).mean())
-    return EvalResult(len(y), acc, tuple(int(p) for p in order[:, 0]), seconds)
+@dataclass(frozen=True)
+class Scoring:
+    """What is scored: the eval split (bound to the model), the metrics, the top-k list."""
+
+    split: Split
+    planned: tuple[Planned, ...]
+    ks: tuple[int, ...]
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        return self.split.tasks
+
+    @classmethod
+    def of(cls, split: Split, configured: list[str] | None, extra: list[str], ks: list[int]) -> "Scoring":
+        return cls(split, tuple(plan(configured, extra, split.tasks, set(split.y), ks)), tuple(sorted(set(ks))))
+
+    def primary(self) -> str | None:
+        """The one classifier (or binary) output with targets: legacy `accuracy` judges it."""
+        labelled = [o for o, t in self.tasks.items() if t.is_classes and o in self.split.y]
+        return labelled[0] if len(labelled) == 1 else None
+
+    def score(self, outputs: Mapping[str, np.ndarray], seconds: float,
+              original: Mapping[str, np.ndarray] | None = None) -> EvalResult:
+        metrics = compute_all(list(self.planned), outputs, self.split.y, self.tasks, original)
+        primary = self.primary()
+        accuracy: dict[int, float] = {}
+        predictions = None
+        if primary is not None:
+            y, out = self.split.y[primary], outputs[primary]
+            accuracy = {k: float(top_k_correct(out, y, k).mean()) for k in self.ks}
+            predictions = tuple(int(p) for p in top1(out))
+        return EvalResult(self.split.n, accuracy, predictions, seconds, metrics, dict(outputs), primary)
 
 
-def evaluate_keras(model: Any, x: np.ndarray, y: np.ndarray, ks: list[int], batch_size: int) -> EvalResult:
+def keras_feed(model: Any, split: Split) -> np.ndarray | dict[str, np.ndarray]:
+    """The split's inputs for model.predict/fit: each in the model input's own dtype (float
+    inputs as float32; int32 token ids stay integers), a dict by name for several inputs."""
+    specs = {name: str(getattr(getattr(t, "dtype", None), "name", getattr(t, "dtype", "float32")))
+             for name, t in keras_io(model)[0]}
+    feed = {}
+    for name, a in split.x.items():
+        dtype = specs.get(name, "float32")
+        feed[name] = a.astype(np.float32) if dtype.startswith(("float", "bfloat")) else a.astype(dtype)
+    return next(iter(feed.values())) if len(feed) == 1 else feed
+
+
+def keras_outputs(model: Any, prediction: Any, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """predict()'s result by output name; `names` renames them in Keras output order (a
+    tfmot-wrapped or bridged copy of the model, whose output layers are renamed)."""
+    own = [n for n, _ in keras_io(model)[1]]
+    if isinstance(prediction, Mapping):
+        keys = [k for k in own if k in prediction] or list(prediction)
+        values = [prediction[k] for k in keys]
+    elif isinstance(prediction, (list, tuple)):
+        keys, values = own, list(prediction)
+    else:
+        keys, values = own[:1], [prediction]
+    if names is not None and len(names) == len(values):
+        keys = names
+    return {str(k): np.asarray(v, dtype=np.float32) for k, v in zip(keys, values)}
+
+
+def run_keras(model: Any, split: Split, batch_size: int, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    return keras_outputs(model, model.predict(keras_feed(model, split), batch_size=batch_size, verbose=0), names)
+
+
+_OUTPUT_I = re.compile(r"^output_(\d+)$")
+_WRAPPER = re.compile(r"^(quant_|prune_low_magnitude_|cluster_)+")
+
+
+def map_outputs(tflite_outputs: Mapping[str, np.ndarray], names: list[str], *, where: str) -> dict[str, np.ndarray]:
+    """A .tflite's signature outputs -> the model's output names: the same names (tf_keras
+    conversions, Keras 3 dict outputs), `output_i` in Keras output order (Keras 3 list and
+    single outputs), or the only output."""
+    sig = list(tflite_outputs)
+    if set(names) <= set(sig):
+        return {n: tflite_outputs[n] for n in names}
+    if len(sig) == len(names) and all(_OUTPUT_I.match(s) for s in sig):
+        ordered = sorted(sig, key=natural_key)
+        return {n: tflite_outputs[s] for n, s in zip(names, ordered)}
+    if len(sig) == 1 and len(names) == 1:
+        return {names[0]: tflite_outputs[sig[0]]}
+    unwrapped = {_WRAPPER.sub("", s): s for s in sig}     # a tfmot-wrapped model's renamed output layers
+    if len(unwrapped) == len(sig) and set(names) <= set(unwrapped):
+        return {n: tflite_outputs[unwrapped[n]] for n in names}
+    raise ModelError(f"the .tflite's outputs {sig} cannot be matched to the model's outputs {names}", file=where)
+
+
+def run_tflite(content: bytes, split: Split, batch_size: int, names: list[str], *, threads: int = 1,
+               where: str = "candidate model") -> dict[str, np.ndarray]:
+    outs = run_signature(content, split.x, batch=batch_size, threads=threads, where=where)
+    return map_outputs(outs, names, where=where)
+
+
+def evaluate_keras(model: Any, scoring: Scoring, batch_size: int) -> EvalResult:
     start = time.perf_counter()
-    out = model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
-    return score(out, y, ks, time.perf_counter() - start)
+    outputs = run_keras(model, scoring.split, batch_size, list(scoring.tasks))
+    return scoring.score(outputs, time.perf_counter() - start)
 
 
-def evaluate_tflite(content: bytes, x: np.ndarray, y: np.ndarray, ks: list[int], batch_size: int,
-                    *, threads: int = 1, where: str = "candidate model") -> EvalResult:
+def evaluate_tflite(content: bytes, scoring: Scoring, batch_size: int, names: list[str], *,
+                    original: Mapping[str, np.ndarray] | None = None, threads: int = 1,
+                    where: str = "candidate model") -> EvalResult:
     start = time.perf_counter()
-    interp = make_interpreter(content, threads=threads, where=where)
-    try:
-        outputs = _run_batched(interp, x, batch_size)
-    except (RuntimeError, ValueError):
-        # Some graphs have a fixed batch dimension; one example at a time always works.
-        try:
-            outputs = _run_batched(interp, x, 1)
-        except (RuntimeError, ValueError) as exc:
-            raise ModelError(f"the TFLite model fails on the eval data: {exc}", file=where) from None
-    return score(outputs, y, ks, time.perf_counter() - start)
+    outputs = run_tflite(content, scoring.split, batch_size, names, threads=threads, where=where)
+    return scoring.score(outputs, time.perf_counter() - start, original)
 
 
-def _run_batched(interp: Any, x: np.ndarray, batch: int) -> np.ndarray:
-    index = interp.get_input_details()[0]["index"]
-    feature = [int(d) for d in interp.get_input_details()[0]["shape"][1:]]
-    outputs, current = [], None
-    for i in range(0, len(x), batch):
-        chunk = x[i:i + batch]
-        if len(chunk) != current:
-            interp.resize_tensor_input(index, [len(chunk), *feature], strict=False)
-            interp.allocate_tensors()
-            current = len(chunk)
-        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-        interp.set_tensor(index, quantize_input(chunk, inp))
-        interp.invoke()
-        outputs.append(dequantize_output(interp.get_tensor(out["index"]), out))
-    return np.concatenate(outputs, axis=0)
+def output_specs(specs: tuple[TensorSpec, ...]) -> list[str]:
+    return [s.name for s in specs]

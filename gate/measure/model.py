@@ -1,12 +1,17 @@
 """Load the committed model and describe it (formats: gate.formats).
 
 Every file is scanned first without executing anything (gate.scan: no Lambda, no
-foreign classes, no HDF5 links, no zip bombs; SavedModels only with trust_model_code),
-then Keras formats load with tf_keras and safe_mode=True; a committed .tflite is kept as
-bytes (it skips optimization and is benchmarked/evaluated as it is).
+foreign classes, no HDF5 links, no zip bombs; SavedModels only with trust_model_code).
+The scan tells which Keras wrote a .keras/.h5: tf_keras files load with tf_keras,
+Keras 3 files with Keras 3 (`keras.saving.load_model`), both with safe_mode=True. A
+committed .tflite is kept as bytes.
+
+Inputs and outputs are described by name (Keras input layer names and output names, or
+a .tflite's signature names): data is keyed by them and the interpreter is fed by them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,15 +19,24 @@ from typing import Any
 from gate.errors import ModelError
 from gate.formats import EXPECTED, format_of
 
+KERAS3, TF_KERAS, TFLITE, SAVEDMODEL = "keras3", "tf_keras", "tflite", "savedmodel"
+
 
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
     shape: tuple[int | None, ...]
     dtype: str
+    activation: str | None = None     # outputs: softmax | sigmoid | linear | ... when known
+    quantized: bool = False           # an integer tensor with a scale: real values go in, quantized
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        out = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        if self.activation:
+            out["activation"] = self.activation
+        if self.quantized:
+            out["quantized"] = True
+        return out
 
 
 @dataclass(frozen=True)
@@ -34,6 +48,8 @@ class ModelFacts:
     layers: int            # Keras layers, or TFLite ops
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    flavour: str = TF_KERAS            # keras3 | tf_keras | tflite | savedmodel
+    precision: str | None = None       # a .tflite's: float | float16 | dynamic_range | int8 | int16x8
 
     @property
     def input_shape(self) -> tuple[int | None, ...]:
@@ -44,21 +60,36 @@ class ModelFacts:
         last = self.outputs[0].shape[-1]
         return int(last) if last else 1
 
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
     def to_dict(self) -> dict:
-        return {"format": self.format, "path": self.path, "file_bytes": self.file_bytes,
-                "params": self.params, "layers": self.layers,
-                "inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
+        out = {"format": self.format, "path": self.path, "file_bytes": self.file_bytes,
+               "params": self.params, "layers": self.layers, "flavour": self.flavour,
+               "inputs": [t.to_dict() for t in self.inputs], "outputs": [t.to_dict() for t in self.outputs]}
+        if self.precision:
+            out["precision"] = self.precision
+        return out
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     facts: ModelFacts
-    keras: Any = field(default=None, repr=False)          # tf_keras.Model, or None for .tflite
+    keras: Any = field(default=None, repr=False)          # tf_keras or Keras 3 model, or None for .tflite
     tflite: bytes | None = field(default=None, repr=False)
 
     @property
     def is_tflite(self) -> bool:
         return self.keras is None
+
+    @property
+    def is_keras3(self) -> bool:
+        return self.facts.flavour == KERAS3
 
 
 def detect_format(path: Path) -> str:
@@ -80,45 +111,81 @@ def _shape(shape: Any) -> tuple[int | None, ...]:
     return tuple(None if d is None or d == -1 else int(d) for d in shape)
 
 
-def _single(specs: Any, what: str, path: Path) -> Any:
-    if isinstance(specs, list):
-        if len(specs) != 1:
-            raise ModelError(f"model-gate scores single-{what} classifiers; this model has {len(specs)} {what}s",
-                             file=str(path), field="model")
-        return specs[0]
-    return specs
+def _dtype(t: Any) -> str:
+    d = getattr(t, "dtype", "float32")
+    return str(getattr(d, "name", d))
 
 
-def keras_facts(model: Any, path: Path, fmt: str) -> ModelFacts:
-    in_shape = _single(model.input_shape, "input", path)
-    out_shape = _single(model.output_shape, "output", path)
-    in_dtype = getattr(model.inputs[0], "dtype", "float32") if model.inputs else "float32"
+def _activation(layer: Any) -> str | None:
+    """The activation a layer ends with, when it says (Dense(activation=...), Softmax, Activation)."""
+    cls = type(layer).__name__
+    if cls == "Softmax":
+        return "softmax"
+    act = getattr(layer, "activation", None)
+    name = getattr(act, "__name__", None) if act is not None else None
+    if isinstance(act, str):
+        name = act
+    return name
+
+
+def _history_layer(tensor: Any) -> Any:
+    history = getattr(tensor, "_keras_history", None)
+    return history[0] if history is not None else None
+
+
+def keras_io(model: Any) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """(input name, tensor) and (output name, tensor) pairs, in Keras order. Inputs are
+    named after their InputLayer; outputs after their layer, or their key for dict outputs."""
+    inputs = [(getattr(_history_layer(t), "name", None) or t.name.split(":")[0], t) for t in model.inputs]
+    output = getattr(model, "output", None)
+    if isinstance(output, dict):
+        outputs = list(output.items())
+    else:
+        names = list(getattr(model, "output_names", None) or [])
+        tensors = list(model.outputs)
+        if len(names) != len(tensors):
+            names = [getattr(_history_layer(t), "name", None) or f"output_{i}" for i, t in enumerate(tensors)]
+        outputs = list(zip(names, tensors))
+    return inputs, outputs
+
+
+def keras_facts(model: Any, path: Path, fmt: str, flavour: str) -> ModelFacts:
+    inputs, outputs = keras_io(model)
     return ModelFacts(
         format=fmt, path=str(path), file_bytes=_bytes_of(path), params=int(model.count_params()),
-        layers=len(model.layers),
-        inputs=(TensorSpec(model.inputs[0].name if model.inputs else "input", _shape(in_shape), str(getattr(in_dtype, "name", in_dtype))),),
-        outputs=(TensorSpec(model.outputs[0].name if model.outputs else "output", _shape(out_shape), "float32"),))
+        layers=len(model.layers), flavour=flavour,
+        inputs=tuple(TensorSpec(n, _shape(t.shape), _dtype(t)) for n, t in inputs),
+        outputs=tuple(TensorSpec(n, _shape(t.shape), "float32", _activation(_history_layer(t))) for n, t in outputs))
+
+
+def natural_key(name: str) -> list:
+    """output_2 before output_10."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
 def tflite_facts(content: bytes, path: Path) -> ModelFacts:
-    from gate.measure.litert import make_interpreter
+    from gate.measure.litert import make_interpreter, signature_io
+    from gate.measure.tflite_inspect import output_activations, tflite_kind
 
     interp = make_interpreter(content, threads=1, where=str(path))
-    ins, outs = interp.get_input_details(), interp.get_output_details()
-    _single(ins, "input", path)
-    _single(outs, "output", path)
+    ins, outs = signature_io(interp, where=str(path))
+    activations = output_activations(content)
 
-    def spec(d: dict) -> TensorSpec:
+    def spec(name: str, d: dict, activation: str | None = None) -> TensorSpec:
         sig = d.get("shape_signature")
         shape = sig if sig is not None and len(sig) else d["shape"]
-        return TensorSpec(d["name"], _shape(shape), d["dtype"].__name__)
+        quantized = bool((d.get("quantization") or (0.0, 0))[0])
+        return TensorSpec(name, _shape(shape), d["dtype"].__name__, activation, quantized)
 
     try:
         n_ops = len(interp._get_ops_details())  # noqa: SLF001 - the only op count the API offers
     except Exception:  # noqa: BLE001
         n_ops = 0
     return ModelFacts(format="tflite", path=str(path), file_bytes=len(content), params=None, layers=n_ops,
-                      inputs=(spec(ins[0]),), outputs=(spec(outs[0]),))
+                      inputs=tuple(spec(n, d) for n, d in ins.items()),
+                      outputs=tuple(spec(n, d, activations.get(d["index"]))
+                                    for n, d in sorted(outs.items(), key=lambda kv: natural_key(kv[0]))),
+                      flavour=TFLITE, precision=tflite_kind(content).kind)
 
 
 def load_model(path: Path, *, trust_model_code: bool = False) -> LoadedModel:
@@ -127,10 +194,13 @@ def load_model(path: Path, *, trust_model_code: bool = False) -> LoadedModel:
     from gate.scan import scan_model
 
     fmt = detect_format(path)
-    scan_model(path, trust_model_code=trust_model_code)
+    scan = scan_model(path, trust_model_code=trust_model_code)
     if fmt == "tflite":
         content = path.read_bytes()
         return LoadedModel(tflite_facts(content, path), tflite=content)
+    flavour = SAVEDMODEL if fmt == SAVEDMODEL else (scan.flavour or TF_KERAS)
+    if flavour == KERAS3:
+        return _load_keras3(path, fmt)
     from gate.measure.tfenv import keras
 
     k = keras()
@@ -145,7 +215,23 @@ def load_model(path: Path, *, trust_model_code: bool = False) -> LoadedModel:
     if not isinstance(model, (k.Sequential, k.Model)) or not getattr(model, "inputs", None):
         raise ModelError(f"loaded object is not a Keras Sequential/functional model ({type(model).__name__})",
                          file=str(path), field="model")
-    return LoadedModel(keras_facts(model, path, fmt), keras=model)
+    return LoadedModel(keras_facts(model, path, fmt, flavour), keras=model)
+
+
+def _load_keras3(path: Path, fmt: str) -> LoadedModel:
+    from gate.measure.tfenv import keras3
+
+    k3 = keras3()
+    try:
+        model = k3.saving.load_model(path, compile=True, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - every loader failure is the model's fault
+        raise ModelError(f"cannot load the Keras 3 {fmt} model: {type(exc).__name__}: {_first_line(exc)}",
+                         file=str(path), field="model") from None
+    if not isinstance(model, k3.Model) or not getattr(model, "inputs", None):
+        raise ModelError(f"the Keras 3 file holds no Sequential/functional model ({type(model).__name__})",
+                         file=str(path), field="model",
+                         hint="subclassed models have no config to rebuild from: build it with the functional API")
+    return LoadedModel(keras_facts(model, path, fmt, KERAS3), keras=model)
 
 
 def _first_line(exc: BaseException) -> str:

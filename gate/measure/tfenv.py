@@ -1,7 +1,8 @@
-"""The one place TensorFlow, tf_keras and tfmot are imported, lazily.
+"""The one place TensorFlow, tf_keras, Keras 3 and tfmot are imported, lazily.
 
 tfmot 0.8.1 needs Keras 2, so TF_USE_LEGACY_KERAS=1 must be set before TensorFlow is
-imported. Modules that need TF call these functions inside their own functions;
+imported; with it `tf.keras` is tf_keras, while `import keras` is still Keras 3 (both
+coexist on TF 2.21): Keras 3 files load with `keras3()`, everything tfmot touches is tf_keras. Modules that need TF call these functions inside their own functions;
 nothing imports TF at module level, so `gate --help`, config validation, rendering and
 GitHub posting stay fast.
 """
@@ -33,6 +34,15 @@ def keras():
     import tf_keras
 
     return tf_keras
+
+
+@functools.cache
+def keras3():
+    """Keras 3 (`import keras`), for files saved by it (gate.scan.keras3)."""
+    tf()
+    import keras
+
+    return keras
 
 
 @functools.cache

@@ -47,7 +47,7 @@ def apply(model: Any, spec: ClusterStep, ctx: StepContext) -> StepOutput:
 
     wrapped = wrap_chosen(work, selection.chosen, wrap)
     compile_for(wrapped, spec.finetune, ctx.compile_info, step="cluster")
-    fit(wrapped, spec.finetune, ctx.train.x, ctx.train.y)
+    fit(wrapped, spec.finetune, ctx.x, ctx.y)
     notes = []
     if spec.per_channel and any(not isinstance(work.get_layer(n), k.layers.Conv2D) for n in chosen):
         notes.append("per_channel applies to Conv2D only; other layers were clustered per tensor")

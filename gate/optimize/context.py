@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from gate.measure.data import Split
 from gate.optimize.finetune import CompileInfo
 
@@ -13,6 +15,13 @@ class StepContext:
     train: Split
     compile_info: CompileInfo
     allow_custom_code: bool = False     # custom schedules: only when the base branch trusts code
+    x: Any = field(default=None, repr=False)   # train inputs as fit() takes them (gate.measure.evaluate.keras_feed)
+    y: Any = field(default=None, repr=False)   # train targets: an array, or a list in output order
+
+    @property
+    def n(self) -> int:
+        first = self.x if isinstance(self.x, np.ndarray) else next(iter(self.x.values()))
+        return int(len(first))
 
 
 @dataclass(frozen=True)

@@ -25,15 +25,17 @@ class CompileInfo:
 
     @classmethod
     def of(cls, model: Any) -> "CompileInfo":
+        """From a tf_keras or a Keras 3 model (whose loss objects become their built-in names)."""
         from gate.measure.tfenv import keras
 
         k = keras()
         loss = getattr(model, "loss", None)
-        if loss is not None and not isinstance(loss, str):
-            try:
-                loss = k.losses.serialize(loss)
-            except Exception:  # noqa: BLE001 - an unserializable custom loss counts as none
-                loss = None
+        if isinstance(loss, dict):
+            loss = {name: _loss_name(v, k) for name, v in loss.items()}
+        elif isinstance(loss, (list, tuple)):
+            loss = [_loss_name(v, k) for v in loss]
+        else:
+            loss = _loss_name(loss, k)
         opt = getattr(model, "optimizer", None)
         name, lr = None, None
         if opt is not None:
@@ -43,6 +45,22 @@ class CompileInfo:
             except Exception:  # noqa: BLE001 - schedules have no single rate
                 lr = None
         return cls(loss, name if name in ("adam", "sgd", "rmsprop") else None, lr)
+
+
+def _loss_name(loss: Any, k: Any) -> Any:
+    if loss is None or isinstance(loss, str):
+        return loss
+    if isinstance(loss, k.losses.Loss) or callable(loss) and getattr(loss, "__module__", "").startswith("tf_keras"):
+        try:
+            return k.losses.serialize(loss)
+        except Exception:  # noqa: BLE001 - an unserializable custom loss counts as none
+            return None
+    name = getattr(loss, "name", None) or getattr(loss, "__name__", None)   # a Keras 3 loss or function
+    try:
+        k.losses.get(name)
+    except Exception:  # noqa: BLE001 - not a built-in tf_keras knows
+        return None
+    return name
 
 
 def copy_model(model: Any) -> Any:
@@ -69,20 +87,31 @@ def compile_for(model: Any, spec: Finetune, info: CompileInfo, *, step: str) -> 
     name = (spec.optimizer.value if spec.optimizer else None) or info.optimizer or DEFAULT_OPTIMIZER
     optimizer = {"adam": k.optimizers.Adam, "sgd": k.optimizers.SGD, "rmsprop": k.optimizers.RMSprop}[name](lr)
     try:
-        loss_obj = k.losses.get(loss)
+        if isinstance(loss, dict):      # per output: in output order (tfmot renames wrapped output layers)
+            names = [n for n in getattr(model, "output_names", [])]
+            values = list(loss.values()) if set(loss) != set(names) else [loss[n] for n in names]
+            loss_obj = [k.losses.get(v) for v in values]
+        elif isinstance(loss, list):
+            loss_obj = [k.losses.get(v) for v in loss]
+        else:
+            loss_obj = k.losses.get(loss)
     except Exception as exc:  # noqa: BLE001
         raise PolicyError(f"{step}: unknown loss {loss!r}: {exc}", field=f"steps.{step}.finetune.loss") from None
     model.compile(optimizer=optimizer, loss=loss_obj, metrics=["accuracy"])
 
 
-def fit(model: Any, spec: Finetune, x: np.ndarray, y: np.ndarray, callbacks: list | None = None) -> None:
+def fit(model: Any, spec: Finetune, x: Any, y: Any, callbacks: list | None = None) -> None:
+    """Fine-tune on the train split as fit() takes it (gate.optimize.context.StepContext:
+    inputs in their own dtypes, by name for several; targets in output order)."""
     from gate.measure.tfenv import keras
 
     if spec.epochs == 0:
         return
     keras().utils.set_random_seed(spec.seed)
-    model.fit(x.astype(np.float32), y, epochs=spec.epochs, batch_size=spec.batch_size, shuffle=True,
-              verbose=0, callbacks=callbacks or [])
+    if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    model.fit(x, y, epochs=spec.epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
+              callbacks=callbacks or [])
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

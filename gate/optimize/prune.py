@@ -84,7 +84,7 @@ def apply(model: Any, spec: PruneStep, ctx: StepContext) -> StepOutput:
     from gate.measure.tfenv import tfmot
 
     sk = tfmot().sparsity.keras
-    total = steps_per_epoch(ctx.train.n, spec.finetune.batch_size) * max(spec.finetune.epochs, 1)
+    total = steps_per_epoch(ctx.n, spec.finetune.batch_size) * max(spec.finetune.epochs, 1)
     schedule, notes = build_schedule(spec, total, ctx)
     kwargs: dict = {"pruning_schedule": schedule, "block_size": tuple(spec.block_size)}
     if spec.sparsity_m_by_n:
@@ -110,6 +110,6 @@ def apply(model: Any, spec: PruneStep, ctx: StepContext) -> StepOutput:
         selection_dict = selection.to_dict()
     compile_for(wrapped, spec.finetune, ctx.compile_info, step="prune")
     # UpdatePruningStep advances the schedule; without it nothing is pruned (the classic mistake).
-    fit(wrapped, spec.finetune, ctx.train.x, ctx.train.y, callbacks=[sk.UpdatePruningStep()])
+    fit(wrapped, spec.finetune, ctx.x, ctx.y, callbacks=[sk.UpdatePruningStep()])
     stripped = sk.strip_pruning(wrapped)
     return StepOutput(stripped, selection_dict, notes)

@@ -62,5 +62,5 @@ def apply(model: Any, spec: QatStep, ctx: StepContext) -> StepOutput:
         raise PolicyError(f"qat: tfmot refused the model: {exc}", field="steps.qat",
                           hint="use the selective form: qat: {layers: {...}}") from None
     compile_for(quantized, spec.finetune, ctx.compile_info, step="qat")
-    fit(quantized, spec.finetune, ctx.train.x, ctx.train.y)
+    fit(quantized, spec.finetune, ctx.x, ctx.y)
     return StepOutput(quantized, selection, [f"scheme: {name} ({type(scheme).__name__})"])

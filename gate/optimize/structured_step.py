@@ -34,7 +34,7 @@ def apply(model: Any, spec: StructuredStep, ctx: StepContext) -> StepOutput:
         raise
     smaller = result.model
     compile_for(smaller, spec.finetune, ctx.compile_info, step="structured_prune")
-    fit(smaller, spec.finetune, ctx.train.x, ctx.train.y)
+    fit(smaller, spec.finetune, ctx.x, ctx.y)
     notes = [f"{s.name}: {s.before} -> {s.after} {'filters' if s.cls == 'Conv2D' else 'units'}" for s in result.shrunk]
     notes.append(f"parameters {result.params_before:,} -> {result.params_after:,}")
     sel = selection.to_dict()
