@@ -31,17 +31,23 @@ class ErrorInfo(_M):
 
 class Evaluation(_M):
     examples: int = Field(ge=0)
-    accuracy: dict[str, float]
+    accuracy: dict[str, float]                      # top-k of the classifier output ({} when there is none)
     seconds: float
     predictions: list[int] | None = None
+    metrics: dict[str, float | None] | None = None  # evaluate.metrics and the fidelity metrics, by name
+    unavailable: dict[str, str] | None = None       # metrics that could not be computed, and why
 
 
 class Artifact(_M):
-    """One .tflite that was measured: the reference (float32) or the candidate."""
+    """One .tflite that was measured: the reference (the float32 conversion, or the committed
+    .tflite at its own precision) or the candidate."""
 
     role: Literal["reference", "candidate"]
     quantization: str
     io: str
+    label: str | None = None         # how the reference is named: "float32 TFLite", "model.tflite (int8, as committed)"
+    quantizer: str | None = None     # tflite (the converter) | litert (LiteRT Quantizer) | none (as committed)
+    precision: str | None = None     # what the file holds: float | float16 | dynamic_range | int8 | int16x8
     bytes_raw: int = Field(ge=0)
     bytes_gzip: int = Field(ge=0)
     sha256: str
@@ -74,6 +80,7 @@ class Report(_M):
     baseline: dict | None = None             # the base branch's candidate and the comparison with it
     stages: list[dict] | None = None         # optimization stages: original, pruned, ..., converted
     verification: dict | None = None         # what a later stage lost of an earlier one's work
+    bridge: dict | None = None               # Keras 3 -> tf_keras bridge check (max_abs_diff, tolerance)
     checks: list[Check] = []
     notes: list[str] = []
     timings_s: dict[str, float] = {}

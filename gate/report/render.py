@@ -13,6 +13,7 @@ from importlib import resources
 from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
+from gate.config.metrics import parse_metric
 from gate.verdict.check import format_value
 
 DEFAULT_TEMPLATE = "report.md.j2"
@@ -64,13 +65,68 @@ def check_value(value: object, check: dict) -> str:
     return format_value(check["unit"], value)
 
 
+def metric_value(name: object, value: object) -> str:
+    """A metric's value in its unit (gate.config.metrics): fractions as %, errors as numbers, dB."""
+    try:
+        unit = parse_metric(str(name)).info.unit
+    except ValueError:
+        unit = "value"
+    try:
+        return format_value(unit, None if value is None else float(value))
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _evaluation_metrics(artifact: object) -> dict:
+    if not isinstance(artifact, dict):
+        return {}
+    ev = artifact.get("evaluation") if "evaluation" in artifact else artifact
+    metrics = ev.get("metrics") if isinstance(ev, dict) else None
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def shows_legacy_accuracy(report: dict) -> bool:
+    """The `accuracy topk` rows: a single-output classifier (with several outputs the
+    metrics rows name each output)."""
+    outputs = (report.get("model") or {}).get("outputs") or []
+    return len(outputs) <= 1 and bool((report.get("original") or {}).get("accuracy"))
+
+
+def metric_rows(report: dict) -> list[list[str]]:
+    """[name, original, reference, candidate] cells for every reported metric, formatted,
+    not escaped (callers escape for their medium). Skips what the accuracy rows show."""
+    orig, ref, cand = (_evaluation_metrics(report.get(k)) for k in ("original", "reference", "candidate"))
+    legacy = shows_legacy_accuracy(report)
+    rows = []
+    for name in dict.fromkeys([*orig, *cand, *ref]):
+        metric = str(name).rsplit("/", 1)[-1]
+        if legacy and "/" not in str(name) and (metric == "accuracy" or metric.startswith("top_")):
+            continue
+        rows.append([str(name), metric_value(name, orig.get(name)) if name in orig else "–",
+                     metric_value(name, ref.get(name)), metric_value(name, cand.get(name))])
+    return rows
+
+
+def unavailable_metrics(report: dict) -> dict[str, str]:
+    cand = (report.get("candidate") or {}).get("evaluation") or {}
+    missing = cand.get("unavailable") if isinstance(cand, dict) else None
+    return {str(k): str(v) for k, v in missing.items()} if isinstance(missing, dict) else {}
+
+
+def reference_label(report: dict) -> str:
+    ref = report.get("reference") or {}
+    label = ref.get("label") if isinstance(ref, dict) else None
+    return str(label) if label else "float32"
+
+
 def environment(kind: type[SandboxedEnvironment] = SandboxedEnvironment) -> SandboxedEnvironment:
     env = kind(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                                undefined=StrictUndefined, autoescape=False)
     env.filters.update(md=md, num=num, kib=kib, pct=pct, points=points, signed_pct=signed_pct,
                        check_value=check_value, code=code, change=change,
                        chart_number=chart_number, chart_top=chart_top, stage_table=stage_table,
-                       check_status=check_status)
+                       check_status=check_status, metric_rows=metric_rows, unavailable_metrics=unavailable_metrics,
+                       reference_label=reference_label, shows_legacy_accuracy=shows_legacy_accuracy)
     return env
 
 

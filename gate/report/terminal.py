@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gate.report.render import check_value
+from gate.report.render import check_value, metric_rows, reference_label, shows_legacy_accuracy
 
 STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red"}
 
@@ -42,14 +42,18 @@ def _sizes_table(report: dict) -> Table:
     ref, cand, orig = report["reference"], report["candidate"], report["original"]
     table = Table(title="measurements", title_justify="left")
     table.add_column("")
-    table.add_column("reference (float32)", justify="right")
-    table.add_column(f"candidate ({cand['quantization']})", justify="right")
+    table.add_column(escape(f"reference ({reference_label(report)})"), justify="right")
+    table.add_column(escape(f"candidate ({cand['quantization']})"), justify="right")
     table.add_row("size raw", f"{ref['bytes_raw']:,} B", f"{cand['bytes_raw']:,} B")
     table.add_row("size gzip", f"{ref['bytes_gzip']:,} B", f"{cand['bytes_gzip']:,} B")
-    for key in orig["accuracy"]:
-        table.add_row(f"accuracy {key} (original {100 * orig['accuracy'][key]:.2f} %)",
-                      f"{100 * ref['evaluation']['accuracy'][key]:.2f} %",
-                      f"{100 * cand['evaluation']['accuracy'][key]:.2f} %")
+    if shows_legacy_accuracy(report):
+        for key in orig["accuracy"]:
+            table.add_row(f"accuracy {key} (original {100 * orig['accuracy'][key]:.2f} %)",
+                          f"{100 * ref['evaluation']['accuracy'][key]:.2f} %",
+                          f"{100 * cand['evaluation']['accuracy'][key]:.2f} %")
+    for name, original, reference, candidate in metric_rows(report):
+        label = name if original == "–" else f"{name} (original {original})"
+        table.add_row(escape(label), reference, candidate)
     for q in ("p50", "p99"):
         table.add_row(f"latency {q}", f"{ref['latency'][f'{q}_ms']:.4g} ms", f"{cand['latency'][f'{q}_ms']:.4g} ms")
     return table

@@ -5,11 +5,12 @@ when nothing changed."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gate.config.load import GateConfig, load_config
 from gate.errors import BadInputError, DataError
+from gate.measure.scores import MetricValue
 from gate.measure.sizes import FileSizes
 from gate.run.candidate import MeasuredModel, measure
 from gate.run.protocol import CANDIDATE_FILE, BaseJob
@@ -33,7 +34,7 @@ def measure_base(job: BaseJob | None, cfg: GateConfig, pr: MeasuredModel, log: S
         return base_from_report(job, Path(job.report), pr, cfg)
     if job.unchanged:  # the same bytes as the PR's candidate, already measured
         side = Side(pr.candidate_eval.accuracy, pr.candidate_eval.predictions, pr.candidate_sizes,
-                    pr.candidate.content)
+                    pr.candidate.content, metrics=pr.candidate_eval.metrics)
         return Base(job, side, job.label, True)
     base_cfg = load_config(job.config)
     try:
@@ -44,8 +45,10 @@ def measure_base(job: BaseJob | None, cfg: GateConfig, pr: MeasuredModel, log: S
         base = measure(base_cfg, log, trust_model_code=job.trust_model_code, label="base: ")
         paired, notes = False, ("the base model does not fit the PR's eval data: it was scored on its own eval "
                                 "split, so accuracy is compared as point estimates",)
+    metrics = base.candidate_eval.metrics if paired else {
+        name: replace(m, per_example=None) for name, m in base.candidate_eval.metrics.items()}
     side = Side(base.candidate_eval.accuracy, base.candidate_eval.predictions if paired else None,
-                base.candidate_sizes, base.candidate.content)
+                base.candidate_sizes, base.candidate.content, metrics=metrics)
     return Base(job, side, job.label, False, notes)
 
 
@@ -63,10 +66,13 @@ def base_from_report(job: BaseJob, path: Path, pr: MeasuredModel, cfg: GateConfi
     sizes = FileSizes(cand["bytes_raw"], cand["bytes_gzip"], cand["sha256"])
     content = tfl.read_bytes() if tfl.is_file() else None
     if content is not None and hashlib.sha256(content).hexdigest() == cand["sha256"]:
-        ev = evaluate_tflite(content, pr.eval_split.x, pr.eval_split.y, cfg.evaluate.top_k,
-                             cfg.evaluate.batch_size, where=str(tfl))
-        return Base(job, Side(ev.accuracy, ev.predictions, sizes, content), f"report {report_path}", False)
+        ev = evaluate_tflite(content, pr.scoring, cfg.evaluate.batch_size, pr.facts.output_names,
+                             original=pr.original.outputs, where=str(tfl))
+        return Base(job, Side(ev.accuracy, ev.predictions, sizes, content, metrics=ev.metrics),
+                    f"report {report_path}", False)
     accuracy = {int(k.removeprefix("top")): v for k, v in cand["evaluation"]["accuracy"].items()}
-    return Base(job, Side(accuracy, None, sizes), f"report {report_path}", False,
+    metrics = {name: MetricValue(name, name.rsplit("/", 1)[-1], name.rpartition("/")[0], value)
+               for name, value in (cand["evaluation"].get("metrics") or {}).items() if value is not None}
+    return Base(job, Side(accuracy, None, sizes, metrics=metrics), f"report {report_path}", False,
                 ("the baseline report's candidate.tflite is missing or differs from its sha256: accuracy is "
                  "compared as reported, latency regression is not measured",))

@@ -8,8 +8,6 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from gate.config.load import GateConfig
 from gate.console import Progress
 from gate.run.protocol import Job
@@ -72,7 +70,7 @@ def calibrate(cfg: GateConfig, log: StageLog, job: Job) -> Calibration:
 
     pr = measure(cfg, log, trust_model_code=job.trust_model_code)
     ratios, cis, seconds = [], [], 0.0
-    x0 = pr.eval_split.x[:1]
+    x0 = pr.eval_split.first()
     for i in range(job.repeats):
         log.progress(f"A/A latency {i + 1}/{job.repeats}")
         v = compare_latency(pr.candidate.content, pr.candidate.content, x0, max_ratio=1.05,
@@ -81,5 +79,6 @@ def calibrate(cfg: GateConfig, log: StageLog, job: Job) -> Calibration:
         ratios.append(v.ratio)
         cis.append((v.ci_low, v.ci_high))
         seconds += v.seconds
+    accuracy = pr.candidate_eval.accuracy.get(1, float("nan"))
     return Calibration(job.repeats, tuple(ratios), tuple(cis), seconds, len(pr.candidate.content), pr.eval_split.n,
-                       float(np.mean(np.array(pr.candidate_eval.predictions) == pr.eval_split.y)))
+                       float(accuracy))

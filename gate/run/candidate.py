@@ -1,31 +1,42 @@
-"""Measure one model as its config says: load, read data, optimize, convert (the float32
-reference and the candidate), evaluate. The pull request's model and the base branch's
-model go through this same code; it runs in the worker (TF is imported lazily)."""
+"""Measure one model as its config says: load, read data, optimize, convert (the reference
+and the candidate), evaluate. The pull request's model and the base branch's model go
+through this same code; it runs in the worker (TF is imported lazily).
+
+- A Keras model (tf_keras or Keras 3): the reference is its float32 conversion; the
+  candidate the policy's (tfmot steps on tf_keras: a Keras 3 model is bridged first and
+  the bridge checked on eval examples; then the TFLite converter or LiteRT Quantizer).
+- A committed .tflite: the reference is the file itself, at its own precision; a
+  quantizing policy on a float file goes through LiteRT Quantizer.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gate.config.load import GateConfig
+from gate.errors import ConfigError, PolicyError
 from gate.measure.convert import Converted
 from gate.measure.data import Split
-from gate.measure.evaluate import EvalResult
-from gate.measure.model import ModelFacts
+from gate.measure.evaluate import EvalResult, Scoring
+from gate.measure.model import LoadedModel, ModelFacts
 from gate.measure.sizes import FileSizes
 
 if TYPE_CHECKING:
-    from gate.config.schema import Policy
+    from gate.config.schema import ConvertSpec, Policy
+    from gate.measure.bridge import BridgeCheck
     from gate.optimize import Stage
     from gate.run.stagelog import StageLog
+
+BRIDGE_EXAMPLES = 512     # eval examples the Keras 3 -> tf_keras bridge is checked on
 
 
 @dataclass(frozen=True)
 class MeasuredModel:
     facts: ModelFacts
-    is_tflite: bool                  # a committed .tflite: reference and candidate are that file
+    is_tflite: bool                  # a committed .tflite: the reference is that file
     eval_split: Split
     train: Split | None
-    reference: Converted             # the unoptimized model as float32 TFLite
+    reference: Converted             # the unoptimized model as TFLite (float32, or the committed file)
     candidate: Converted             # what ships
     reference_sizes: FileSizes
     candidate_sizes: FileSizes
@@ -35,6 +46,27 @@ class MeasuredModel:
     stages: tuple[Stage, ...] | None  # optimization stages: original, pruned, ... (None: no steps)
     policy: Policy | None
     notes: tuple[str, ...]
+    scoring: Scoring | None = None
+    bridge: BridgeCheck | None = None
+
+    @property
+    def float_reference(self) -> bool:
+        """Whether the reference is a float32 .tflite (compression and latency ratios vs float apply)."""
+        return self.reference.precision in (None, "float")
+
+    @property
+    def reference_label(self) -> str:
+        """How reports name the reference: "float32", or the committed file and its precision."""
+        from gate.measure.tflite_inspect import PRECISION_LABELS
+
+        precision = PRECISION_LABELS.get(self.reference.precision or "float", self.reference.precision)
+        if self.is_tflite:
+            return f"{self.facts.path.rsplit('/', 1)[-1]}, {precision}"
+        return precision
+
+
+def threshold_metrics(cfg: GateConfig) -> list[str]:
+    return list((cfg.thresholds.metrics or {}).keys())
 
 
 def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: str = "",
@@ -44,65 +76,153 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
     `parts` (the report's) gets the model and data facts as soon as they are known, so an
     error report keeps them."""
     parts = {} if parts is None else parts
-    from gate.measure.convert import reference_spec, to_tflite
-    from gate.measure.data import check_fits, head, load_split, representative
-    from gate.measure.evaluate import evaluate_keras, evaluate_tflite
+    from gate.measure.data import bind, head, load_split
     from gate.measure.model import load_model
 
-    ev_spec, ks, tag = cfg.evaluate, cfg.evaluate.top_k, label.replace(": ", "_")
+    ev_spec, tag = cfg.evaluate, label.replace(": ", "_")
     notes: list[str] = []
     with log.stage(f"{tag}load", f"{label}loading {cfg.model_path.name}"):
         model = load_model(cfg.model_path, trust_model_code=trust_model_code)
         parts["model"] = {**model.facts.to_dict(), "path": cfg.relative(cfg.model_path)}
     with log.stage(f"{tag}data", f"{label}reading data"):
-        if eval_split is None:
-            eval_split = head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
-        check_fits(eval_split, model.facts.input_shape, model.facts.n_classes)
-        train = load_split(cfg.train_path, "train") if cfg.train_path else None
-        if train is not None:
-            check_fits(train, model.facts.input_shape, model.facts.n_classes)
+        raw = eval_split if eval_split is not None else head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
+        eval_split = bind(raw, model.facts)
+        train = bind(load_split(cfg.train_path, "train"), model.facts) if cfg.train_path else None
         parts["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
-    stages, policy = None, None
+        scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg), ev_spec.top_k)
+        parts["model"]["tasks"] = {name: t.to_dict() for name, t in eval_split.tasks.items()}
+    policy = cfg.policy.policy if cfg.policy else None
     if model.is_tflite:
-        ref = cand = Converted(model.tflite, "as committed", model.facts.inputs[0].dtype, None, 0)
-        notes.append("The committed model is a .tflite: it is measured as it is (no policy, no reference "
-                     "conversion); reference and candidate are the same file.")
-        if cfg.policy:
-            notes.append("policy is ignored for a committed .tflite")
-    else:
-        with log.stage(f"{tag}convert_reference", f"{label}converting the reference (float32 TFLite)"):
-            ref = to_tflite(model.keras, reference_spec())
-        policy = cfg.policy.policy
-        spec = policy.convert
-        optimized = model.keras
-        if policy.steps:
-            with log.stage(f"{tag}optimize", f"{label}optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
-                optimized, stages = optimize_model(model.keras, policy.steps, train, eval_split, ks,
-                                                   ev_spec.batch_size, log.progress, trust_model_code)
-        with log.stage(f"{tag}convert_candidate", f"{label}converting the candidate ({spec.quantization.value})"):
-            samples = representative(train, spec.representative_samples) if train is not None else None
-            cand = to_tflite(optimized, spec, samples)
+        return _measure_tflite(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes)
+    return _measure_keras(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes, trust_model_code)
+
+
+def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag, notes,
+                   trust_model_code) -> MeasuredModel:
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.data import representative
+    from gate.measure.evaluate import evaluate_keras, evaluate_tflite
+
+    ev_spec, names = cfg.evaluate, model.facts.output_names
+    flavour = "Keras 3 " if model.is_keras3 else ""
+    with log.stage(f"{tag}convert_reference", f"{label}converting the reference (float32 TFLite)"):
+        ref = to_tflite(model.keras, reference_spec())
+    spec = policy.convert
+    optimized, stages, bridge = model.keras, None, None
+    if policy.steps:
+        source = model.keras
+        if model.is_keras3:
+            with log.stage(f"{tag}bridge", f"{label}rebuilding the Keras 3 model in tf_keras for tfmot"):
+                source, bridge = bridge_model(model.keras, eval_split, ev_spec.batch_size)
+            notes.append(f"Keras 3 model bridged to tf_keras for the tfmot steps: outputs agree within "
+                         f"{bridge.max_abs_diff:.3g} on {bridge.examples} eval examples (tolerance "
+                         f"{bridge.tolerance:.3g})")
+        with log.stage(f"{tag}optimize", f"{label}optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
+            optimized, stages = optimize_model(source, policy.steps, train, scoring, ev_spec.batch_size,
+                                               log.progress, trust_model_code, compile_source=model.keras)
+    with log.stage(f"{tag}convert_candidate", f"{label}converting the {flavour}candidate ({spec.label})"):
+        samples = representative(train, spec.representative_samples) if train is not None else None
+        cand = to_tflite(optimized, spec, samples)
     with log.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
-        x, y, batch = eval_split.x, eval_split.y, ev_spec.batch_size
-        if model.is_tflite:
-            original = evaluate_tflite(model.tflite, x, y, ks, batch, where=str(cfg.model_path))
-            ref_eval = cand_eval = original
-        else:
-            original = evaluate_keras(model.keras, x, y, ks, batch)
-            ref_eval = evaluate_tflite(ref.content, x, y, ks, batch, where=f"{label}reference .tflite")
-            cand_eval = evaluate_tflite(cand.content, x, y, ks, batch, where=f"{label}candidate .tflite")
+        batch = ev_spec.batch_size
+        original = evaluate_keras(model.keras, scoring, batch)
+        ref_eval = evaluate_tflite(ref.content, scoring, batch, names, original=original.outputs,
+                                   where=f"{label}reference .tflite")
+        cand_eval = evaluate_tflite(cand.content, scoring, batch, names, original=original.outputs,
+                                    where=f"{label}candidate .tflite")
+    return _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, stages, policy, notes,
+                   scoring, bridge)
+
+
+def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag,
+                    notes) -> MeasuredModel:
+    from gate.measure.convert import quantize_committed
+    from gate.measure.data import representative
+    from gate.measure.evaluate import evaluate_tflite
+    from gate.measure.tflite_inspect import PRECISION_LABELS
+
+    facts, content = model.facts, model.tflite
+    precision = facts.precision or "float"
+    ref = Converted(content, "as committed", facts.inputs[0].dtype, None, 0, "none", precision)
+    cand = ref
+    name = cfg.model_path.name
+    spec = policy.convert if policy is not None else None
+    if policy is not None and policy.steps:
+        raise PolicyError(f"tfmot steps ({', '.join(s.kind for s in policy.steps)}) fine-tune a Keras model; "
+                          f"{name} is a .tflite", field="policy.steps",
+                          hint="commit the Keras model (.keras/.h5) to use steps, or use a post-training policy "
+                               "(dynamic-range, int8, int16x8, or convert: {quantizer: litert, recipe: ...})")
+    if spec is None or (spec.recipe is None and spec.quantization.value == "none"):
+        notes.append(f"The committed model is a .tflite ({PRECISION_LABELS.get(precision, precision)}): it is "
+                     "measured as it is; reference and candidate are the same file"
+                     + (" (the policy converts to float32: nothing to do)." if spec is not None else
+                        ". Set a policy (dynamic-range, int8, ...) to quantize a float .tflite."))
+    else:
+        _check_committed_policy(spec, precision, name)
+        with log.stage(f"{tag}convert_candidate", f"{label}quantizing {name} with LiteRT Quantizer ({spec.label})"):
+            samples = representative(train, spec.representative_samples) if train is not None else None
+            cand = quantize_committed(content, spec, samples)
+        notes.append(f"The committed float .tflite was quantized with LiteRT Quantizer (recipe {cand.quantization})"
+                     "; the reference is the committed file.")
+    with log.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
+        batch, names = cfg.evaluate.batch_size, facts.output_names
+        original = evaluate_tflite(content, scoring, batch, names, where=str(cfg.model_path))
+        ref_eval = scoring.score(original.outputs, original.seconds, original.outputs)
+        cand_eval = ref_eval if cand is ref else evaluate_tflite(
+            cand.content, scoring, batch, names, original=original.outputs, where=f"{label}candidate .tflite")
+    return _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, None, policy, notes,
+                   scoring, None)
+
+
+def _check_committed_policy(spec: ConvertSpec, precision: str, name: str) -> None:
+    from gate.measure.tflite_inspect import PRECISION_LABELS
+
+    if precision != "float":
+        raise PolicyError(f"{name} is already quantized ({PRECISION_LABELS.get(precision, precision)}); the "
+                          f"policy's {spec.label} cannot apply to it (LiteRT Quantizer would leave its quantized "
+                          "tensors as they are)", field="policy",
+                          hint="remove `policy` to gate the file as committed, or commit the float model")
+    if spec.quantization.value == "float16" and spec.recipe is None:
+        raise PolicyError("float16 is a TFLite converter mode: a committed .tflite is quantized with LiteRT "
+                          "Quantizer, which has no float16 recipe", field="policy.convert.quantization",
+                          hint="use dynamic-range, int8 or int16x8 (or a recipe), or commit the Keras model")
+    if spec.io.value != "float32" or spec.sparsity:
+        raise PolicyError("convert.io and convert.sparsity are TFLite converter options; a committed .tflite is "
+                          "quantized with LiteRT Quantizer (float32 io)", field="policy.convert",
+                          hint="use io: float32 and sparsity: false")
+
+
+def _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, stages, policy, notes, scoring,
+            bridge) -> MeasuredModel:
     ref_sizes = FileSizes.of(ref.content)
     cand_sizes = ref_sizes if cand.content is ref.content else FileSizes.of(cand.content)
     return MeasuredModel(model.facts, model.is_tflite, eval_split, train, ref, cand, ref_sizes, cand_sizes,
                          original, ref_eval, cand_eval, None if stages is None else tuple(stages), policy,
-                         tuple(notes))
+                         tuple(notes), scoring, bridge)
 
 
-def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progress, trust_model_code=False):
-    """Run the policy's steps; each stage is measured (accuracy, float TFLite bytes)."""
-    from gate.errors import ConfigError
+def bridge_model(k3_model, eval_split: Split, batch_size: int):
+    """The Keras 3 model rebuilt in tf_keras, checked on eval examples before any step runs."""
+    from gate.measure.bridge import compare_outputs, to_tf_keras
+    from gate.measure.data import head
+    from gate.measure.evaluate import run_keras
+
+    tfk, notes = to_tf_keras(k3_model)
+    sample = head(eval_split, BRIDGE_EXAMPLES)
+    check = compare_outputs(run_keras(k3_model, sample, batch_size), run_keras(tfk, sample, batch_size),
+                            sample.n, tuple(notes))
+    return tfk, check
+
+
+def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, progress, trust_model_code=False, *,
+                   compile_source=None):
+    """Run the policy's steps; each stage is measured (accuracy or the task's metrics,
+    float TFLite bytes). `compile_source`: the model whose compile config says the loss
+    (the Keras 3 original of a bridged model)."""
     from gate.measure.convert import reference_spec, to_tflite
-    from gate.measure.evaluate import evaluate_keras
+    from gate.measure.data import keras_targets
+    from gate.measure.evaluate import evaluate_keras, keras_feed
+    from gate.measure.model import keras_io
     from gate.optimize import apply_steps
     from gate.optimize.context import StepContext
     from gate.optimize.finetune import CompileInfo
@@ -110,14 +230,26 @@ def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progre
     if train is None:
         raise ConfigError("optimization steps fine-tune on the train split, but data.train is not set",
                           field="data.train")
+    names = [n for n, _ in keras_io(keras_model)[1]]
+    y = keras_targets(train, names)
+    if y is None or (isinstance(y, dict) and len(y) < len(names)):
+        raise ConfigError("optimization steps fine-tune on the train split's targets, but data.train has no "
+                          + ("y" if len(names) == 1 else "y.<output> for every output"), field="data.train",
+                          hint="add the targets, or use a post-training policy (int8, dynamic-range, ...)")
+    if isinstance(y, dict):
+        y = [y[n] for n in names]
 
     def measure_stage(m, convertible: bool) -> dict:
-        out = {"accuracy": evaluate_keras(m, eval_split.x, eval_split.y, ks, batch_size).to_dict(
-            with_predictions=False)["accuracy"]}
+        result = evaluate_keras(m, scoring, batch_size).to_dict(with_predictions=False)
+        out = {"accuracy": result["accuracy"]}
+        if result.get("metrics"):
+            out["metrics"] = {k: v for k, v in result["metrics"].items() if v is not None}
         if convertible:
             sizes = FileSizes.of(to_tflite(m, reference_spec()).content)
             out.update(bytes_raw=sizes.bytes_raw, bytes_gzip=sizes.bytes_gzip)
         return out
 
-    ctx = StepContext(train=train, compile_info=CompileInfo.of(keras_model), allow_custom_code=trust_model_code)
+    info = CompileInfo.of(compile_source if compile_source is not None else keras_model)
+    ctx = StepContext(train=train, compile_info=info, allow_custom_code=trust_model_code,
+                      x=keras_feed(keras_model, train), y=y)
     return apply_steps(keras_model, steps, ctx, measure_stage, progress)

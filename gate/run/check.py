@@ -16,7 +16,7 @@ from gate.run.protocol import CANDIDATE_FILE, BaseJob, Job, NoBase, Outcome
 from gate.run.stagelog import StageLog
 from gate.verdict.check import UNJUDGED, Check, verdict
 from gate.verdict.evidence import Evidence, Side
-from gate.verdict.registry import ROWS, judge
+from gate.verdict.registry import configured, judge
 from gate.verdict.verification import verification_checks
 
 
@@ -25,6 +25,8 @@ def check(cfg: GateConfig, log: StageLog, job: Job) -> Outcome:
     pr = measure(cfg, log, trust_model_code=job.trust_model_code, parts=log.parts)
     log.note(*pr.notes)
     log.keep({"original": pr.original.to_dict()})
+    if pr.bridge is not None:
+        log.keep({"bridge": pr.bridge.to_dict()})
     bench = benchmark_models(pr, cfg, log)
     ref_proxies, cand_proxies = measure_proxies(pr, cfg, log)
     log.keep(parts.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
@@ -38,16 +40,18 @@ def check(cfg: GateConfig, log: StageLog, job: Job) -> Outcome:
         checks = judge(cfg.thresholds, evidence(pr, bench, ref_proxies, cand_proxies, base, no_base, cfg),
                        cfg.threshold_line) + stage_checks
     if base is not None:
-        log.keep({"baseline": parts.baseline(base, [c for c in checks if _needs_base(c)])})
+        base_rows = set(configured(cfg.thresholds, needs_base=True))
+        log.keep({"baseline": parts.baseline(base, [c for c in checks if c.name in base_rows])})
     log.keep({"checks": [c.to_dict() for c in checks]})
     return outcome(checks, base)
 
 
 def benchmark_models(pr: MeasuredModel, cfg: GateConfig, log: StageLog) -> BenchResult:
     with log.stage("benchmark", "benchmarking reference and candidate (interleaved)"):
-        models = {"candidate": pr.candidate.content} if pr.is_tflite else {
+        same = pr.candidate.content is pr.reference.content     # a committed .tflite measured as it is
+        models = {"candidate": pr.candidate.content} if same else {
             "reference": pr.reference.content, "candidate": pr.candidate.content}
-        result = benchmark(models, pr.eval_split.x, cfg.benchmark)
+        result = benchmark(models, pr.eval_split.first(), cfg.benchmark)
     log.keep({"benchmark": {"settings": result.settings}})
     return result
 
@@ -91,22 +95,18 @@ def with_proxies(base: Base, pr: MeasuredModel, cand_proxies: Proxies, cfg: Gate
 def evidence(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_proxies: Proxies,
              base: Base | None, no_base: NoBase | None, cfg: GateConfig) -> Evidence:
     cand_latency = bench.stats["candidate"]
+    primary = pr.original.primary
     return Evidence(
-        original=Side(pr.original.accuracy, pr.original.predictions),
+        original=Side(pr.original.accuracy, pr.original.predictions, metrics=pr.original.metrics),
         reference=Side(pr.reference_eval.accuracy, pr.reference_eval.predictions, pr.reference_sizes,
-                       pr.reference.content, bench.stats.get("reference", cand_latency), ref_proxies.to_dict()),
+                       pr.reference.content, bench.stats.get("reference", cand_latency), ref_proxies.to_dict(),
+                       pr.reference_eval.metrics),
         candidate=Side(pr.candidate_eval.accuracy, pr.candidate_eval.predictions, pr.candidate_sizes,
-                       pr.candidate.content, cand_latency, cand_proxies.to_dict()),
-        labels=pr.eval_split.y, example=pr.eval_split.x, bench=cfg.benchmark,
-        base=None if base is None else base.side, base_unchanged=bool(base and base.unchanged),
-        no_base=None if no_base is None else (no_base.kind, no_base.reason))
-
-
-_BASE_ROWS = {row.name for row in ROWS if row.needs_base}
-
-
-def _needs_base(check: Check) -> bool:
-    return check.name in _BASE_ROWS
+                       pr.candidate.content, cand_latency, cand_proxies.to_dict(), pr.candidate_eval.metrics),
+        labels=pr.eval_split.y.get(primary) if primary else None, example=pr.eval_split.first(),
+        bench=cfg.benchmark, base=None if base is None else base.side, base_unchanged=bool(base and base.unchanged),
+        no_base=None if no_base is None else (no_base.kind, no_base.reason), tasks=pr.eval_split.tasks,
+        float_reference=pr.float_reference, reference_label=pr.reference_label)
 
 
 def outcome(checks: list[Check], base: Base | None) -> Outcome:

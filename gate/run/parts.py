@@ -2,6 +2,7 @@
 each stage; gate.report.build assembles and validates the report from them."""
 from __future__ import annotations
 
+from gate.config.metrics import FIDELITY
 from gate.measure.bench import BenchResult
 from gate.measure.proxies import Proxies
 from gate.optimize.metrics import WeightStats
@@ -17,7 +18,8 @@ def artifacts(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_
     evaluation and proxies."""
     cand_latency = bench.stats["candidate"]
     return {
-        "reference": {"role": "reference", **pr.reference.info(), **pr.reference_sizes.to_dict(),
+        "reference": {"role": "reference", "label": pr.reference_label, **pr.reference.info(),
+                      **pr.reference_sizes.to_dict(),
                       "latency": bench.stats.get("reference", cand_latency).to_dict(),
                       "evaluation": pr.reference_eval.to_dict(), "proxies": ref_proxies.to_dict()},
         "candidate": {"role": "candidate", **pr.candidate.info(), **pr.candidate_sizes.to_dict(),
@@ -37,6 +39,10 @@ def stages(pr: MeasuredModel, converted: dict[str, WeightStats], convert_seconds
            "selection": None, "notes": [],
            "accuracy": {f"top{k}": v for k, v in pr.candidate_eval.accuracy.items()},
            "bytes_raw": pr.candidate_sizes.bytes_raw, "bytes_gzip": pr.candidate_sizes.bytes_gzip}
+    label_metrics = {n: m.value for n, m in pr.candidate_eval.metrics.items()
+                     if m.value is not None and n.rsplit("/", 1)[-1] not in FIDELITY}
+    if label_metrics:
+        row["metrics"] = label_metrics
     return {"stages": [s.to_dict() for s in pr.stages] + [row],
             "verification": {"on_loss": pr.policy.verify.on_loss, "findings": [f.to_dict() for f in findings]}}
 
@@ -48,6 +54,9 @@ def baseline(base: Base, checks: list[Check]) -> dict:
             "fingerprint": base.job.fingerprint or None, "notes": [*base.job.notes, *base.notes],
             "candidate": {"bytes_raw": side.sizes.bytes_raw, "bytes_gzip": side.sizes.bytes_gzip,
                           "accuracy": {f"top{k}": v for k, v in side.accuracy.items()},
-                          "paired": side.predictions is not None, "proxies": side.proxies},
+                          "metrics": {n: m.value for n, m in side.metrics.items()} or None,
+                          "paired": side.predictions is not None or any(
+                              m.per_example is not None for m in side.metrics.values()),
+                          "proxies": side.proxies},
             "comparison": {c.name: {"value": c.value, "low": c.ci_low, "high": c.ci_high, "passed": c.passed,
                                     "outcome": c.outcome, "detail": c.detail} for c in checks}}

@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Literal
 
@@ -130,7 +131,7 @@ class LatencyVerdict:
         return out
 
 
-def litert_invoke(name: str, content: bytes, example: np.ndarray, threads: int) -> Invoke:
+def litert_invoke(name: str, content: bytes, example: Mapping[str, np.ndarray] | np.ndarray, threads: int) -> Invoke:
     """One LiteRT interpreter with `example` set as its input; returns its invoke()."""
     from gate.measure.litert import interpreter_with_input
 
@@ -206,7 +207,8 @@ class _Bench:
         return out
 
 
-def compare_latency(baseline: bytes, candidate: bytes, example: np.ndarray, *, max_ratio: float,
+def compare_latency(baseline: bytes, candidate: bytes, example: Mapping[str, np.ndarray] | np.ndarray, *,
+                    max_ratio: float,
                     threads: int = 1, instances: int = 5, max_instances: int = 15, warmup: int = 10,
                     rounds: int = 20, invokes_per_round: int | None = None, confidence: float = 0.95,
                     time_budget_s: float = 30.0, inconclusive: Literal["pass", "fail"] = "fail",
@@ -214,7 +216,7 @@ def compare_latency(baseline: bytes, candidate: bytes, example: np.ndarray, *, m
                     make_invoke: InvokeFactory = litert_invoke) -> LatencyVerdict:
     """Time `baseline` and `candidate` interleaved and judge candidate/baseline <= max_ratio.
 
-    `example` is one real input. `invokes_per_round=None` picks max(3, ~1 ms worth) from
+    `example` is one real input (an array, or one array per input name). `invokes_per_round=None` picks max(3, ~1 ms worth) from
     the warmup. While inconclusive, each further look adds `instances` more instances per
     model (up to `max_instances`; each holds its own packed weights and arena) and doubles
     the rounds, within `time_budget_s` (rounds stop at a deadline; only the first look
@@ -225,7 +227,8 @@ def compare_latency(baseline: bytes, candidate: bytes, example: np.ndarray, *, m
     if inconclusive not in ("pass", "fail"):
         raise ValueError(f"inconclusive must be 'pass' or 'fail', got {inconclusive!r}")
     start = timer()
-    bench = _Bench((baseline, candidate), np.asarray(example), threads, max(warmup, 2), make_invoke,
+    example = dict(example) if isinstance(example, Mapping) else np.asarray(example)
+    bench = _Bench((baseline, candidate), example, threads, max(warmup, 2), make_invoke,
                    np.random.default_rng(seed), timer)
     bench.add_instances(instances)
     bench.per_round = invokes_per_round or max(3, min(1000, -(-BURST_NS // max(bench.typical_ns, 1))))

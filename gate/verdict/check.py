@@ -27,7 +27,8 @@ class Check(BaseModel):
     value: float | None     # None only when not judged / not applicable
     limit: float
     direction: Literal["<=", ">="]
-    unit: str            # "" (a fraction, shown as %), "pts" (accuracy points), "%" (a change), KiB, ms, x, count
+    unit: str            # "" (a fraction, shown as %), "pts" (accuracy points), "%" (a change), KiB, ms, x, count,
+                         # value (a metric's own number), dB
     passed: bool
     reference: float | None = None
     detail: str = ""
@@ -75,6 +76,8 @@ UNIT_FORMATS = {
     "x": lambda v: f"{v:.2f}x",
     "ms": lambda v: f"{v:.4g} ms",
     "count": lambda v: f"{v:,.0f}",
+    "value": lambda v: f"{v:.5g}",              # a metric's own value (mae 45.2, cosine 0.9998)
+    "dB": lambda v: f"{v:.2f} dB",
 }
 
 

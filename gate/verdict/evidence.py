@@ -11,7 +11,9 @@ import numpy as np
 
 from gate.config.schema import BenchmarkSpec
 from gate.measure.bench import Latency
+from gate.measure.scores import MetricValue
 from gate.measure.sizes import FileSizes
+from gate.measure.tasks import Task
 from gate.verdict.abtest import compare_latency
 
 
@@ -20,12 +22,13 @@ class Side:
     """One measured model: the original (Keras, no .tflite), the float32 reference, the
     candidate, or the base branch's candidate."""
 
-    accuracy: Mapping[int, float]                  # k -> top-k accuracy on the eval split
+    accuracy: Mapping[int, float]                  # k -> top-k accuracy on the eval split (empty: no classifier)
     predictions: tuple[int, ...] | None = None     # top-1 class per eval example (None: not paired)
     sizes: FileSizes | None = None                 # the .tflite's bytes
     content: bytes | None = field(default=None, repr=False)   # the .tflite, for the latency A/B test
     latency: Latency | None = None                 # gate.measure.bench figures
     proxies: Mapping[str, float | int | None] | None = None    # gate.measure.proxies figures
+    metrics: Mapping[str, MetricValue] = field(default_factory=dict)   # gate.measure.scores, by report name
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,13 @@ class Evidence:
     original: Side
     reference: Side
     candidate: Side
-    labels: np.ndarray                  # the eval split's class ids (paired statistics)
-    example: np.ndarray                 # one real eval input (latency A/B)
+    labels: np.ndarray | None           # the classifier output's class ids (paired statistics; None: none)
+    example: Mapping[str, np.ndarray]   # one real eval input per model input, batch of 1 (latency A/B)
     bench: BenchmarkSpec
     base: Side | None = None            # None: no base branch candidate in this run
     base_unchanged: bool = False        # the base has the same model, data and policy hashes
     no_base: tuple[str, str] | None = None   # (gate.run.protocol.NoBase kind, why) when base is None
     compare_latency: Callable = compare_latency   # gate.verdict.abtest.compare_latency
+    tasks: Mapping[str, Task] = field(default_factory=dict)    # output name -> task (metric names resolve here)
+    float_reference: bool = True        # the reference is a float32 .tflite (compression vs float applies)
+    reference_label: str = "float32 TFLite"

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from gate.config.schema import Thresholds
+from gate.config.metrics import parse_metric
+from gate.config.schema import MetricLimit, Thresholds
 from gate.verdict.check import Check
 from gate.verdict.evidence import Evidence, Side
 
@@ -19,6 +20,10 @@ Limit = Callable[[Thresholds], "float | None"]
 Judge = Callable[[Evidence, float, Thresholds], "Check | str"]   # a str says why it could not be judged
 UNCHANGED = "unchanged against the base (same model, data and policy hashes): not measured again"
 TOLERANCE = 1e-12
+
+
+class NotApplicable(str):
+    """A judge's answer when its limit cannot apply to this model (passes, says why)."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,10 @@ def _size_kb(ev: Evidence, limit: float, t: Thresholds) -> Check:
                  unit="KiB", passed=value <= limit, reference=ev.reference.sizes.get(measure) / 1024)
 
 
-def _compression(ev: Evidence, limit: float, t: Thresholds) -> Check:
+def _compression(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+    if not ev.float_reference:
+        return NotApplicable(f"the reference is {ev.reference_label}: there is no float .tflite to compare "
+                             "sizes with")
     measure = t.compression.measure.value
     ratio = ev.reference.sizes.get(measure) / ev.candidate.sizes.get(measure)
     return Check(name="compression.min", metric=f"compression vs float TFLite ({measure})", value=ratio,
@@ -53,20 +61,35 @@ def _accuracy_label(t: Thresholds) -> str:
     return "accuracy" if k == 1 else f"top-{k} accuracy"
 
 
-def _accuracy_min(ev: Evidence, limit: float, t: Thresholds) -> Check:
+def _no_accuracy(ev: Evidence, k: int) -> str | None:
+    if k in ev.candidate.accuracy:
+        return None
+    kinds = ", ".join(f"{n} ({task.kind})" for n, task in ev.tasks.items()) or "none"
+    return (f"no top-{k} accuracy: the model needs exactly one classifier output with class ids in the eval data "
+            f"(outputs: {kinds}); judge other outputs with thresholds.metrics (e.g. mae, score/accuracy)")
+
+
+def _accuracy_min(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
     k = t.accuracy.top_k
+    if _no_accuracy(ev, k):
+        return _no_accuracy(ev, k)
     value = ev.candidate.accuracy[k]
     return Check(name="accuracy.min", metric=_accuracy_label(t), value=value, limit=limit, direction=">=", unit="",
                  passed=value >= limit, reference=ev.original.accuracy[k])
 
 
-def _drop(name: str, metric: str, before: Side, after: Side, ev: Evidence, limit: float, t: Thresholds) -> Check:
+def _drop(name: str, metric: str, before: Side, after: Side, ev: Evidence, limit: float,
+          t: Thresholds) -> Check | str:
     """Accuracy drop from `before` to `after`: paired per example (McNemar, bootstrap
     interval) when both were scored on the same examples and top-1 is judged, else the
     point estimate."""
     from gate.verdict.stats import accuracy_drop, correctness
 
     acc = t.accuracy
+    if _no_accuracy(ev, acc.top_k):
+        return _no_accuracy(ev, acc.top_k)
+    if acc.top_k not in before.accuracy:
+        return f"the base candidate has no top-{acc.top_k} accuracy (its model has no classifier output)"
     if acc.top_k == 1 and before.predictions is not None and after.predictions is not None:
         cmp = accuracy_drop(correctness(before.predictions, ev.labels), correctness(after.predictions, ev.labels),
                             max_drop=limit, mode=acc.mode, confidence=acc.confidence)
@@ -102,7 +125,7 @@ def _latency_p99(ev: Evidence, limit: float, t: Thresholds) -> Check:
 def _ab(name: str, metric: str, baseline: bytes, ev: Evidence, max_ratio: float, limit: float, t: Thresholds) -> Check:
     """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest)."""
     lat, bench = t.latency, ev.bench
-    v = ev.compare_latency(baseline, ev.candidate.content, ev.example[:1], max_ratio=max_ratio,
+    v = ev.compare_latency(baseline, ev.candidate.content, ev.example, max_ratio=max_ratio,
                            threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
                            time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
     return Check(name=name, metric=metric, value=v.ratio, limit=limit, direction="<=", unit="x", passed=v.passed,
@@ -201,9 +224,117 @@ ROWS: tuple[Row, ...] = (
 ROW_NAMES = tuple(row.name for row in ROWS)
 
 
+# -- thresholds.metrics: rows generated per configured metric -------------------------------
+
+_LIMIT_KINDS = ("min", "max", "max_drop", "max_increase", "max_drop_vs_base", "max_increase_vs_base")
+
+
+def metric_rows(t: Thresholds) -> list[Row]:
+    """One row per limit set under thresholds.metrics, named metrics.<metric>.<limit>
+    (`metrics.mae.max`, `metrics.score/mae.max_increase_vs_base`)."""
+    rows = []
+    for key, spec in (t.metrics or {}).items():
+        info = parse_metric(key).info
+        for kind in _LIMIT_KINDS:
+            if getattr(spec, kind) is None:
+                continue
+            change = kind not in ("min", "max")
+            unit = (("%" if info.relative else "pts" if info.unit == "" else info.unit) if change else info.unit)
+            rows.append(Row(f"metrics.{key}.{kind}", _metric_limit(key, kind), _metric_judge(key, kind), unit,
+                            ">=" if kind == "min" else "<=", needs_base=kind.endswith("_vs_base")))
+    return rows
+
+
+def _metric_limit(key: str, kind: str) -> Limit:
+    def read(t: Thresholds) -> float | None:
+        spec = (t.metrics or {}).get(key)
+        value = None if spec is None else getattr(spec, kind)
+        return None if value is None else float(value)
+    return read
+
+
+def _metric_judge(key: str, kind: str) -> Judge:
+    def judge(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+        from gate.measure.scores import resolve
+
+        spec: MetricLimit = t.metrics[key]
+        name, output, metric, why = resolve(key, ev.tasks)
+        if output is None:
+            return why
+        info = metric.info
+        after = ev.candidate.metrics.get(name)
+        if after is None or after.value is None:
+            return after.why if after is not None else f"{name} was not computed"
+        row = f"metrics.{key}.{kind}"
+        label = name
+        if kind in ("min", "max"):
+            before = ev.original.metrics.get(name) if info.labels else ev.reference.metrics.get(name)
+            ok = after.value >= limit if kind == "min" else after.value <= limit
+            return Check(name=row, metric=label, value=after.value, limit=limit, direction=">=" if kind == "min"
+                         else "<=", unit=info.unit, passed=ok,
+                         reference=None if before is None else before.value, detail=info.description)
+        vs_base = kind.endswith("_vs_base")
+        if vs_base:
+            if ev.base_unchanged:
+                return Check(name=row, metric=f"{label} change vs base", value=0.0, limit=limit, direction="<=",
+                             unit=_change_unit(info), passed=True, detail=UNCHANGED, outcome="unchanged",
+                             ci_low=0.0, ci_high=0.0)
+            before = ev.base.metrics.get(name)
+            if before is None or before.value is None:
+                return f"the base candidate has no {name}" + (f" ({before.why})" if before is not None else "")
+            against = "base candidate"
+        else:
+            before = ev.original.metrics.get(name)
+            if before is None or before.value is None:
+                return f"the original model has no {name}"
+            against = "original"
+        return _metric_change(row, label, against, info, before, after, limit, spec)
+    return judge
+
+
+def _change_unit(info) -> str:
+    return "%" if info.relative else "pts" if info.unit == "" else info.unit
+
+
+def _metric_change(row: str, label: str, against: str, info, before, after, limit: float,
+                   spec: MetricLimit) -> Check:
+    from gate.verdict.stats import metric_change
+
+    paired = info.paired and before.per_example is not None and after.per_example is not None
+    cmp = metric_change(before.value, after.value, higher_is_better=info.higher_is_better, relative=info.relative,
+                        before_examples=before.per_example if paired else None,
+                        after_examples=after.per_example if paired else None, root=after.metric == "rmse",
+                        confidence=spec.confidence)
+    unit = _change_unit(info)
+    word = "drop" if info.higher_is_better else "increase"
+    mode = spec.mode if cmp.paired else "point"
+    judged = cmp.ci_high if mode == "ci" else cmp.change
+    from gate.verdict.check import format_value
+
+    fmt = lambda v: format_value(info.unit, v)  # noqa: E731
+    how = (f"paired bootstrap over {cmp.examples} examples, {100 * spec.confidence:g} % interval "
+           f"[{format_value(unit, cmp.ci_low)}, {format_value(unit, cmp.ci_high)}]" if cmp.paired
+           else "point estimate (no per-example values" + ("" if info.paired else f" for {after.metric}") + ")")
+    relative = " relative to the " + against + "'s value" if info.relative else ""
+    detail = (f"{against} {fmt(before.value)}, candidate {fmt(after.value)}: {word} {format_value(unit, cmp.change)}"
+              f"{relative}; {how}; {mode} mode judges " + ("the interval's upper end" if mode == "ci"
+                                                           else "the measured change"))
+    if spec.mode == "ci" and not cmp.paired:
+        detail += " (ci mode needs per-example values: judged the point estimate)"
+    return Check(name=row, metric=f"{label} {word} vs {against}", value=cmp.change, limit=limit, direction="<=",
+                 unit=unit, passed=judged <= limit + TOLERANCE, detail=detail, outcome=mode,
+                 ci_low=cmp.ci_low, ci_high=cmp.ci_high)
+
+
+def rows_for(t: Thresholds) -> tuple[Row, ...]:
+    """The registry's fixed rows and the rows of thresholds.metrics."""
+    return ROWS + tuple(metric_rows(t))
+
+
 def configured(t: Thresholds, *, needs_base: bool | None = None) -> list[str]:
     """The names of the rows gate.yml sets (optionally only those that need the base)."""
-    return [r.name for r in ROWS if r.limit(t) is not None and (needs_base is None or r.needs_base == needs_base)]
+    return [r.name for r in rows_for(t) if r.limit(t) is not None
+            and (needs_base is None or r.needs_base == needs_base)]
 
 
 def judge(t: Thresholds, ev: Evidence, line_of: Callable[[str], int | None] = lambda _name: None) -> list[Check]:
@@ -212,7 +343,7 @@ def judge(t: Thresholds, ev: Evidence, line_of: Callable[[str], int | None] = la
     cannot be judged is a check too (`not_judged`, failing unless thresholds.not_judged
     says pass), or `not_applicable` when the run has no base by design."""
     checks = []
-    for row in ROWS:
+    for row in rows_for(t):
         limit = row.limit(t)
         if limit is None:
             continue
@@ -222,7 +353,7 @@ def judge(t: Thresholds, ev: Evidence, line_of: Callable[[str], int | None] = la
         else:
             result = row.judge(ev, limit, t)
             if isinstance(result, str):
-                result = unjudged(row, limit, result, applicable=True, t=t)
+                result = unjudged(row, limit, result, applicable=not isinstance(result, NotApplicable), t=t)
         checks.append(result.model_copy(update={"line": line_of(row.name)}))
     return checks
 

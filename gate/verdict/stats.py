@@ -198,3 +198,56 @@ def ratio_ci(cells: np.ndarray, *, confidence: float = 0.95, resamples: int = 20
     alpha = 1 - confidence
     low, high = np.exp(np.quantile(stats, [alpha / 2, 1 - alpha / 2]))
     return float(np.exp(np.median(ratios))), float(low), float(high)
+
+
+# --- metrics: paired change of a per-example statistic -----------------------------------
+
+@dataclass(frozen=True)
+class MetricChange:
+    change: float        # the judged change (positive = worse): a drop, or an increase (relative or absolute)
+    ci_low: float | None
+    ci_high: float | None
+    before: float
+    after: float
+    examples: int | None
+    paired: bool
+
+
+def metric_change(before: float, after: float, *, higher_is_better: bool, relative: bool,
+                  before_examples: np.ndarray | None = None, after_examples: np.ndarray | None = None,
+                  root: bool = False, confidence: float = 0.95, resamples: int = 2000,
+                  seed: int = 0) -> MetricChange:
+    """How much worse `after` is than `before`: a drop (higher is better: before - after)
+    or an increase (after - before), divided by `before` when `relative`. With per-example
+    values of both on the same examples, a paired bootstrap interval of that change:
+    examples are resampled with replacement, both models' values of an example staying
+    together (`root`: the statistic is sqrt(mean), as rmse of squared errors).
+
+    The statistic of a resample is the mean of its per-example values (accuracy from 0/1
+    correctness, mae from absolute errors, ...); the point estimate is the change itself."""
+    def change(b, a):
+        d = (b - a) if higher_is_better else (a - b)
+        if not relative:
+            return d
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(b != 0, d / np.abs(np.where(b != 0, b, 1)), np.where(d > 0, np.inf, 0.0))
+
+    point = float(change(np.float64(before), np.float64(after)))
+    paired = (before_examples is not None and after_examples is not None
+              and np.shape(before_examples) == np.shape(after_examples) and np.size(before_examples) > 0)
+    if not paired:
+        return MetricChange(point, None, None, before, after, None, False)
+    b_ex = np.asarray(before_examples, np.float64)
+    a_ex = np.asarray(after_examples, np.float64)
+    n = b_ex.size
+    rng = np.random.default_rng(seed)
+    stats = []
+    for lo in range(0, resamples, 200):
+        idx = rng.integers(0, n, (min(200, resamples - lo), n))
+        bs, as_ = b_ex[idx].mean(axis=1), a_ex[idx].mean(axis=1)
+        if root:
+            bs, as_ = np.sqrt(bs), np.sqrt(as_)
+        stats.append(change(bs, as_))
+    alpha = 1 - confidence
+    low, high = np.quantile(np.concatenate(stats), [alpha / 2, 1 - alpha / 2])
+    return MetricChange(point, float(low), float(high), before, after, n, True)
