@@ -116,3 +116,73 @@ def passing_run(tiny, tmp_path_factory):
         "size_kb": {"max": 50}, "compression": {"min": 2.0}, "accuracy": {"min": 0.5, "max_drop": 0.05},
         "latency_ms": {"p50_max": 1000, "p99_max": 1000}, "latency": {"max_ratio": 100}})
     return run_check(d, cfg)
+
+
+# -- Keras 3 models (tests/keras3_models.py) ------------------------------------------------
+
+@dataclass(frozen=True)
+class Keras3Files:
+    dir: Path
+    cnn_bn: Path          # Sequential with BatchNormalization, default layer names
+    cnn_bn_h5: Path
+    two_io: Path          # inputs zeta_image + alpha_stats, outputs digit (softmax) + ink (linear)
+    two_io_train: Path
+    two_io_eval: Path
+    uint8: Path           # uint8 pixels in
+    uint8_train: Path
+    uint8_eval: Path
+
+
+@pytest.fixture(scope="session")
+def keras3_files(tiny, tmp_path_factory) -> Keras3Files:
+    import keras3_models as km
+
+    from gate.measure.tfenv import keras3
+
+    k3 = keras3()
+    d = tmp_path_factory.mktemp("keras3")
+    x_tr, y_tr, x_ev, y_ev, _ = km.digits()
+    cnn = km.cnn_bn(k3)
+    km.train_and_save(k3, cnn, x_tr, y_tr, d / "cnn_bn.keras")
+    cnn.save(d / "cnn_bn.h5")
+    ink_tr, ink_ev = x_tr.mean(axis=(1, 2, 3)), x_ev.mean(axis=(1, 2, 3))
+    two = km.two_io(k3)
+    km.train_and_save(k3, two, {"zeta_image": x_tr, "alpha_stats": km.stats_of(x_tr)}, {"digit": y_tr, "ink": ink_tr},
+                      d / "two_io.keras", loss={"digit": "sparse_categorical_crossentropy", "ink": "mse"})
+    for name, x, y, ink in (("two_io_train", x_tr, y_tr, ink_tr), ("two_io_eval", x_ev, y_ev, ink_ev)):
+        np.savez(d / f"{name}.npz", zeta_image=x, alpha_stats=km.stats_of(x), **{"y.digit": y, "y.ink": ink})
+    u8 = km.uint8_images(k3)
+    px_tr, px_ev = np.round(x_tr * 16).astype(np.uint8), np.round(x_ev * 16).astype(np.uint8)
+    km.train_and_save(k3, u8, px_tr, y_tr, d / "uint8.keras")
+    np.savez(d / "uint8_train.npz", x=px_tr, y=y_tr)
+    np.savez(d / "uint8_eval.npz", x=px_ev, y=y_ev)
+    return Keras3Files(d, d / "cnn_bn.keras", d / "cnn_bn.h5", d / "two_io.keras", d / "two_io_train.npz",
+                       d / "two_io_eval.npz", d / "uint8.keras", d / "uint8_train.npz", d / "uint8_eval.npz")
+
+
+def train_samples(tiny: Tiny, n: int) -> dict:
+    """n seeded calibration examples of the tiny model's train split, by input name."""
+    from gate.measure.data import bind, load_split, representative
+    from gate.measure.model import load_model
+
+    return representative(bind(load_split(tiny.train, "train"), load_model(tiny.keras).facts), n)
+
+
+def tiny_scoring(tiny: Tiny):
+    from gate.measure.data import bind, load_split
+    from gate.measure.evaluate import Scoring
+    from gate.measure.model import load_model
+
+    return Scoring.of(bind(load_split(tiny.eval, "eval"), load_model(tiny.keras).facts), None, [], [1])
+
+
+def tflite_accuracy(content: bytes, tiny: Tiny) -> float:
+    from gate.measure.evaluate import evaluate_tflite
+
+    return evaluate_tflite(content, tiny_scoring(tiny), 64, ["classifier"]).top(1)
+
+
+def keras_accuracy_of(model, tiny: Tiny) -> float:
+    from gate.measure.evaluate import evaluate_keras
+
+    return evaluate_keras(model, tiny_scoring(tiny), 64).top(1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import train_samples
 
 from gate.config.schema import BenchmarkSpec, ConvertSpec
 from gate.measure.bench import benchmark, summarize
@@ -23,7 +24,7 @@ def two_models(tiny_model):
 
 
 def test_both_models_timed_same_number_of_runs(two_models, tiny):
-    result = benchmark(two_models, tiny.x_eval, BenchmarkSpec(threads=1, warmup=3, runs=25))
+    result = benchmark(two_models, tiny.x_eval[:1], BenchmarkSpec(threads=1, warmup=3, runs=25))
     assert set(result.stats) == {"reference", "candidate"}
     for s in result.stats.values():
         assert s.runs == 25
@@ -35,15 +36,14 @@ def test_both_models_timed_same_number_of_runs(two_models, tiny):
 
 
 def test_min_time_extends_the_runs(two_models, tiny):
-    result = benchmark(two_models, tiny.x_eval, BenchmarkSpec(warmup=0, runs=1, min_time_s=0.05))
+    result = benchmark(two_models, tiny.x_eval[:1], BenchmarkSpec(warmup=0, runs=1, min_time_s=0.05))
     assert result.stats["candidate"].runs > 1
     assert result.stats["candidate"].runs == result.stats["reference"].runs
 
 
 def test_integer_io_model_benchmarks_on_real_input(tiny_model, tiny):
-    from gate.measure.data import load_split, representative
-
-    samples = representative(load_split(tiny.train, "train"), 20)
+    
+    samples = train_samples(tiny, 20)
     content = to_tflite(tiny_model.keras, ConvertSpec(quantization="int8", io="uint8"), samples).content
-    result = benchmark({"candidate": content}, tiny.x_eval, BenchmarkSpec(warmup=1, runs=5))
+    result = benchmark({"candidate": content}, tiny.x_eval[:1], BenchmarkSpec(warmup=1, runs=5))
     assert result.stats["candidate"].runs == 5

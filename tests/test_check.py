@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_check, write_config
+from conftest import run_check, train_samples, write_config
 
 
 def test_pass_exits_0_with_every_check(passing_run):
@@ -102,9 +102,8 @@ def test_internal_error_exits_3_with_a_report(tiny, tmp_path, monkeypatch):
 
 def test_committed_tflite_is_measured_as_is(tiny_model, tiny, tmp_path):
     from gate.measure.convert import ConvertSpec, to_tflite
-    from gate.measure.data import load_split, representative
-
-    samples = representative(load_split(tiny.train, "train"), 20)
+    
+    samples = train_samples(tiny, 20)
     path = tmp_path / "model.tflite"
     path.write_bytes(to_tflite(tiny_model.keras, ConvertSpec(quantization="int8", io="int8"), samples).content)
     cfg = write_config(tmp_path, tiny, model=str(path), policy=None,

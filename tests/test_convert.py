@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import keras_accuracy_of, tflite_accuracy, train_samples
 
 from gate.config.schema import ConvertSpec, Quantization
 from gate.errors import ModelError
 from gate.measure.convert import MODES, reference_spec, to_tflite
-from gate.measure.data import load_split, representative
-from gate.measure.evaluate import evaluate_keras, evaluate_tflite
 from gate.measure.litert import make_interpreter
 
 # (quantization, io) -> (input dtype, weight tensor dtypes that must appear)
@@ -32,12 +31,12 @@ def test_every_mode_is_registered():
 
 @pytest.fixture(scope="module")
 def keras_accuracy(tiny, tiny_model):
-    return evaluate_keras(tiny_model.keras, tiny.x_eval, tiny.y_eval, [1], 64).top(1)
+    return keras_accuracy_of(tiny_model.keras, tiny)
 
 
 @pytest.mark.parametrize("quantization,io", list(CASES))
 def test_mode_converts_and_keeps_accuracy(tiny, tiny_model, keras_accuracy, quantization, io):
-    samples = representative(load_split(tiny.train, "train"), 50)
+    samples = train_samples(tiny, 50)
     converted = to_tflite(tiny_model.keras, ConvertSpec(quantization=quantization, io=io), samples)
     interp = make_interpreter(converted.content, threads=1)
     in_dtype, weight_dtypes = CASES[(quantization, io)]
@@ -47,12 +46,12 @@ def test_mode_converts_and_keeps_accuracy(tiny, tiny_model, keras_accuracy, quan
     assert weight_dtypes <= dtypes, f"{quantization}: expected {weight_dtypes} among {dtypes}"
     if quantization in ("int8", "int16x8"):
         assert converted.calibration_samples == 50
-    acc = evaluate_tflite(converted.content, tiny.x_eval, tiny.y_eval, [1], 64).top(1)
+    acc = tflite_accuracy(converted.content, tiny)
     assert abs(acc - keras_accuracy) <= TOLERANCE, (quantization, io, acc, keras_accuracy)
 
 
 def test_quantized_modes_are_smaller_than_float(tiny_model, tiny):
-    samples = representative(load_split(tiny.train, "train"), 20)
+    samples = train_samples(tiny, 20)
     ref = len(to_tflite(tiny_model.keras, reference_spec()).content)
     dyn = len(to_tflite(tiny_model.keras, ConvertSpec(quantization="dynamic")).content)
     f16 = len(to_tflite(tiny_model.keras, ConvertSpec(quantization="float16")).content)

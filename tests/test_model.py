@@ -59,12 +59,23 @@ def test_directory_without_saved_model_pb(tmp_path):
         load_model(tmp_path)
 
 
-def test_multi_input_models_are_refused_by_name(tmp_path):
+def test_multi_input_models_load_with_their_names(tmp_path):
     from gate.measure.tfenv import keras
 
     k = keras()
-    a, b = k.Input((2,), name="a"), k.Input((2,), name="b")
-    model = k.Model([a, b], k.layers.Dense(2)(k.layers.Concatenate()([a, b])))
+    a, b = k.Input((2,), name="b_second"), k.Input((2,), name="a_first")
+    model = k.Model([a, b], [k.layers.Dense(2, name="head")(k.layers.Concatenate()([a, b])),
+                             k.layers.Dense(1, activation="sigmoid", name="gate")(a)])
     model.save(tmp_path / "two.keras")
-    with pytest.raises(ModelError, match="single-input classifiers; this model has 2 inputs"):
-        load_model(tmp_path / "two.keras")
+    facts = load_model(tmp_path / "two.keras").facts
+    assert facts.input_names == ["b_second", "a_first"] and facts.output_names == ["head", "gate"]
+    assert [o.activation for o in facts.outputs] == ["linear", "sigmoid"]
+    assert facts.flavour == "tf_keras"
+
+
+def test_tflite_facts_by_signature(tiny_model, tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(to_tflite(tiny_model.keras, reference_spec()).content)
+    facts = load_model(path).facts
+    assert facts.input_names == ["image"] and facts.output_names == ["classifier"]
+    assert facts.outputs[0].activation == "softmax" and facts.precision == "float" and facts.flavour == "tflite"

@@ -7,6 +7,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import tflite_accuracy, train_samples
 
 from gate.config.schema import Policy
 from gate.errors import PolicyError
@@ -23,7 +24,9 @@ def steps(*items, convert=None):
 
 
 def ctx_for(tiny, model, **kw):
-    return StepContext(Split("train", tiny.train, tiny.x_train, tiny.y_train, ""), CompileInfo.of(model), **kw)
+    split = Split("train", tiny.train, {"x": tiny.x_train, "y": tiny.y_train}, "", {"image": tiny.x_train},
+                  {"classifier": tiny.y_train})
+    return StepContext(split, CompileInfo.of(model), x=tiny.x_train, y=tiny.y_train, **kw)
 
 
 def optimize(tiny, model, *items, **kw):
@@ -278,17 +281,15 @@ def test_qat_model_converts_with_the_policy_io_type(tiny, model, io, dtype):
     """tfmot leaves float io unless told (tfmot #765): the policy's io reaches the converter."""
     from gate.config.schema import ConvertSpec
     from gate.measure.convert import to_tflite
-    from gate.measure.data import load_split, representative
-    from gate.measure.evaluate import evaluate_tflite
     from gate.measure.litert import make_interpreter
 
     out, _ = optimize(tiny, model, {"qat": {"finetune": ONE}}, convert={"quantization": "int8"})
-    samples = representative(load_split(tiny.train, "train"), 20)
+    samples = train_samples(tiny, 20)
     content = to_tflite(out, ConvertSpec(quantization="int8", io=io), samples).content
     interp = make_interpreter(content, threads=1)
     assert interp.get_input_details()[0]["dtype"] == dtype
     assert interp.get_output_details()[0]["dtype"] == dtype
-    assert evaluate_tflite(content, tiny.x_eval, tiny.y_eval, [1], 64).top(1) > 0.5
+    assert tflite_accuracy(content, tiny) > 0.5
 
 
 def test_structured_step_shrinks_and_fine_tunes(tiny, model):

@@ -1,0 +1,82 @@
+"""The examples/ directories, each run with `gate check` as a user would (slow: real models;
+they still run in CI): a Keras 3 CNN (int8 and prune-int8), an int32 text model, a
+regression model (MAE limits), a committed float .tflite (int8 and dynamic-range)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import run_check
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+pytestmark = pytest.mark.slow
+
+
+def gzip_ratio(report: dict) -> float:
+    return report["reference"]["bytes_gzip"] / report["candidate"]["bytes_gzip"]
+
+
+def drop(report: dict) -> float:
+    return report["original"]["accuracy"]["top1"] - report["candidate"]["evaluation"]["accuracy"]["top1"]
+
+
+def variant(tmp_path: Path, example: str, config: str = "gate.yml", **overrides) -> Path:
+    """The example's config with overrides, written next to tmp_path with absolute paths."""
+    data = yaml.safe_load((EXAMPLES / example / config).read_text())
+    data["model"] = str(EXAMPLES / example / data["model"])
+    data["data"] = {k: str(EXAMPLES / example / v) for k, v in data["data"].items()}
+    data.update(overrides)
+    path = tmp_path / "gate.yml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_keras3_cnn_passes_int8(tmp_path):
+    result, report = run_check(tmp_path, EXAMPLES / "keras3-cnn" / "gate.yml")
+    assert result.exit_code == 0, result.output
+    assert report["model"]["flavour"] == "keras3" and report["candidate"]["quantization"] == "int8"
+    assert drop(report) <= 0.01 and gzip_ratio(report) >= 3.0
+    assert "Saved artifact" not in result.output      # Keras 3's export chatter stays off the terminal
+
+
+def test_keras3_cnn_passes_prune_int8_through_the_bridge(tmp_path):
+    result, report = run_check(tmp_path, EXAMPLES / "keras3-cnn" / "gate-prune.yml")
+    assert result.exit_code == 0, result.output
+    assert [s["name"] for s in report["stages"]] == ["original", "pruned", "qat", "converted"]
+    assert report["bridge"]["max_abs_diff"] <= report["bridge"]["tolerance"]
+    assert gzip_ratio(report) >= 5.0 and drop(report) <= 0.03
+
+
+def test_int32_text_model_int8_within_two_points(tmp_path):
+    result, report = run_check(tmp_path, EXAMPLES / "text-int32" / "gate.yml")
+    assert result.exit_code == 0, result.output
+    assert report["model"]["inputs"][0]["dtype"] == "int32"
+    assert report["data"]["eval"]["x_dtype"] == "int32"
+    assert drop(report) <= 0.02 and report["candidate"]["calibration_samples"] == 200
+
+
+def test_regression_mae_loose_passes_tight_fails(tmp_path):
+    result, report = run_check(tmp_path, EXAMPLES / "regression" / "gate.yml")
+    assert result.exit_code == 0, result.output
+    checks = {c["name"]: c for c in report["checks"]}
+    assert checks["metrics.mae.max"]["passed"] and checks["metrics.mae.max_increase"]["ci_low"] is not None
+    assert report["model"]["tasks"]["progression"]["kind"] == "regression"
+    assert "accuracy 0.00" not in result.output and report["original"]["accuracy"] == {}
+    tight = variant(tmp_path, "regression", thresholds={"metrics": {"mae": {"max": 20.0}}})
+    result, report = run_check(tmp_path / "tight", tight)
+    assert result.exit_code == 1
+    [check] = report["checks"]
+    assert check["name"] == "metrics.mae.max" and not check["passed"]
+    assert "metrics.mae.max FAILED: mae" in result.output
+
+
+@pytest.mark.parametrize("config,recipe", [("gate.yml", "static_wi8_ai8"),
+                                           ("gate-dynamic.yml", "dynamic_legacy_wi8_afp32")])
+def test_committed_float_tflite_is_quantized(tmp_path, config, recipe):
+    result, report = run_check(tmp_path, EXAMPLES / "tflite" / config)
+    assert result.exit_code == 0, result.output
+    assert report["candidate"]["quantization"] == recipe and report["candidate"]["quantizer"] == "litert"
+    assert report["reference"]["label"] == "model.tflite, float32" and report["reference"]["precision"] == "float"
+    assert gzip_ratio(report) >= 2.5
+    assert report["reference"]["latency"] != report["candidate"]["latency"]    # both were timed
