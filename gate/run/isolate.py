@@ -40,6 +40,20 @@ def _death(returncode: int, limits: LimitsSpec) -> str:
            f"{limits.memory_mb}? TensorFlow aborts when an allocation fails)"
 
 
+CONVERT_CRASH = ("TensorFlow's converter crashed the process: int8/int16x8 calibration crashes on some graphs "
+                 "(Keras 3 GRU/LSTM layers on TF 2.21 do). Try the dynamic-range or float16 preset, or LiteRT "
+                 "Quantizer on the float model: convert: {quantizer: litert, recipe: dynamic_wi8_afp32}; the gate "
+                 "itself is unharmed")
+
+
+def crash_hint(stage: str, returncode: int) -> str:
+    """What to do about a worker that died in `stage` (its progress label)."""
+    if returncode < 0 and ("converting" in stage or "quantizing" in stage):
+        return CONVERT_CRASH
+    return ("a malformed or hostile model can crash TensorFlow/LiteRT; the gate itself is unharmed. Check the model "
+            "file, or raise limits.* in gate.yml")
+
+
 def run_isolated(job: Job, limits: LimitsSpec, *, parts: dict, artifacts: dict[str, bytes]) -> dict:
     """Run gate.run.worker on `job`; merge its report parts into `parts` and its files into
     `artifacts`. Returns the worker's result (status, exit_code, summary, and what the
@@ -65,9 +79,7 @@ def run_isolated(job: Job, limits: LimitsSpec, *, parts: dict, artifacts: dict[s
         if not result_path.exists():
             stage = _merge_state(work, parts)
             raise ModelError(f"the worker that measures the model {_death(returncode, limits)} while {stage}",
-                             field="model",
-                             hint="a malformed or hostile model can crash TensorFlow/LiteRT; the gate itself "
-                                  "is unharmed. Check the model file, or raise limits.* in gate.yml")
+                             field="model", hint=crash_hint(stage, returncode))
         result = json.loads(result_path.read_text(encoding="utf-8"))
         parts.update(result.pop("parts"))
         for name in result.pop("artifacts", []):
