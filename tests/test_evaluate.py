@@ -89,6 +89,9 @@ def test_outputs_map_back_to_keras_names():
     assert [float(mapped[k][0]) for k in "abcd"] == [0, 1, 3, 2]      # natural order, not string order
     assert set(map_outputs({"digit": 1, "ink": 2}, ["ink", "digit"], where="m")) == {"ink", "digit"}
     assert map_outputs({"quant_digit": 1, "quant_ink": 2}, ["digit", "ink"], where="m") == {"digit": 1, "ink": 2}
+    # dict outputs named by key, converted from a tf_keras copy: matched through their layers
+    assert map_outputs({"quant_head_a": 1, "quant_head_b": 2}, ["cls", "score"], where="m",
+                       layers=["head_a", "head_b"]) == {"cls": 1, "score": 2}
     with pytest.raises(ModelError, match="cannot be matched"):
         map_outputs({"x": 1, "y": 2}, ["a", "b"], where="m")
 

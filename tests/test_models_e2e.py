@@ -165,6 +165,39 @@ def test_keras3_gru_conversion_error_names_the_layer():
     assert "recurrent layer(s) 'gru' (GRU)" in info.value.message and "batch_size=1" in info.value.hint
 
 
+def test_a_keras3_quantized_model_is_refused_with_what_to_do():
+    from gate.errors import ModelError
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.tfenv import keras3
+
+    k3 = keras3()
+    model = k3.Sequential([k3.Input((16,)), k3.layers.Dense(8, name="d")])
+    model.quantize("int8")
+    with pytest.raises(ModelError) as info:
+        to_tflite(model, reference_spec())
+    assert "quantized by Keras 3 (model.quantize())" in info.value.message and "commit the float model" in \
+        info.value.hint
+
+
+def test_one_hot_labels_fine_tune_a_categorical_loss(tmp_path, tiny):
+    """One-hot targets are read as class ids; a categorical crossentropy fine-tunes as its sparse twin."""
+    from gate.measure.tfenv import keras3
+
+    k3 = keras3()
+    k3.utils.set_random_seed(0)
+    model = k3.Sequential([k3.Input((8, 8, 1)), k3.layers.Flatten(), k3.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(tiny.x_train, np.eye(10)[tiny.y_train], epochs=2, verbose=0)
+    model.save(tmp_path / "oh.keras")
+    np.savez(tmp_path / "train.npz", x=tiny.x_train, y=np.eye(10)[tiny.y_train])
+    np.savez(tmp_path / "eval.npz", x=tiny.x_eval, y=np.eye(10)[tiny.y_eval])
+    policy = {"steps": [{"qat": {"finetune": {"epochs": 1}}}], "convert": {"quantization": "int8"}}
+    result, report = run_check(tmp_path, cfg(tmp_path, tmp_path / "oh.keras", tmp_path / "train.npz",
+                                             tmp_path / "eval.npz", policy=policy,
+                                             thresholds={"accuracy": {"max_drop": 0.1}}), "--in-process")
+    assert result.exit_code == 0, result.output
+
+
 def test_a_converter_crash_says_what_to_try(tmp_path, tiny, monkeypatch):
     hook = tmp_path / "hook"
     hook.mkdir()

@@ -143,6 +143,7 @@ def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None) ->
         samples = {next(iter(dtypes)): samples}
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     MODES[spec.quantization](conv, tf, spec, samples, dtypes)
+    mode = "float32" if spec.quantization is Quantization.none else spec.quantization.value
     if spec.sparsity:  # store pruned kernels sparse, for XNNPACK sparse inference
         conv.optimizations = [*conv.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:
@@ -151,7 +152,7 @@ def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None) ->
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - the converter's refusals are about the model
-        raise conversion_error(model, spec.quantization.value, exc) from None
+        raise conversion_error(model, mode, exc) from None
 
 
 def conversion_error(model: Any, mode: str, exc: BaseException) -> ModelError:
@@ -169,6 +170,15 @@ def conversion_error(model: Any, mode: str, exc: BaseException) -> ModelError:
                                "and float16 then convert; int8 calibration of Keras 3 RNNs crashes TensorFlow "
                                "2.21 (use dynamic-range, or convert: {quantizer: litert, recipe: "
                                "dynamic_wi8_afp32}).")
+    quantized = [f"'{layer.name}'" for layer in getattr(model, "layers", [])
+                 if "Quantized" in type(getattr(layer, "dtype_policy", None)).__name__
+                 or "Int4" in type(getattr(layer, "dtype_policy", None)).__name__]
+    if quantized:
+        return ModelError(f"TFLite conversion ({mode}) failed: layer(s) {', '.join(quantized[:5])} were quantized "
+                          "by Keras 3 (model.quantize()), which the TFLite converter of TF 2.21 cannot convert: "
+                          f"{first[:200]}", field="model",
+                          hint="commit the float model and let the policy quantize it (int8, dynamic-range, or "
+                               "convert: {quantizer: litert, recipe: dynamic_wi4_afp32} for int4 weights)")
     return ModelError(f"TFLite conversion ({mode}) failed: {type(exc).__name__}: {first[:500]}",
                       field="policy.convert")
 

@@ -123,28 +123,32 @@ _OUTPUT_I = re.compile(r"^output_(\d+)$")
 _WRAPPER = re.compile(r"^(quant_|prune_low_magnitude_|cluster_)+")
 
 
-def map_outputs(tflite_outputs: Mapping[str, np.ndarray], names: list[str], *, where: str) -> dict[str, np.ndarray]:
+def map_outputs(tflite_outputs: Mapping[str, np.ndarray], names: list[str], *, where: str,
+                layers: list[str | None] | None = None) -> dict[str, np.ndarray]:
     """A .tflite's signature outputs -> the model's output names: the same names (tf_keras
     conversions, Keras 3 dict outputs), `output_i` in Keras output order (Keras 3 list and
-    single outputs), or the only output."""
+    single outputs), the only output, or (a converted tf_keras copy, possibly tfmot-wrapped)
+    the names of the layers that produce them."""
     sig = list(tflite_outputs)
     if set(names) <= set(sig):
         return {n: tflite_outputs[n] for n in names}
+    unwrapped = {_WRAPPER.sub("", s): s for s in sig}
+    if layers and all(layers) and len(set(layers)) == len(names) and set(layers) <= set(unwrapped):
+        return {n: tflite_outputs[unwrapped[lay]] for n, lay in zip(names, layers)}
     if len(sig) == len(names) and all(_OUTPUT_I.match(s) for s in sig):
         ordered = sorted(sig, key=natural_key)
         return {n: tflite_outputs[s] for n, s in zip(names, ordered)}
     if len(sig) == 1 and len(names) == 1:
         return {names[0]: tflite_outputs[sig[0]]}
-    unwrapped = {_WRAPPER.sub("", s): s for s in sig}     # a tfmot-wrapped model's renamed output layers
-    if len(unwrapped) == len(sig) and set(names) <= set(unwrapped):
+    if len(unwrapped) == len(sig) and set(names) <= set(unwrapped):   # a tfmot-wrapped model's renamed layers
         return {n: tflite_outputs[unwrapped[n]] for n in names}
     raise ModelError(f"the .tflite's outputs {sig} cannot be matched to the model's outputs {names}", file=where)
 
 
 def run_tflite(content: bytes, split: Split, batch_size: int, names: list[str], *, threads: int = 1,
-               where: str = "candidate model") -> dict[str, np.ndarray]:
+               where: str = "candidate model", layers: list[str | None] | None = None) -> dict[str, np.ndarray]:
     outs = run_signature(content, split.x, batch=batch_size, threads=threads, where=where)
-    return map_outputs(outs, names, where=where)
+    return map_outputs(outs, names, where=where, layers=layers)
 
 
 def evaluate_keras(model: Any, scoring: Scoring, batch_size: int) -> EvalResult:
@@ -155,9 +159,9 @@ def evaluate_keras(model: Any, scoring: Scoring, batch_size: int) -> EvalResult:
 
 def evaluate_tflite(content: bytes, scoring: Scoring, batch_size: int, names: list[str], *,
                     original: Mapping[str, np.ndarray] | None = None, threads: int = 1,
-                    where: str = "candidate model") -> EvalResult:
+                    where: str = "candidate model", layers: list[str | None] | None = None) -> EvalResult:
     start = time.perf_counter()
-    outputs = run_tflite(content, scoring.split, batch_size, names, threads=threads, where=where)
+    outputs = run_tflite(content, scoring.split, batch_size, names, threads=threads, where=where, layers=layers)
     return scoring.score(outputs, time.perf_counter() - start, original)
 
 

@@ -29,6 +29,7 @@ class TensorSpec:
     dtype: str
     activation: str | None = None     # outputs: softmax | sigmoid | linear | ... when known
     quantized: bool = False           # an integer tensor with a scale: real values go in, quantized
+    layer: str | None = None          # Keras outputs: the layer that produces it (dict outputs are named by key)
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
@@ -67,6 +68,10 @@ class ModelFacts:
     @property
     def output_names(self) -> list[str]:
         return [t.name for t in self.outputs]
+
+    @property
+    def output_layers(self) -> list[str | None]:
+        return [t.layer for t in self.outputs]
 
     def to_dict(self) -> dict:
         out = {"format": self.format, "path": self.path, "file_bytes": self.file_bytes,
@@ -155,7 +160,8 @@ def keras_facts(model: Any, path: Path, fmt: str, flavour: str) -> ModelFacts:
         format=fmt, path=str(path), file_bytes=_bytes_of(path), params=int(model.count_params()),
         layers=len(model.layers), flavour=flavour,
         inputs=tuple(TensorSpec(n, _shape(t.shape), _dtype(t)) for n, t in inputs),
-        outputs=tuple(TensorSpec(n, _shape(t.shape), "float32", _activation(_history_layer(t))) for n, t in outputs))
+        outputs=tuple(TensorSpec(n, _shape(t.shape), "float32", _activation(_history_layer(t)),
+                                 layer=getattr(_history_layer(t), "name", None)) for n, t in outputs))
 
 
 def natural_key(name: str) -> list:

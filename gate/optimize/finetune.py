@@ -87,17 +87,33 @@ def compile_for(model: Any, spec: Finetune, info: CompileInfo, *, step: str) -> 
     name = (spec.optimizer.value if spec.optimizer else None) or info.optimizer or DEFAULT_OPTIMIZER
     optimizer = {"adam": k.optimizers.Adam, "sgd": k.optimizers.SGD, "rmsprop": k.optimizers.RMSprop}[name](lr)
     try:
-        if isinstance(loss, dict):      # per output: in output order (tfmot renames wrapped output layers)
+        outputs = getattr(model, "output", None)
+        if isinstance(loss, dict) and isinstance(outputs, dict) and set(loss) == set(outputs):
+            loss_obj = {n: _ids_loss(k.losses.get(v)) for n, v in loss.items()}   # dict outputs: by key
+        elif isinstance(loss, dict):    # per output: in output order (tfmot renames wrapped output layers)
             names = [n for n in getattr(model, "output_names", [])]
             values = list(loss.values()) if set(loss) != set(names) else [loss[n] for n in names]
-            loss_obj = [k.losses.get(v) for v in values]
+            loss_obj = [_ids_loss(k.losses.get(v)) for v in values]
         elif isinstance(loss, list):
-            loss_obj = [k.losses.get(v) for v in loss]
+            loss_obj = [_ids_loss(k.losses.get(v)) for v in loss]
         else:
-            loss_obj = k.losses.get(loss)
+            loss_obj = _ids_loss(k.losses.get(loss))
     except Exception as exc:  # noqa: BLE001
         raise PolicyError(f"{step}: unknown loss {loss!r}: {exc}", field=f"steps.{step}.finetune.loss") from None
     model.compile(optimizer=optimizer, loss=loss_obj, metrics=["accuracy"])
+
+
+def _ids_loss(loss: Any) -> Any:
+    """The gate feeds class ids (one-hot labels are read as ids, gate.measure.data): a
+    categorical crossentropy becomes its sparse twin, the same loss on ids."""
+    from gate.measure.tfenv import keras
+
+    k = keras()
+    name = getattr(loss, "__name__", None) or getattr(loss, "name", None)
+    if isinstance(loss, k.losses.CategoricalCrossentropy) or name == "categorical_crossentropy":
+        from_logits = getattr(loss, "get_config", lambda: {})().get("from_logits", False)
+        return k.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    return loss
 
 
 def fit(model: Any, spec: Finetune, x: Any, y: Any, callbacks: list | None = None) -> None:
@@ -110,8 +126,16 @@ def fit(model: Any, spec: Finetune, x: Any, y: Any, callbacks: list | None = Non
     keras().utils.set_random_seed(spec.seed)
     if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
-    model.fit(x, y, epochs=spec.epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
-              callbacks=callbacks or [])
+    if isinstance(y, dict) and isinstance(getattr(model, "output", None), (list, tuple)):
+        y = list(y.values())
+    try:
+        model.fit(x, y, epochs=spec.epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
+                  callbacks=callbacks or [])
+    except (ValueError, TypeError) as exc:   # Keras refusing the targets or the loss for this model
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise PolicyError(f"fine-tuning failed: {type(exc).__name__}: {lines[-1][:300] if lines else ''}",
+                          field="steps", hint="check that the loss fits the model's outputs and data.train's "
+                                              "targets (set finetune.loss in the step)") from None
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

@@ -67,7 +67,7 @@ def base_from_report(job: BaseJob, path: Path, pr: MeasuredModel, cfg: GateConfi
     content = tfl.read_bytes() if tfl.is_file() else None
     if content is not None and hashlib.sha256(content).hexdigest() == cand["sha256"]:
         ev = evaluate_tflite(content, pr.scoring, cfg.evaluate.batch_size, pr.facts.output_names,
-                             original=pr.original.outputs, where=str(tfl))
+                             original=pr.original.outputs, where=str(tfl), layers=pr.facts.output_layers)
         return Base(job, Side(ev.accuracy, ev.predictions, sizes, content, metrics=ev.metrics),
                     f"report {report_path}", False)
     accuracy = {int(k.removeprefix("top")): v for k, v in cand["evaluation"]["accuracy"].items()}

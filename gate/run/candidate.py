@@ -127,9 +127,9 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
         batch = ev_spec.batch_size
         original = evaluate_keras(model.keras, scoring, batch)
         ref_eval = evaluate_tflite(ref.content, scoring, batch, names, original=original.outputs,
-                                   where=f"{label}reference .tflite")
+                                   where=f"{label}reference .tflite", layers=model.facts.output_layers)
         cand_eval = evaluate_tflite(cand.content, scoring, batch, names, original=original.outputs,
-                                    where=f"{label}candidate .tflite")
+                                    where=f"{label}candidate .tflite", layers=model.facts.output_layers)
     return _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, stages, policy, notes,
                    scoring, bridge)
 
@@ -236,8 +236,8 @@ def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, prog
         raise ConfigError("optimization steps fine-tune on the train split's targets, but data.train has no "
                           + ("y" if len(names) == 1 else "y.<output> for every output"), field="data.train",
                           hint="add the targets, or use a post-training policy (int8, dynamic-range, ...)")
-    if isinstance(y, dict):
-        y = [y[n] for n in names]
+    if isinstance(y, dict) and not isinstance(getattr(keras_model, "output", None), dict):
+        y = [y[n] for n in names]      # list outputs: in output order; dict outputs keep their keys
 
     def measure_stage(m, convertible: bool) -> dict:
         result = evaluate_keras(m, scoring, batch_size).to_dict(with_predictions=False)
