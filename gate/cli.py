@@ -124,8 +124,12 @@ def calibrate(config: Path, repeats: int, as_json: bool) -> None:
                + ", ".join(f"{r:.3f}" for r in result.latency_ratios))
     click.echo(f"largest A/A deviation incl. 95 % intervals: {100 * result.latency_noise:.1f} %")
     click.echo(f"size: {result.size_bytes:,} bytes, identical every run (deterministic)")
-    click.echo(f"accuracy: {100 * result.accuracy:.2f} % on {result.eval_examples} examples; one example = "
-               f"{100 / result.eval_examples:.2f} points")
+    if result.accuracy is None:
+        click.echo(f"accuracy: the model has no classifier output ({result.eval_examples} examples); gate its "
+                   "metrics with thresholds.metrics (e.g. mae: {max_increase_vs_base: ...})")
+    else:
+        click.echo(f"accuracy: {100 * result.accuracy:.2f} % on {result.eval_examples} examples; one example = "
+                   f"{100 / result.eval_examples:.2f} points")
     click.echo("\nsuggested thresholds for gate.yml:\n")
     click.echo(yaml.safe_dump({"thresholds": result.suggestions()}, sort_keys=False).rstrip())
 

@@ -196,3 +196,30 @@ def test_baseline_report_with_its_candidate(tmp_path, tiny, passing_run):
     assert report["baseline"]["candidate"]["paired"] is True
     assert json.dumps(report)  # plain JSON, no NaN
     assert np.isfinite([c["value"] for c in report["checks"]]).all()
+
+
+def test_regression_metric_against_the_base_is_paired(tmp_path):
+    """A regression model: the PR changes the policy (int8 -> float16); its MAE is compared
+    with the base candidate's per example (paired bootstrap), on the PR's eval examples."""
+    examples = Path(__file__).resolve().parent.parent / "examples" / "regression"
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    for name in ("model.keras", "train.npz", "eval.npz"):
+        shutil.copy(examples / name, root / name)
+    config = {"model": "model.keras", "data": {"train": "train.npz", "eval": "eval.npz"}, "policy": "int8",
+              "thresholds": {"metrics": {"mae": {"max_increase_vs_base": "2%"}}},
+              "benchmark": {"warmup": 2, "runs": 10}}
+    (root / "gate.yml").write_text(yaml.safe_dump(config))
+    commit_all(root, "base")
+    git(root, "checkout", "-q", "-b", "feature")
+    config["policy"] = "float16"
+    (root / "gate.yml").write_text(yaml.safe_dump(config))
+    commit_all(root, "float16")
+    result, report = run_check(tmp_path, root / "gate.yml", "--baseline", "main")
+    assert result.exit_code == 0, result.output
+    [check] = report["checks"]
+    assert check["name"] == "metrics.mae.max_increase_vs_base" and check["ci_low"] is not None
+    assert "paired bootstrap over 111 examples" in check["detail"]
+    assert report["baseline"]["candidate"]["metrics"]["mae"] > 0
+    assert "metrics.mae.max_increase_vs_base" in report["baseline"]["comparison"]

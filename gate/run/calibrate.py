@@ -22,7 +22,7 @@ class Calibration:
     latency_seconds: float
     size_bytes: int
     eval_examples: int
-    accuracy: float
+    accuracy: float | None       # None: the model has no classifier output
 
     @property
     def latency_noise(self) -> float:
@@ -35,9 +35,11 @@ class Calibration:
         latency = max(0.02, math.ceil(round(200 * self.latency_noise, 6)) / 100)   # twice the worst A/A end
         one_example = 1 / self.eval_examples
         accuracy = round(max(0.005, 2 * one_example), 4)                 # two examples of slack
-        return {"size": {"max_increase": "1%"},
-                "accuracy": {"max_drop_vs_base": accuracy, "mode": "ci" if self.eval_examples >= 1000 else "point"},
-                "latency": {"max_regression": f"{round(100 * latency)}%"}}
+        out: dict = {"size": {"max_increase": "1%"}}
+        if self.accuracy is not None:
+            out["accuracy"] = {"max_drop_vs_base": accuracy, "mode": "ci" if self.eval_examples >= 1000 else "point"}
+        out["latency"] = {"max_regression": f"{round(100 * latency)}%"}
+        return out
 
     def to_dict(self) -> dict:
         return {"repeats": self.repeats, "latency_ratios": list(self.latency_ratios),
@@ -49,7 +51,8 @@ class Calibration:
     @classmethod
     def from_dict(cls, d: dict) -> "Calibration":
         return cls(int(d["repeats"]), tuple(d["latency_ratios"]), tuple(tuple(c) for c in d["latency_ci"]),
-                   float(d["latency_seconds"]), int(d["size_bytes"]), int(d["eval_examples"]), float(d["accuracy"]))
+                   float(d["latency_seconds"]), int(d["size_bytes"]), int(d["eval_examples"]),
+                   None if d["accuracy"] is None else float(d["accuracy"]))
 
 
 def calibrate_config(config_path: str | Path, repeats: int, progress: Progress = lambda _: None, *,
@@ -79,6 +82,5 @@ def calibrate(cfg: GateConfig, log: StageLog, job: Job) -> Calibration:
         ratios.append(v.ratio)
         cis.append((v.ci_low, v.ci_high))
         seconds += v.seconds
-    accuracy = pr.candidate_eval.accuracy.get(1, float("nan"))
     return Calibration(job.repeats, tuple(ratios), tuple(cis), seconds, len(pr.candidate.content), pr.eval_split.n,
-                       float(accuracy))
+                       pr.candidate_eval.accuracy.get(1))
