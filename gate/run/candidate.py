@@ -123,6 +123,7 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
     with log.stage(f"{tag}convert_candidate", f"{label}converting the {flavour}candidate ({spec.label})"):
         samples = representative(train, spec.representative_samples) if train is not None else None
         cand = to_tflite(optimized, spec, samples)
+    notes += _unquantized_note(spec, cand)
     with log.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
         batch = ev_spec.batch_size
         original = evaluate_keras(model.keras, scoring, batch)
@@ -164,6 +165,7 @@ def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, po
             cand = quantize_committed(content, spec, samples)
         notes.append(f"The committed float .tflite was quantized with LiteRT Quantizer (recipe {cand.quantization})"
                      "; the reference is the committed file.")
+        notes += _unquantized_note(spec, cand)
     with log.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
         batch, names = cfg.evaluate.batch_size, facts.output_names
         original = evaluate_tflite(content, scoring, batch, names, where=str(cfg.model_path))
@@ -172,6 +174,13 @@ def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, po
             cand.content, scoring, batch, names, original=original.outputs, where=f"{label}candidate .tflite")
     return _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, None, policy, notes,
                    scoring, None)
+
+
+def _unquantized_note(spec: ConvertSpec, cand: Converted) -> list[str]:
+    if cand.precision == "float" and (spec.recipe is not None or spec.quantization.value != "none"):
+        return [f"{cand.quantization} left every tensor float: no tensor of this model qualified (dynamic range "
+                "quantizes weight tensors of >= 1024 elements; blockwise recipes fully connected layers only)"]
+    return []
 
 
 def _check_committed_policy(spec: ConvertSpec, precision: str, name: str) -> None:
