@@ -138,3 +138,9 @@ def test_evaluate_metrics_names():
         ["mae", "top_3", "top_5", "score/mae"]
     with pytest.raises(ValidationError, match="unknown metric"):
         EvaluateSpec.model_validate({"metrics": ["f1"]})
+
+
+def test_a_relative_change_from_zero_is_not_judged():
+    zero = side([mv("mae", 0.0, np.zeros(400))])
+    c = run({"mae": {"max_increase": "5%"}}, original=zero)["metrics.mae.max_increase"]
+    assert c.outcome == "not_judged" and "is 0: a relative increase is undefined" in c.detail

@@ -12,7 +12,7 @@ from gate.config.load import GateConfig, load_config
 from gate.errors import BadInputError, DataError
 from gate.measure.scores import MetricValue
 from gate.measure.sizes import FileSizes
-from gate.run.candidate import MeasuredModel, measure
+from gate.run.candidate import MeasuredModel, measure, threshold_metrics
 from gate.run.protocol import CANDIDATE_FILE, BaseJob
 from gate.run.stagelog import StageLog
 from gate.verdict.evidence import Side
@@ -37,12 +37,13 @@ def measure_base(job: BaseJob | None, cfg: GateConfig, pr: MeasuredModel, log: S
                     pr.candidate.content, metrics=pr.candidate_eval.metrics)
         return Base(job, side, job.label, True)
     base_cfg = load_config(job.config)
+    wanted = tuple(threshold_metrics(cfg)) + tuple(cfg.evaluate.metrics or ())   # what the PR's rows look up
     try:
         base = measure(base_cfg, log, trust_model_code=job.trust_model_code, label="base: ",
-                       eval_split=pr.eval_split)
+                       eval_split=pr.eval_split, extra_metrics=wanted)
         paired, notes = True, ()
     except DataError:
-        base = measure(base_cfg, log, trust_model_code=job.trust_model_code, label="base: ")
+        base = measure(base_cfg, log, trust_model_code=job.trust_model_code, label="base: ", extra_metrics=wanted)
         paired, notes = False, ("the base model does not fit the PR's eval data: it was scored on its own eval "
                                 "split, so accuracy is compared as point estimates",)
     metrics = base.candidate_eval.metrics if paired else {

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gate.config.load import GateConfig
-from gate.errors import ConfigError, PolicyError
+from gate.errors import ConfigError, ModelError, PolicyError
 from gate.measure.convert import Converted
 from gate.measure.data import Split
 from gate.measure.evaluate import EvalResult, Scoring
@@ -70,11 +70,12 @@ def threshold_metrics(cfg: GateConfig) -> list[str]:
 
 
 def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: str = "",
-            eval_split: Split | None = None, parts: dict | None = None) -> MeasuredModel:
+            eval_split: Split | None = None, parts: dict | None = None,
+            extra_metrics: tuple[str, ...] = ()) -> MeasuredModel:
     """`label` prefixes stage names and progress ("base: "); `eval_split` scores on the
     given examples instead of cfg's (the base model on the PR's eval set, paired);
     `parts` (the report's) gets the model and data facts as soon as they are known, so an
-    error report keeps them."""
+    error report keeps them; `extra_metrics` are computed too (the PR's, for the base)."""
     parts = {} if parts is None else parts
     from gate.measure.data import bind, head, load_split
     from gate.measure.model import load_model
@@ -89,7 +90,8 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
         eval_split = bind(raw, model.facts)
         train = bind(load_split(cfg.train_path, "train"), model.facts) if cfg.train_path else None
         parts["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
-        scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg), ev_spec.top_k)
+        scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg) + list(extra_metrics),
+                             ev_spec.top_k)
         parts["model"]["tasks"] = {name: t.to_dict() for name, t in eval_split.tasks.items()}
     policy = cfg.policy.policy if cfg.policy else None
     if model.is_tflite:
@@ -113,7 +115,11 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
         source = model.keras
         if model.is_keras3:
             with log.stage(f"{tag}bridge", f"{label}rebuilding the Keras 3 model in tf_keras for tfmot"):
-                source, bridge = bridge_model(model.keras, eval_split, ev_spec.batch_size)
+                try:
+                    source, bridge = bridge_model(model.keras, eval_split, ev_spec.batch_size)
+                except ModelError as err:     # the bridge names the layer; the report names the file
+                    err.file = err.file or cfg.relative(cfg.model_path)
+                    raise
             notes.append(f"Keras 3 model bridged to tf_keras for the tfmot steps: outputs agree within "
                          f"{bridge.max_abs_diff:.3g} on {bridge.examples} eval examples (tolerance "
                          f"{bridge.tolerance:.3g})")

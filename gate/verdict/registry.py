@@ -288,6 +288,9 @@ def _metric_judge(key: str, kind: str) -> Judge:
             if before is None or before.value is None:
                 return f"the original model has no {name}"
             against = "original"
+        if info.relative and before.value == 0:
+            return (f"the {against}'s {name} is 0: a relative {info.change_limit.removeprefix('max_')} is undefined "
+                    f"(use metrics.{key}.max)")
         return _metric_change(row, label, against, info, before, after, limit, spec)
     return judge
 
