@@ -299,3 +299,15 @@ def test_structured_step_shrinks_and_fine_tunes(tiny, model):
     assert any("conv: 8 -> 4 filters" == n for n in stages[-1].notes)
     skipped = {s["layer"]: s["reason"] for s in stages[-1].selection["skipped"]}
     assert skipped["classifier"] == "the output layer defines the classes"
+
+
+def test_flattening_keeps_the_input_names():
+    """Data and the converted signature go by input name: a flattened copy keeps them."""
+    from gate.measure.tfenv import keras
+    from gate.optimize.flatten import flatten
+
+    k = keras()
+    rows, cols = k.Input((4,), name="rows"), k.Input((4,), name="cols")
+    head = k.Sequential([k.Input((8,)), k.layers.Dense(3)], name="head")
+    model = k.Model([rows, cols], head(k.layers.Concatenate()([rows, cols])))
+    assert flatten(model).input_names == ["rows", "cols"]

@@ -87,16 +87,22 @@ class Scoring:
         return EvalResult(self.split.n, accuracy, predictions, seconds, metrics, dict(outputs), primary)
 
 
-def keras_feed(model: Any, split: Split) -> np.ndarray | dict[str, np.ndarray]:
+def keras_feed(model: Any, split: Split) -> np.ndarray | dict[str, np.ndarray] | list[np.ndarray]:
     """The split's inputs for model.predict/fit: each in the model input's own dtype (float
-    inputs as float32; int32 token ids stay integers), a dict by name for several inputs."""
-    specs = {name: str(getattr(getattr(t, "dtype", None), "name", getattr(t, "dtype", "float32")))
-             for name, t in keras_io(model)[0]}
-    feed = {}
-    for name, a in split.x.items():
-        dtype = specs.get(name, "float32")
-        feed[name] = a.astype(np.float32) if dtype.startswith(("float", "bfloat")) else a.astype(dtype)
-    return next(iter(feed.values())) if len(feed) == 1 else feed
+    inputs as float32; int32 token ids stay integers); a dict by name for several inputs,
+    or a list in input order when the model's inputs were renamed (a flattened copy)."""
+    inputs = keras_io(model)[0]
+    arrays = list(split.x.values())
+    names = [n for n, _ in inputs]
+    by_name = set(names) <= set(split.x)
+    feed = []
+    for i, (name, tensor) in enumerate(inputs):
+        a = split.x[name] if by_name else arrays[i]
+        dtype = str(getattr(getattr(tensor, "dtype", None), "name", getattr(tensor, "dtype", "float32")))
+        feed.append(a.astype(np.float32) if dtype.startswith(("float", "bfloat")) else a.astype(dtype))
+    if len(feed) == 1:
+        return feed[0]
+    return dict(zip(names, feed)) if by_name else feed
 
 
 def keras_outputs(model: Any, prediction: Any, names: list[str] | None = None) -> dict[str, np.ndarray]:

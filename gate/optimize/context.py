@@ -20,7 +20,8 @@ class StepContext:
 
     @property
     def n(self) -> int:
-        first = self.x if isinstance(self.x, np.ndarray) else next(iter(self.x.values()))
+        first = self.x if isinstance(self.x, np.ndarray) else (
+            self.x[0] if isinstance(self.x, list) else next(iter(self.x.values())))
         return int(len(first))
 
 

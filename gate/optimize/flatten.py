@@ -49,7 +49,10 @@ def flatten(model: Any) -> Any:
     from gate.measure.tfenv import keras
 
     k = keras()
-    inputs = [k.Input(shape=x.shape[1:], dtype=x.dtype) for x in model.inputs]
+    names = list(getattr(model, "input_names", None) or [])   # kept: data and signatures go by input name
+    if len(names) != len(model.inputs):
+        names = [None] * len(model.inputs)
+    inputs = [k.Input(shape=x.shape[1:], dtype=x.dtype, name=n) for x, n in zip(model.inputs, names)]
     try:
         outputs = _retrace(model, inputs)
     except PolicyError:

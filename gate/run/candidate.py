@@ -265,6 +265,8 @@ def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, prog
         return out
 
     info = CompileInfo.of(compile_source if compile_source is not None else keras_model)
-    ctx = StepContext(train=train, compile_info=info, allow_custom_code=trust_model_code,
-                      x=keras_feed(keras_model, train), y=y)
+    x = keras_feed(keras_model, train)
+    if isinstance(x, dict):     # several inputs: in input order (flattening nested models renames them)
+        x = list(x.values())
+    ctx = StepContext(train=train, compile_info=info, allow_custom_code=trust_model_code, x=x, y=y)
     return apply_steps(keras_model, steps, ctx, measure_stage, progress)
