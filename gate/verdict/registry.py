@@ -133,7 +133,8 @@ def _ab(name: str, metric: str, baseline: bytes, ev: Evidence, max_ratio: float,
 
 
 def _latency_ratio(ev: Evidence, limit: float, t: Thresholds) -> Check:
-    return _ab("latency.max_ratio", "latency vs float TFLite", ev.reference.content, ev, limit, limit, t)
+    against = "float TFLite" if ev.float_reference else ev.reference_label
+    return _ab("latency.max_ratio", f"latency vs {against}", ev.reference.content, ev, limit, limit, t)
 
 
 def _size_increase(ev: Evidence, limit: float, t: Thresholds) -> Check:
