@@ -194,6 +194,7 @@ STAGE_COLUMNS = (  # header, path into a stage of report.json's `stages`, format
     ("Sparsity", ("weights", "sparsity"), pct),
     ("Unique values / channel", ("weights", "max_unique_per_channel"), _count),
     ("Accuracy (top1)", ("accuracy", "top1"), pct),
+    ("Metrics", ("metrics",), lambda m: ", ".join(f"{md(k)} {metric_value(k, v)}" for k, v in m.items())),
     ("Size, raw", ("bytes_raw",), kib), ("Size, gzip", ("bytes_gzip",), kib),
     ("Seconds", ("seconds",), num),
 )

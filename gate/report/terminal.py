@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gate.report.render import check_value, metric_rows, reference_label, shows_legacy_accuracy
+from gate.report.render import check_value, metric_rows, metric_value, reference_label, shows_legacy_accuracy
 
 STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red"}
 
@@ -65,14 +65,17 @@ def _opt(value, fmt: str) -> str:
 
 def stages_table(stages: list[dict]) -> Table:
     table = Table(title="stages", title_justify="left")
-    for col in ("stage", "s", "params", "sparsity", "uniq/ch", "raw B", "gzip B", "acc"):
+    for col in ("stage", "s", "params", "sparsity", "uniq/ch", "raw B", "gzip B", "acc / metrics"):
         table.add_column(col, justify="left" if col == "stage" else "right", no_wrap=True,
                          min_width=9 if col == "stage" else None)
     for s in stages:
         w = s.get("weights") or {}
         acc = (s.get("accuracy") or {}).get("top1")
+        metrics = s.get("metrics") or {}
+        score = _opt(acc and 100 * acc, ".2f") + (" %" if acc else "") if acc is not None or not metrics else \
+            escape(", ".join(f"{k} {metric_value(k, v)}" for k, v in list(metrics.items())[:2]))
         table.add_row(s["name"], f"{s['seconds']:.1f}", _opt(s.get("params"), ","),
                       _opt(w.get("sparsity") and 100 * w["sparsity"], ".1f") + (" %" if w.get("sparsity") else ""),
                       _opt(w.get("max_unique_per_channel"), "d"), _opt(s.get("bytes_raw"), ","),
-                      _opt(s.get("bytes_gzip"), ","), _opt(acc and 100 * acc, ".2f") + (" %" if acc else ""))
+                      _opt(s.get("bytes_gzip"), ","), score)
     return table

@@ -216,6 +216,11 @@ def _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, 
                          tuple(notes), scoring, bridge)
 
 
+def _shown_as_accuracy(name: str) -> bool:
+    """The stage's `accuracy` already shows a single-output model's accuracy and top-k."""
+    return "/" not in name and (name == "accuracy" or name.startswith("top_"))
+
+
 def bridge_model(k3_model, eval_split: Split, batch_size: int):
     """The Keras 3 model rebuilt in tf_keras, checked on eval examples before any step runs."""
     from gate.measure.bridge import compare_outputs, to_tf_keras
@@ -257,8 +262,9 @@ def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, prog
     def measure_stage(m, convertible: bool) -> dict:
         result = evaluate_keras(m, scoring, batch_size).to_dict(with_predictions=False)
         out = {"accuracy": result["accuracy"]}
-        if result.get("metrics"):
-            out["metrics"] = {k: v for k, v in result["metrics"].items() if v is not None}
+        label = {k: v for k, v in (result.get("metrics") or {}).items() if v is not None and not _shown_as_accuracy(k)}
+        if label:
+            out["metrics"] = label
         if convertible:
             sizes = FileSizes.of(to_tflite(m, reference_spec()).content)
             out.update(bytes_raw=sizes.bytes_raw, bytes_gzip=sizes.bytes_gzip)

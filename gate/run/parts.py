@@ -40,7 +40,8 @@ def stages(pr: MeasuredModel, converted: dict[str, WeightStats], convert_seconds
            "accuracy": {f"top{k}": v for k, v in pr.candidate_eval.accuracy.items()},
            "bytes_raw": pr.candidate_sizes.bytes_raw, "bytes_gzip": pr.candidate_sizes.bytes_gzip}
     label_metrics = {n: m.value for n, m in pr.candidate_eval.metrics.items()
-                     if m.value is not None and n.rsplit("/", 1)[-1] not in FIDELITY}
+                     if m.value is not None and n.rsplit("/", 1)[-1] not in FIDELITY
+                     and not ("/" not in n and (n == "accuracy" or n.startswith("top_")))}
     if label_metrics:
         row["metrics"] = label_metrics
     return {"stages": [s.to_dict() for s in pr.stages] + [row],
