@@ -47,7 +47,7 @@ class Split:
     def bound(self) -> bool:
         return bool(self.x)
 
-    def field(self, key: str) -> str:
+    def where(self, key: str) -> str:
         return f"data.{self.name}.{key}"
 
     def facts(self) -> dict:
@@ -131,18 +131,18 @@ def bind(split: Split, facts: ModelFacts) -> Split:
         key = X_KEY if X_KEY in split.arrays else inputs[0].name if inputs[0].name in split.arrays else None
         if key is None:
             raise DataError(f"missing array x (the model's input{_named(inputs)}); found "
-                            f"{sorted(split.arrays)}", file=file, field=split.field(X_KEY),
+                            f"{sorted(split.arrays)}", file=file, field=split.where(X_KEY),
                             hint="save with np.savez(path, x=inputs, y=targets)")
-        x[inputs[0].name] = _check_input(split.arrays[key], inputs[0], file, split.field(key))
+        x[inputs[0].name] = _check_input(split.arrays[key], inputs[0], file, split.where(key))
     else:
         missing = [t.name for t in inputs if t.name not in split.arrays]
         if missing:
             raise DataError(f"missing array(s) {', '.join(missing)}: a model with several inputs takes one array "
                             f"per input name ({', '.join(t.name for t in inputs)}); found {sorted(split.arrays)}",
-                            file=file, field=split.field(missing[0]),
+                            file=file, field=split.where(missing[0]),
                             hint="np.savez(path, " + ", ".join(f"{t.name}=..." for t in inputs) + ", y=...)")
         for t in inputs:
-            x[t.name] = _check_input(split.arrays[t.name], t, file, split.field(t.name))
+            x[t.name] = _check_input(split.arrays[t.name], t, file, split.where(t.name))
     y, tasks = _bind_targets(split, outputs, file)
     return Split(split.name, split.path, split.arrays, split.sha256, x, y, tasks)
 
@@ -189,7 +189,7 @@ def _bind_targets(split: Split, outputs: tuple[TensorSpec, ...], file: str
                        + ", ".join(f"'y.{n}'" for n in names))
             else:
                 why = f"{key!r} names no output of the model (outputs: {', '.join(names)})"
-            raise DataError(why, file=file, field=split.field(key),
+            raise DataError(why, file=file, field=split.where(key),
                             hint="np.savez(path, ..., " + ", ".join(f"**{{'y.{n}': ...}}" for n in names) + ")"
                             if len(outputs) > 1 else None)
     by_output = {allowed[k]: k for k in keys}
@@ -200,7 +200,7 @@ def _bind_targets(split: Split, outputs: tuple[TensorSpec, ...], file: str
         target = None if key is None else split.arrays[key]
         tasks[spec.name] = infer_task(spec, target)
         if key is not None:
-            y[spec.name] = _check_target(target, tasks[spec.name], spec, file, split.field(key))
+            y[spec.name] = _check_target(target, tasks[spec.name], spec, file, split.where(key))
     return y, tasks
 
 
