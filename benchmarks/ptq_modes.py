@@ -24,8 +24,8 @@ from gate.console import native_stderr  # noqa: E402
 from gate.errors import ModelError  # noqa: E402
 from gate.measure.bench import benchmark  # noqa: E402
 from gate.measure.convert import to_tflite  # noqa: E402
-from gate.measure.data import load_split, representative  # noqa: E402
-from gate.measure.evaluate import evaluate_keras, evaluate_tflite  # noqa: E402
+from gate.measure.data import bind, load_split, representative  # noqa: E402
+from gate.measure.evaluate import Scoring, evaluate_keras, evaluate_tflite  # noqa: E402
 from gate.measure.litert import make_interpreter  # noqa: E402
 from gate.measure.model import load_model  # noqa: E402
 
@@ -33,8 +33,8 @@ MODES = [("none", "float32"), ("dynamic", "float32"), ("float16", "float32"), ("
          ("int8", "int8"), ("int16x8", "float32")]
 
 
-def run(name: str, model, calib: np.ndarray, example: np.ndarray, spec: BenchmarkSpec,
-        eval_xy: tuple[np.ndarray, np.ndarray] | None) -> None:
+def run(name: str, model, calib, example, spec: BenchmarkSpec, scoring: Scoring | None,
+        outputs: list[str] | None = None) -> None:
     converted, failed = {}, {}
     with native_stderr():
         for q, io in MODES:
@@ -48,7 +48,7 @@ def run(name: str, model, calib: np.ndarray, example: np.ndarray, spec: Benchmar
     ref = converted["none/float32"].content
     ref_gz = len(gzip.compress(ref, 9))
     p50_ref = bench.stats["none/float32"].p50_ms
-    base_acc = evaluate_keras(model, *eval_xy, [1], 256).top(1) if eval_xy else None
+    base_acc = evaluate_keras(model, scoring, 256).top(1) if scoring else None
     print(f"\n## {name}  (runs={bench.settings['runs']}, threads={spec.threads}, cpu={bench.settings['cpu']})")
     if base_acc is not None:
         print(f"Keras accuracy {100 * base_acc:.2f} %")
@@ -56,7 +56,7 @@ def run(name: str, model, calib: np.ndarray, example: np.ndarray, spec: Benchmar
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, c in converted.items():
         gz = len(gzip.compress(c.content, 9))
-        acc = (f"{100 * evaluate_tflite(c.content, *eval_xy, [1], 256).top(1):.2f} %" if eval_xy else "–")
+        acc = (f"{100 * evaluate_tflite(c.content, scoring, 256, outputs).top(1):.2f} %" if scoring else "–")
         p50 = bench.stats[key].p50_ms
         print(f"| {key} | {len(c.content):,} | {gz:,} | {len(ref) / len(c.content):.2f}x | {ref_gz / gz:.2f}x "
               f"| {acc} | {p50:.4f} | {p50 / p50_ref:.2f}x |")
@@ -73,9 +73,11 @@ def main() -> None:
     spec = BenchmarkSpec(threads=args.threads, warmup=20, runs=args.runs)
 
     digits = ROOT / "examples" / "digits"
-    model = load_model(digits / "model.keras").keras
-    train, ev = load_split(digits / "train.npz", "train"), load_split(digits / "eval.npz", "eval")
-    run("digits CNN (examples/digits)", model, representative(train, 200), ev.x, spec, (ev.x, ev.y))
+    loaded = load_model(digits / "model.keras")
+    train = bind(load_split(digits / "train.npz", "train"), loaded.facts)
+    ev = bind(load_split(digits / "eval.npz", "eval"), loaded.facts)
+    run("digits CNN (examples/digits)", loaded.keras, representative(train, 200), ev.first(), spec,
+        Scoring.of(ev, None, [], [1]), loaded.facts.output_names)
 
     if not args.skip_mobilenet:
         from gate.measure.tfenv import keras
