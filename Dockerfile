@@ -77,10 +77,11 @@ RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*
 
 COPY --from=0 /opt/gate /opt/gate
 # Prove the cut venv still loads everything the gate imports (a broken strip or a removed
-# module fails the build here, not in a user's job).
+# module fails the build here, not in a user's job); Keras leaves ~/.keras behind.
 RUN gate --version \
     && TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3 python -c "import tensorflow, tf_keras, keras, \
 tensorflow_model_optimization, ai_edge_litert.interpreter, h5py, scipy.stats, numpy, pydantic, \
-rich, jinja2, requests, click, yaml"
+rich, jinja2, requests, click, yaml" \
+    && rm -rf "$HOME/.keras"
 
 ENTRYPOINT ["/opt/gate/bin/gate", "action"]
