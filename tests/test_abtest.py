@@ -85,7 +85,7 @@ def test_at_the_limit_it_stays_inconclusive_until_the_budget_and_counts_as_told(
 
 
 def test_more_rounds_resolve_a_close_call():
-    v = run(FakeLab(1.03, noise=0.4), max_ratio=1.05, time_budget_s=60)
+    v = run(FakeLab(1.03, noise=0.4, seed=1), max_ratio=1.05, time_budget_s=60)
     assert v.outcome == "pass" and v.looks > 1 and v.seconds < 60
     assert v.ci_low < 1.03 < v.ci_high
 

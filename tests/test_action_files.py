@@ -99,3 +99,63 @@ def test_fork_setup_never_runs_pr_code_with_a_write_token(workflow):
             assert writes == {"pull-requests"} and not any("checkout" in u for u in uses)
         else:
             assert writes == set()
+
+
+# -- the workflows users copy: README, docs/action.md, examples/workflows -------------------
+
+SPECIAL_WITH = {"entrypoint", "args"}          # docker actions: override runs.entrypoint / args
+
+
+def yaml_blocks(markdown: Path) -> list[str]:
+    import re
+
+    return re.findall(r"```yaml\n(.*?)```", markdown.read_text(), flags=re.S)
+
+
+def gate_steps(workflow: dict) -> list[dict]:
+    return [step for job in (workflow.get("jobs") or {}).values() for step in job.get("steps", [])
+            if "/model-gate@" in str(step.get("uses", ""))]
+
+
+def documented_workflows() -> list[tuple[str, dict]]:
+    out = [(p.name, yaml.safe_load(p.read_text())) for p in WORKFLOWS]
+    for doc in (ROOT / "README.md", ROOT / "docs" / "action.md"):
+        for i, block in enumerate(yaml_blocks(doc)):
+            data = yaml.safe_load(block)
+            if isinstance(data, dict) and gate_steps(data):
+                out.append((f"{doc.name}#{i}", data))
+    return out
+
+
+@pytest.mark.parametrize("name,workflow", documented_workflows(), ids=lambda v: v if isinstance(v, str) else "")
+def test_copied_workflows_use_only_declared_inputs_and_one_placeholder(name, workflow):
+    steps = gate_steps(workflow)
+    assert steps, name
+    for step in steps:
+        unknown = set(step.get("with") or {}) - set(ACTION["inputs"]) - SPECIAL_WITH
+        assert not unknown, f"{name}: model-gate has no input {sorted(unknown)} (action.yml)"
+        assert step["uses"] == "OWNER/model-gate@v0.1.0", f"{name}: {step['uses']}"
+
+
+def test_the_readme_workflow_is_a_valid_workflow_that_zizmor_accepts(tmp_path):
+    [block] = [b for b in yaml_blocks(ROOT / "README.md") if "model-gate@" in b]
+    assert block.count("OWNER/") == 1 and "<" not in block and "your-org" not in block
+    workflow = tmp_path / ".github" / "workflows" / "model-gate.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(block)
+    result = check_jsonschema("vendor.github-workflows", workflow)
+    assert result.returncode == 0, result.stdout + result.stderr
+    zizmor = run_zizmor(workflow)
+    assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
+
+
+def run_zizmor(*files: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("zizmor")
+    return subprocess.run([str(exe), "--offline", "--config", str(ROOT / "tests" / "fixtures" / "zizmor.yml"),
+                           *map(str, files)], capture_output=True, text=True, check=False)
+
+
+def test_example_and_release_workflows_pass_zizmor():
+    files = [*WORKFLOWS, *sorted((ROOT / ".github" / "workflows").glob("*.yml"))]
+    result = run_zizmor(*files)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -47,3 +47,22 @@ def test_integer_io_model_benchmarks_on_real_input(tiny_model, tiny):
     content = to_tflite(tiny_model.keras, ConvertSpec(quantization="int8", io="uint8"), samples).content
     result = benchmark({"candidate": content}, tiny.x_eval[:1], BenchmarkSpec(warmup=1, runs=5))
     assert result.stats["candidate"].runs == 5
+
+
+def test_a_table_ratio_outside_the_ab_interval_is_explained():
+    from gate.measure.bench import BenchResult, Latency
+    from gate.run.check import latency_agreement
+    from gate.verdict.check import Check
+
+    def lat(p50):
+        return Latency(init_ms=1, first_ms=1, runs=10, mean_ms=p50, std_ms=0, min_ms=p50, p50_ms=p50, p90_ms=p50,
+                       p99_ms=p50, max_ms=p50)
+
+    bench = BenchResult({"reference": lat(1.0), "candidate": lat(0.47)}, {})
+    ab = Check(name="latency.max_ratio", metric="latency vs float TFLite", value=0.43, limit=1.5, direction="<=",
+               unit="x", passed=True, outcome="pass", ci_low=0.41, ci_high=0.44)
+    note = latency_agreement(bench, [ab])
+    assert note.startswith("the measurements table's p50 ratio 0.470 lies outside the latency.max_ratio A/B "
+                           "interval 0.410-0.440") and "The check judges the A/B." in note
+    assert latency_agreement(bench, [ab.model_copy(update={"ci_high": 0.5})]) is None
+    assert latency_agreement(bench, []) is None

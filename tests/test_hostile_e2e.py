@@ -148,3 +148,20 @@ def test_ctrl_c_writes_an_error_report_and_exits_130(tmp_path, tiny):
     report = json.loads((out / "report.json").read_text())
     assert report["status"] == "error" and "interrupted" in report["error"]["message"]
     assert (out / "report.md").exists()
+
+
+def test_modules_in_the_repository_cannot_stand_in_for_real_packages(tmp_path, tiny, monkeypatch):
+    """The worker and the memory probe run with `python -P`: a repository that commits a
+    numpy.py, tensorflow.py or gate/ next to gate.yml (the working directory in the
+    Action) does not get them imported."""
+    canary = tmp_path / "canary"
+    payload = f"import pathlib; pathlib.Path({str(canary)!r}).write_text(__name__)\nraise ImportError('hostile')\n"
+    repo = tmp_path / "repo"
+    (repo / "gate").mkdir(parents=True)
+    for name in ("numpy.py", "tensorflow.py", "ai_edge_litert.py", "gate/__init__.py"):
+        (repo / name).write_text(payload)
+    monkeypatch.chdir(repo)
+    result, report = run_check(tmp_path, write_config(tmp_path, tiny, policy="float32"))
+    assert result.exit_code == 0, result.output
+    assert report["candidate"]["proxies"]["rss_delta_bytes"] is not None   # the memory probe ran too
+    assert not canary.exists()

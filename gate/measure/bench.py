@@ -1,8 +1,11 @@
 """Latency of TFLite models in the LiteRT interpreter, measured side by side.
 
 The reference and the candidate are timed in one process with the same settings,
-interleaved run by run (order alternating each round) so that drift of a noisy
-machine lands on both. Figures are milliseconds of `invoke()` wall time.
+interleaved visit by visit (order alternating each round) so that drift of a noisy
+machine lands on both. A visit first runs the invokes a model needs to be warm again
+after the other one ran (gate.measure.timing.settle_invokes, untimed), then VISIT_TIMED
+timed invokes: the figures are warm, steady-state milliseconds of `invoke()` wall time,
+as an app that runs its model over and over sees them. `first_ms` is the cold first call.
 """
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gate.config.schema import BenchmarkSpec
 from gate.measure.litert import interpreter_with_input, litert_version
+from gate.measure.timing import settle_invokes
+
+VISIT_TIMED = 5      # timed invokes per visit of a model
 
 
 class Latency(BaseModel):
@@ -85,19 +91,25 @@ def benchmark(models: dict[str, bytes], example: Mapping[str, np.ndarray] | np.n
     for t in order:
         for _ in range(spec.warmup):
             t.interp.invoke()
+    settle = settle_invokes([[t.interp.invoke] for t in order])
     start = time.perf_counter()
     rounds = 0
-    while rounds < spec.runs or time.perf_counter() - start < spec.min_time_s:
+    while len(order[0].times) < spec.runs or time.perf_counter() - start < spec.min_time_s:
+        timed_now = min(VISIT_TIMED, max(1, spec.runs - len(order[0].times)))
         for t in (order if rounds % 2 == 0 else order[::-1]):
-            t.times.append(t.invoke())
+            for _ in range(settle):
+                t.interp.invoke()
+            t.times.extend(t.invoke() for _ in range(timed_now))
         rounds += 1
     stats = {name: summarize(np.array(t.times), t.init_ms, t.first_ms) for name, t in timed.items()}
-    return BenchResult(stats, settings(spec, rounds))
+    return BenchResult(stats, settings(spec, len(order[0].times), settle))
 
 
-def settings(spec: BenchmarkSpec, rounds: int) -> dict:
-    return {"threads": spec.threads, "warmup": spec.warmup, "runs": rounds, "min_time_s": spec.min_time_s,
-            "method": "interleaved invoke() wall time, order alternating per round",
+def settings(spec: BenchmarkSpec, runs: int, settle: int) -> dict:
+    return {"threads": spec.threads, "warmup": spec.warmup, "runs": runs, "min_time_s": spec.min_time_s,
+            "settle_invokes": settle, "invokes_per_visit": VISIT_TIMED,
+            "method": f"interleaved visits, order alternating per round; each visit {settle} untimed invoke(s) to "
+                      f"be warm after the other model, then up to {VISIT_TIMED} timed invoke() wall times",
             "interpreter": f"ai_edge_litert.interpreter.Interpreter {litert_version()}",
             "cpu": cpu_name(), "cpu_count": os.cpu_count(), "machine": platform.machine()}
 

@@ -207,7 +207,7 @@ def memory(content: bytes, threads: int = 1, timeout_s: float = 120.0) -> dict |
     import sys
 
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(threads)], input=content, capture_output=True,
+        done = subprocess.run([sys.executable, "-P", "-c", _CHILD, str(threads)], input=content, capture_output=True,
                               timeout=timeout_s, check=True)
         return json.loads(done.stdout.decode().strip().splitlines()[-1])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):

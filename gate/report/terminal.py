@@ -18,11 +18,15 @@ def print_report(report: dict, console: Console, *, quiet: bool = False) -> None
         console.print(stages_table(report["stages"]))
     if not quiet and report["checks"]:
         table = Table(title="checks", title_justify="left")
-        for col in ("check", "reference", "candidate", "limit", "status"):
-            table.add_column(col, justify="right" if col in ("reference", "candidate", "limit") else "left")
+        intervals = any(c.get("ci_low") is not None for c in report["checks"])
+        columns = ("check", "reference", "candidate", *(("interval",) if intervals else ()), "limit", "status")
+        for col in columns:
+            table.add_column(col, justify="left" if col in ("check", "status") else "right")
         for c in report["checks"]:
+            interval = (f"{check_value(c['ci_low'], c)} to {check_value(c['ci_high'], c)}"
+                        if c.get("ci_low") is not None else "–")
             table.add_row(c["name"], check_value(c["reference"], c), check_value(c["value"], c),
-                          f"{c['direction']} {check_value(c['limit'], c)}",
+                          *((interval,) if intervals else ()), f"{c['direction']} {check_value(c['limit'], c)}",
                           _status(c))
         console.print(table)
     console.print(f"[{STYLE[status]}]{status.upper()}[/{STYLE[status]}] {escape(report['summary'])}", markup=True,

@@ -61,7 +61,9 @@ def run_isolated(job: Job, limits: LimitsSpec, *, parts: dict, artifacts: dict[s
     with tempfile.TemporaryDirectory(prefix="gate-worker-") as tmp:
         work = Path(tmp)
         job.write(work)
-        proc = subprocess.Popen([sys.executable, "-m", "gate.run.worker", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
+        # -P: the working directory (the repository under test) is not put on sys.path, so a
+        # committed gate/, numpy.py or tensorflow.py cannot stand in for the real packages.
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "gate.run.worker", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
                                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             returncode = proc.wait(timeout=limits.timeout_s)
