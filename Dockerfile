@@ -80,8 +80,8 @@ COPY --from=0 /opt/gate /opt/gate
 # module fails the build here, not in a user's job); Keras leaves ~/.keras behind.
 RUN gate --version \
     && TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=3 python -c "import tensorflow, tf_keras, keras, \
-tensorflow_model_optimization, ai_edge_litert.interpreter, h5py, scipy.stats, numpy, pydantic, \
-rich, jinja2, requests, click, yaml" \
+tensorflow_model_optimization, ai_edge_litert.interpreter, litert_quantizer.quantizer, h5py, scipy.stats, \
+numpy, pydantic, rich, jinja2, requests, click, yaml" \
     && rm -rf "$HOME/.keras"
 
 ENTRYPOINT ["/opt/gate/bin/gate", "action"]
