@@ -22,6 +22,7 @@ from gate.scan.allowlist import (
     TYPE_SPECS,
 )
 from gate.scan.limits import TRUST_HINT, ScanLimits
+from gate.scan.tree import visit_dicts
 
 
 @dataclass
@@ -48,14 +49,12 @@ def walk_config(config: Any, *, file: str, where: str, trust: bool, limits: Scan
         if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
             walk.refuse(f"{where} does not describe a Keras object (no class_name at the top)")
         walk.layer_classes.add(_strip_package(config["class_name"]))
-    _visit(config, "", 0, None, walk)
+    _visit(config, walk)
     return walk
 
 
-def _visit(node: Any, path: str, depth: int, parent_key: str | None, walk: _Walk) -> None:
-    if depth > walk.limits.max_depth:
-        walk.refuse(f"config nests deeper than {walk.limits.max_depth} levels at {path}")
-    if isinstance(node, dict):
+def _visit(config: Any, walk: _Walk) -> None:
+    def on_dict(node: dict, path: str, parent_key: str | None) -> None:
         if "class_name" in node:
             _check_object(node, path, walk)
             if parent_key in LAYER_KEYS:
@@ -63,11 +62,9 @@ def _visit(node: Any, path: str, depth: int, parent_key: str | None, walk: _Walk
                 walk.layer_classes.add(_strip_package(node["class_name"]))
         if not walk.trust:
             _check_code_keys(node, path, walk)
-        for key, value in node.items():
-            _visit(value, f"{path}.{key}" if path else str(key), depth + 1, key, walk)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            _visit(value, f"{path}[{i}]", depth + 1, parent_key, walk)
+
+    visit_dicts(config, max_depth=walk.limits.max_depth, on_dict=on_dict,
+                too_deep=lambda path: walk.refuse(f"config nests deeper than {walk.limits.max_depth} levels at {path}"))
 
 
 def _describe(obj: dict, path: str) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from gate.errors import ModelError
 from gate.scan.keras3_allowlist import EXCLUDED, KERAS3_CLASSES, KERAS3_FUNCTIONS
 from gate.scan.limits import TRUST_HINT, ScanLimits
+from gate.scan.tree import visit_dicts
 
 KERAS3 = "keras3"
 TF_KERAS = "tf_keras"
@@ -86,15 +87,12 @@ def walk_keras3_config(config: Any, *, file: str, where: str, trust: bool, limit
             raise ModelError(f"Keras 3 file: {where} does not describe a Keras object (no class_name at the top)",
                              file=file, field=where)
         walk.layer_classes.add(config["class_name"])
-    _visit(config, "", 0, None, walk)
+    _visit(config, walk)
     return walk
 
 
-def _visit(node: Any, path: str, depth: int, parent_key: str | None, walk: Keras3Walk) -> None:
-    if depth > walk.limits.max_depth:
-        raise ModelError(f"Keras 3 file: config nests deeper than {walk.limits.max_depth} levels at {path}",
-                         file=walk.file, field=walk.where)
-    if isinstance(node, dict):
+def _visit(config: Any, walk: Keras3Walk) -> None:
+    def on_dict(node: dict, path: str, parent_key: str | None) -> None:
         if "class_name" in node:
             _check_object(node, path, walk)
             if parent_key in LAYER_KEYS:
@@ -102,11 +100,12 @@ def _visit(node: Any, path: str, depth: int, parent_key: str | None, walk: Keras
                 walk.layer_classes.add(str(node["class_name"]))
         for key in CODE_KEYS.intersection(node):
             _code(walk, f"key '{key}' at {path or 'the top level'}", "it holds serialized Python code")
-        for key, value in node.items():
-            _visit(value, f"{path}.{key}" if path else str(key), depth + 1, key, walk)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            _visit(value, f"{path}[{i}]", depth + 1, parent_key, walk)
+
+    def too_deep(path: str) -> None:
+        raise ModelError(f"Keras 3 file: config nests deeper than {walk.limits.max_depth} levels at {path}",
+                         file=walk.file, field=walk.where)
+
+    visit_dicts(config, max_depth=walk.limits.max_depth, on_dict=on_dict, too_deep=too_deep)
 
 
 def _clip(value: object, limit: int = 100) -> str:
