@@ -43,8 +43,13 @@ def main() -> None:
 @click.option("--baseline-report", type=click.Path(exists=True, path_type=Path), default=None,
               help="Compare with a main-branch run's report.json (and the candidate.tflite beside it).")
 @click.option("--no-baseline", is_flag=True, help="Judge the absolute thresholds only.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=".gate-cache",
+              show_default=True, help="Keep measured models here for re-runs (content-addressed; latency is always "
+                                      "timed again).")
+@click.option("--no-cache", is_flag=True, envvar="GATE_NO_CACHE",
+              help="Measure everything again; do not read or write the cache (also: GATE_NO_CACHE=1).")
 def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str | None,
-          baseline_report: Path | None, no_baseline: bool) -> None:
+          baseline_report: Path | None, no_baseline: bool, cache_dir: Path, no_cache: bool) -> None:
     """Run the gate: load, optimize, convert, evaluate, benchmark, judge, report.
 
     Writes OUT/report.json and OUT/report.md on every exit path.
@@ -62,7 +67,7 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
     try:
         report = run_gate(config, out, progress_printer(not quiet), in_process=in_process, show_progress=not quiet,
                           baseline=baseline, baseline_report=str(baseline_report) if baseline_report else None,
-                          compare_base=not no_baseline)
+                          compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir)
     except KeyboardInterrupt:
         click.echo(f"interrupted; report: {out / 'report.json'}", err=True)
         sys.exit(130)

@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every test measures for real; the cache tests name their own --cache-dir and clear this.
+os.environ["GATE_NO_CACHE"] = "1"
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ class Inputs:
     comment: str = "always"
     comment_template: str = ""
     fail_on: str = "fail"
+    cache_dir: str = ".gate-cache"
     github_token: str = field(default="", repr=False)
 
     @classmethod
@@ -77,11 +78,11 @@ class Inputs:
         return os.path.normpath(os.path.join(self.working_directory, self.config))
 
 
-def produce_report(config: Path, out_dir: Path) -> dict:
+def produce_report(config: Path, out_dir: Path, cache_dir: Path | None = None) -> dict:
     """The gate itself: gate.run.parent.run_gate, which writes report.json and report.md."""
     from gate.run.parent import run_gate
 
-    return run_gate(config, out_dir, lambda label: print(f"· {label}", flush=True))
+    return run_gate(config, out_dir, lambda label: print(f"· {label}", flush=True), cache_dir=cache_dir)
 
 
 def github_client(env: Mapping[str, str], token: str) -> GitHubClient:
@@ -289,7 +290,7 @@ def run_action(env: Mapping[str, str], say: Say = lambda line: print(line, flush
     config, out_dir = base / inputs.config, base / inputs.output_dir
     event = _event(env, say)
     try:
-        report = produce_report(config, out_dir)
+        report = produce_report(config, out_dir, base / inputs.cache_dir if inputs.cache_dir else None)
         body, warning = render_comment(report, _template(base, inputs.comment_template, say))
         if warning:
             say(annotation("warning", warning, title="model-gate: comment-template"))

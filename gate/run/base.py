@@ -12,7 +12,9 @@ from gate.config.load import GateConfig, load_config
 from gate.errors import BadInputError, DataError
 from gate.measure.scores import MetricValue
 from gate.measure.sizes import FileSizes
-from gate.run.candidate import MeasuredModel, measure, threshold_metrics
+from gate.run.cache import Cache
+from gate.run.cached import measure_cached
+from gate.run.candidate import MeasuredModel, threshold_metrics
 from gate.run.protocol import CANDIDATE_FILE, BaseJob
 from gate.run.stagelog import StageLog
 from gate.verdict.evidence import Side
@@ -27,7 +29,8 @@ class Base:
     notes: tuple[str, ...] = ()
 
 
-def measure_base(job: BaseJob | None, cfg: GateConfig, pr: MeasuredModel, log: StageLog) -> Base | None:
+def measure_base(job: BaseJob | None, cfg: GateConfig, pr: MeasuredModel, log: StageLog,
+                 cache: Cache | None = None) -> Base | None:
     if job is None:
         return None
     if job.report is not None:
@@ -39,11 +42,12 @@ def measure_base(job: BaseJob | None, cfg: GateConfig, pr: MeasuredModel, log: S
     base_cfg = load_config(job.config)
     wanted = tuple(threshold_metrics(cfg)) + tuple(cfg.evaluate.metrics or ())   # what the PR's rows look up
     try:
-        base = measure(base_cfg, log, trust_model_code=job.trust_model_code, label="base: ",
-                       eval_split=pr.eval_split, extra_metrics=wanted)
+        base = measure_cached(base_cfg, log, cache, trust_model_code=job.trust_model_code, label="base: ",
+                              eval_split=pr.eval_split, extra_metrics=wanted)
         paired, notes = True, ()
     except DataError:
-        base = measure(base_cfg, log, trust_model_code=job.trust_model_code, label="base: ", extra_metrics=wanted)
+        base = measure_cached(base_cfg, log, cache, trust_model_code=job.trust_model_code, label="base: ",
+                              extra_metrics=wanted)
         paired, notes = False, ("the base model does not fit the PR's eval data: it was scored on its own eval "
                                 "split, so accuracy is compared as point estimates",)
     metrics = base.candidate_eval.metrics if paired else {

@@ -21,6 +21,7 @@ from typing import Iterator, Mapping
 from gate.config.load import GateConfig, load_config
 from gate.errors import GateError
 from gate.github.event import PULL_REQUEST_EVENTS
+from gate.run.digest import file_digest
 from gate.run.gitrepo import GitError, Repo
 
 DEFAULT_BRANCHES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
@@ -76,18 +77,8 @@ def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseRef:
 
 def fingerprint(cfg: GateConfig) -> dict:
     """Content hashes of what decides the candidate: model, data, policy, conversion."""
-    def digest(path: Path | None) -> str | None:
-        if path is None:
-            return None
-        h = hashlib.sha256()
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for p in files:
-            h.update(p.relative_to(path).as_posix().encode() if path.is_dir() else b"")
-            with open(p, "rb") as f:
-                h.update(hashlib.file_digest(f, "sha256").digest())
-        return h.hexdigest()
     policy = cfg.policy.policy.model_dump(mode="json", exclude={"description", "extends"}) if cfg.policy else None
-    return {"model": digest(cfg.model_path), "train": digest(cfg.train_path), "eval": digest(cfg.eval_path),
+    return {"model": file_digest(cfg.model_path), "train": file_digest(cfg.train_path), "eval": file_digest(cfg.eval_path),
             "policy": hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()}
 
 

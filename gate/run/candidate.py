@@ -50,6 +50,11 @@ class MeasuredModel:
     bridge: BridgeCheck | None = None
 
     @property
+    def same_file(self) -> bool:
+        """A committed .tflite measured as it is: reference and candidate are the one file."""
+        return self.candidate.content == self.reference.content
+
+    @property
     def float_reference(self) -> bool:
         """Whether the reference is a float32 .tflite (compression and latency ratios vs float apply)."""
         return self.reference.precision in (None, "float")
@@ -77,26 +82,36 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
     `parts` (the report's) gets the model and data facts as soon as they are known, so an
     error report keeps them; `extra_metrics` are computed too (the PR's, for the base)."""
     parts = {} if parts is None else parts
-    from gate.measure.data import bind, head, load_split
     from gate.measure.model import load_model
 
-    ev_spec, tag = cfg.evaluate, label.replace(": ", "_")
+    tag = label.replace(": ", "_")
     notes: list[str] = []
     with log.stage(f"{tag}load", f"{label}loading {cfg.model_path.name}"):
         model = load_model(cfg.model_path, trust_model_code=trust_model_code)
         parts["model"] = {**model.facts.to_dict(), "path": cfg.relative(cfg.model_path)}
-    with log.stage(f"{tag}data", f"{label}reading data"):
-        raw = eval_split if eval_split is not None else head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
-        eval_split = bind(raw, model.facts)
-        train = bind(load_split(cfg.train_path, "train"), model.facts) if cfg.train_path else None
-        parts["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
-        scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg) + list(extra_metrics),
-                             ev_spec.top_k)
-        parts["model"]["tasks"] = {name: t.to_dict() for name, t in eval_split.tasks.items()}
+    eval_split, train, scoring = read_data(cfg, model.facts, log, label, eval_split, parts, extra_metrics)
     policy = cfg.policy.policy if cfg.policy else None
     if model.is_tflite:
         return _measure_tflite(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes)
     return _measure_keras(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes, trust_model_code)
+
+
+def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, label: str, eval_split: Split | None,
+              parts: dict, extra_metrics: tuple[str, ...] = ()) -> tuple[Split, Split | None, Scoring]:
+    """The eval split (cfg's, or the one given) and the train split, bound to the model's
+    inputs and outputs, and what will be scored on them."""
+    from gate.measure.data import bind, head, load_split
+
+    ev_spec = cfg.evaluate
+    with log.stage(f"{label.replace(': ', '_')}data", f"{label}reading data"):
+        raw = eval_split if eval_split is not None else head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
+        eval_split = bind(raw, facts)
+        train = bind(load_split(cfg.train_path, "train"), facts) if cfg.train_path else None
+        parts["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
+        scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg) + list(extra_metrics),
+                             ev_spec.top_k)
+        parts.setdefault("model", {})["tasks"] = {name: t.to_dict() for name, t in eval_split.tasks.items()}
+    return eval_split, train, scoring
 
 
 def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag, notes,

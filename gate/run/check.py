@@ -4,14 +4,17 @@ what finished."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from gate.config.load import GateConfig, config_summary
 from gate.errors import EXIT_FAIL, EXIT_PASS
 from gate.measure.bench import BenchResult, benchmark
-from gate.measure.proxies import Proxies, proxies
+from gate.measure.proxies import Proxies
 from gate.run import parts
 from gate.run.base import Base, measure_base
-from gate.run.candidate import MeasuredModel, measure
+from gate.run.cache import DEFAULT_MAX_BYTES, Cache
+from gate.run.cached import measure_cached, proxies_cached
+from gate.run.candidate import MeasuredModel
 from gate.run.protocol import CANDIDATE_FILE, BaseJob, Job, NoBase, Outcome
 from gate.run.stagelog import StageLog
 from gate.verdict.check import UNJUDGED, Check, verdict
@@ -22,20 +25,35 @@ from gate.verdict.verification import verification_checks
 
 def check(cfg: GateConfig, log: StageLog, job: Job) -> Outcome:
     log.keep({"config": config_summary(cfg), "policy": cfg.policy.to_dict() if cfg.policy else None})
-    pr = measure(cfg, log, trust_model_code=job.trust_model_code, parts=log.parts)
+    cache = open_cache(job)
+    try:
+        return _check(cfg, log, job, cache)
+    finally:
+        if cache is not None:
+            log.note(*cache.notes)
+
+
+def open_cache(job: Job) -> Cache | None:
+    if job.cache_dir is None:
+        return None
+    return Cache(Path(job.cache_dir), job.cache_max_bytes or DEFAULT_MAX_BYTES)
+
+
+def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None) -> Outcome:
+    pr = measure_cached(cfg, log, cache, trust_model_code=job.trust_model_code, parts=log.parts)
     log.note(*pr.notes)
     log.keep({"original": pr.original.to_dict()})
     if pr.bridge is not None:
         log.keep({"bridge": pr.bridge.to_dict()})
     bench = benchmark_models(pr, cfg, log)
-    ref_proxies, cand_proxies = measure_proxies(pr, cfg, log)
+    ref_proxies, cand_proxies = measure_proxies(pr, cfg, log, cache)
     log.keep(parts.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
     log.artifacts[CANDIDATE_FILE] = pr.candidate.content
     stage_checks = verify_stages(pr, log)
-    base = measure_base(job.baseline if isinstance(job.baseline, BaseJob) else None, cfg, pr, log)
+    base = measure_base(job.baseline if isinstance(job.baseline, BaseJob) else None, cfg, pr, log, cache)
     no_base = job.baseline if isinstance(job.baseline, NoBase) else None
     if base is not None:
-        base = with_proxies(base, pr, cand_proxies, cfg, log)
+        base = with_proxies(base, pr, cand_proxies, cfg, log, cache)
     with log.stage("judge", "judging the thresholds" + (" (and against the base branch)" if base else "")):
         checks = judge(cfg.thresholds, evidence(pr, bench, ref_proxies, cand_proxies, base, no_base, cfg),
                        cfg.threshold_line) + stage_checks
@@ -51,7 +69,7 @@ def check(cfg: GateConfig, log: StageLog, job: Job) -> Outcome:
 
 def benchmark_models(pr: MeasuredModel, cfg: GateConfig, log: StageLog) -> BenchResult:
     with log.stage("benchmark", "benchmarking reference and candidate (interleaved)"):
-        same = pr.candidate.content is pr.reference.content     # a committed .tflite measured as it is
+        same = pr.same_file     # a committed .tflite measured as it is
         models = {"candidate": pr.candidate.content} if same else {
             "reference": pr.reference.content, "candidate": pr.candidate.content}
         result = benchmark(models, pr.eval_split.first(), cfg.benchmark)
@@ -59,11 +77,13 @@ def benchmark_models(pr: MeasuredModel, cfg: GateConfig, log: StageLog) -> Bench
     return result
 
 
-def measure_proxies(pr: MeasuredModel, cfg: GateConfig, log: StageLog) -> tuple[Proxies, Proxies]:
+def measure_proxies(pr: MeasuredModel, cfg: GateConfig, log: StageLog,
+                    cache: Cache | None) -> tuple[Proxies, Proxies]:
+    threads = cfg.benchmark.threads
     with log.stage("proxies", "counting parameters, MACs and memory"):
-        ref = proxies(pr.reference.content, threads=cfg.benchmark.threads)
-        cand = ref if pr.candidate.content is pr.reference.content else \
-            proxies(pr.candidate.content, threads=cfg.benchmark.threads)
+        ref = proxies_cached(pr.reference.content, pr.reference_sizes.sha256, threads, cache)
+        cand = ref if pr.same_file else proxies_cached(pr.candidate.content, pr.candidate_sizes.sha256, threads,
+                                                       cache)
     return ref, cand
 
 
@@ -84,14 +104,15 @@ def verify_stages(pr: MeasuredModel, log: StageLog) -> list[Check]:
     return verification_checks(findings, pr.policy.verify)
 
 
-def with_proxies(base: Base, pr: MeasuredModel, cand_proxies: Proxies, cfg: GateConfig, log: StageLog) -> Base:
+def with_proxies(base: Base, pr: MeasuredModel, cand_proxies: Proxies, cfg: GateConfig, log: StageLog,
+                 cache: Cache | None) -> Base:
     if base.side.content is None:
         return base
     if base.unchanged:
         figures = cand_proxies
     else:
         with log.stage("base_proxies", "base: counting parameters, MACs and memory"):
-            figures = proxies(base.side.content, threads=cfg.benchmark.threads)
+            figures = proxies_cached(base.side.content, base.side.sizes.sha256, cfg.benchmark.threads, cache)
     return replace(base, side=replace(base.side, proxies=figures.to_dict()))
 
 

@@ -28,10 +28,12 @@ def start(config_path: str | Path, log: StageLog) -> tuple[GateConfig, bool]:
 
 
 def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_process: bool = False,
-            show_progress: bool = True, baseline: BaseJob | NoBase | None = None, repeats: int = 0) -> dict:
+            show_progress: bool = True, baseline: BaseJob | NoBase | None = None, repeats: int = 0,
+            cache_dir: str | Path | None = None) -> dict:
     """Run a task in the worker under the config's limits (or here, for debugging); the
     worker's parts and files land in `log`. Returns the worker's result."""
-    job = Job(task, str(cfg.path), trust, show_progress, baseline, dict(log.parts), repeats)
+    job = Job(task, str(cfg.path), trust, show_progress, baseline, dict(log.parts), repeats,
+              cache_dir=usable_cache_dir(cache_dir, cfg, log))
     if in_process:
         from gate.run.worker import run_task
 
@@ -43,10 +45,12 @@ def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_proce
 
 def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None, *,
              in_process: bool = False, show_progress: bool = True, baseline: str | None = None,
-             baseline_report: str | None = None, compare_base: bool = True) -> dict:
+             baseline_report: str | None = None, compare_base: bool = True,
+             cache_dir: str | Path | None = None) -> dict:
     """`gate check`: run the gate and write report.json + report.md on every path. Returns
     the report. `in_process` measures here instead of in the limited worker (debugging,
-    profiling; never for untrusted models)."""
+    profiling; never for untrusted models); `cache_dir` (None: no cache) keeps measured
+    models for re-runs (gate.run.cache)."""
     from gate.report.build import finish
     from gate.report.write import write_artifacts, write_report
 
@@ -55,7 +59,7 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
         cfg, trust = start(config_path, log)
         with base_job(cfg, log, ref=baseline, report=baseline_report, enabled=compare_base) as job:
             result = execute("check", cfg, trust, log, in_process=in_process, show_progress=show_progress,
-                             baseline=job)
+                             baseline=job, cache_dir=cache_dir)
         report = finish(log.parts, status=result["status"], exit_code=result["exit_code"], summary=result["summary"])
         write_artifacts(log.artifacts, Path(out_dir))
     except GateError as err:
@@ -71,6 +75,28 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
         report = finish(log.parts, status="error", exit_code=err.exit_code, summary=err.message, error=err)
     write_report(report, Path(out_dir))
     return report
+
+
+def usable_cache_dir(cache_dir: str | Path | None, cfg: GateConfig, log: StageLog) -> str | None:
+    """The cache directory, resolved; None (with a note) when it cannot be trusted: a
+    directory whose files are committed to the repository would let a pull request plant
+    entries (docs/security.md)."""
+    if cache_dir is None:
+        return None
+    path = Path(cache_dir).resolve()
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        log.note(f"cache {cache_dir} ignored: not a directory")
+        return None
+    from gate.run.gitrepo import Repo
+
+    repo = Repo.find(cfg.root)
+    if repo is not None and path.is_relative_to(repo.root.resolve()):
+        tracked = repo.git("ls-files", "--", repo.relative(path), check=False)
+        if tracked:
+            log.note(f"cache {cache_dir} ignored: it holds files committed to the repository "
+                     f"({tracked.splitlines()[0]}, ...); a cache must come from earlier runs, not from the tree")
+            return None
+    return str(path)
 
 
 @contextmanager

@@ -54,6 +54,8 @@ class Job:
     baseline: BaseJob | NoBase | None = None    # None: no regression limit needs the base
     parts: dict = field(default_factory=dict)   # what the parent already recorded (trust, notes)
     repeats: int = 0                     # calibrate: A/A comparisons
+    cache_dir: str | None = None         # gate.run.cache (None: no cache)
+    cache_max_bytes: int | None = None
 
     def write(self, directory: Path) -> None:
         write_json(directory / JOB, asdict(self))

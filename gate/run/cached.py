@@ -1,0 +1,136 @@
+"""`measure` through the content-addressed cache (gate.run.cache).
+
+The key is everything that decides a measured model: the model file, the train data, the
+eval data actually scored (the PR's, for the base), the resolved policy, the evaluation
+settings and the metrics the thresholds look up, whether model code is trusted, and the
+tool versions. The value: both .tflite files, every evaluation (outputs, per-example
+values), the optimization stages, the bridge check, the notes and the report parts the
+measurement wrote. Latency is never cached: it is timed again, side by side, every run.
+A hit imports no TensorFlow: only the data files are read again and bound to the model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+from gate import __version__, provenance
+from gate.config.load import GateConfig
+from gate.measure.data import Split
+from gate.run.cache import Cache, cache_key
+from gate.run.candidate import MeasuredModel, measure, read_data, threshold_metrics
+from gate.run.digest import file_digest
+from gate.run.record import RecordError, decode, encode
+from gate.run.stagelog import StageLog
+
+REBUILT = ("eval_split", "train", "policy", "scoring")   # from the config and the data files, not stored
+KIND = "measured-model"
+EXTRA_DISTS = ("keras", "litert-quantizer", "h5py", "scipy")
+
+
+def tool_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"gate": __version__, **provenance.versions()}
+    for dist in EXTRA_DISTS:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def measure_key(cfg: GateConfig, *, trust_model_code: bool, eval_split: Split,
+                extra_metrics: tuple[str, ...]) -> str:
+    """`eval_split`: the examples that will be scored (cfg's, or the PR's for the base)."""
+    policy = cfg.policy.policy.model_dump(mode="json", exclude={"description", "extends"}) if cfg.policy else None
+    return cache_key({
+        "kind": KIND, "model": file_digest(cfg.model_path), "train": file_digest(cfg.train_path),
+        "eval": {"sha256": eval_split.sha256, "examples": eval_split.n},
+        "policy": policy, "evaluate": cfg.evaluate.model_dump(mode="json"),
+        "metrics": sorted(set(threshold_metrics(cfg)) | set(extra_metrics)),
+        "trust_model_code": trust_model_code, "versions": tool_versions()})
+
+
+def measure_cached(cfg: GateConfig, log: StageLog, cache: Cache | None, *, trust_model_code: bool,
+                   label: str = "", eval_split: Split | None = None, parts: dict | None = None,
+                   extra_metrics: tuple[str, ...] = ()) -> MeasuredModel:
+    """`gate.run.candidate.measure`, or its result from the cache. Same arguments."""
+    parts = {} if parts is None else parts
+    if cache is None:
+        return measure(cfg, log, trust_model_code=trust_model_code, label=label, eval_split=eval_split,
+                       parts=parts, extra_metrics=extra_metrics)
+    tag = label.replace(": ", "_")
+    start = time.perf_counter()
+    if eval_split is None:
+        from gate.measure.data import head, load_split
+
+        eval_split = head(load_split(cfg.eval_path, "eval"), cfg.evaluate.max_examples)
+    key = measure_key(cfg, trust_model_code=trust_model_code, eval_split=eval_split, extra_metrics=extra_metrics)
+    entry = cache.get(key)
+    if entry is not None:
+        try:
+            measured = restore(entry.record, entry.files, cfg, log, label, eval_split, parts, extra_metrics)
+        except (RecordError, KeyError, TypeError, ValueError) as exc:
+            cache.notes.append(f"cache entry {key[:12]} ignored: {exc}")
+            measured = None
+        if measured is not None:
+            log.parts["timings_s"][f"{tag}cache"] = round(time.perf_counter() - start, 3)
+            log.note(f"{label}measured model from the cache (entry {key[:12]}): model, data, policy and tool "
+                     "versions are unchanged; latency was timed again")
+            return measured
+    before = {k: json.dumps(v, sort_keys=True, default=str) for k, v in parts.items()}
+    notes_before = len(log.parts["notes"])
+    measured = measure(cfg, log, trust_model_code=trust_model_code, label=label, eval_split=eval_split,
+                       parts=parts, extra_metrics=extra_metrics)
+    written = {k: v for k, v in parts.items() if k not in ("timings_s", "notes")
+               and json.dumps(v, sort_keys=True, default=str) != before.get(k)}
+    store(cache, key, measured, written, log.parts["notes"][notes_before:])
+    return measured
+
+
+def store(cache: Cache, key: str, measured: MeasuredModel, parts: dict, notes: list[str]) -> None:
+    blobs: dict[str, bytes] = {}
+    fields = {f.name: encode(getattr(measured, f.name), blobs) for f in dataclasses.fields(measured)
+              if f.name not in REBUILT}
+    try:
+        cache.put(key, {"measured": fields, "parts": json.loads(json.dumps(parts)), "notes": list(notes)}, blobs)
+    except OSError as exc:            # a full or read-only disk costs the cache, never the run
+        cache.notes.append(f"cache entry {key[:12]} not written: {exc}")
+
+
+def restore(record: dict, blobs: dict[str, bytes], cfg: GateConfig, log: StageLog, label: str,
+            eval_split: Split | None, parts: dict, extra_metrics: tuple[str, ...]) -> MeasuredModel:
+    fields = {name: decode(value, blobs) for name, value in record["measured"].items()}
+    expected = {f.name for f in dataclasses.fields(MeasuredModel)} - set(REBUILT)
+    if set(fields) != expected:
+        raise RecordError(f"fields {sorted(set(fields) ^ expected)} differ")
+    parts.update(record["parts"])
+    eval_split, train, scoring = read_data(cfg, fields["facts"], log, label, eval_split, parts, extra_metrics)
+    log.note(*record["notes"])
+    return MeasuredModel(**fields, eval_split=eval_split, train=train, scoring=scoring,
+                         policy=cfg.policy.policy if cfg.policy else None)
+
+
+def proxies_cached(content: bytes, sha256: str, threads: int, cache: Cache | None):
+    """gate.measure.proxies.proxies of a .tflite, or its figures from the cache (by content)."""
+    from gate.measure.proxies import Proxies, proxies
+
+    if cache is None:
+        return proxies(content, threads=threads)
+    key = cache_key({"kind": "proxies", "sha256": sha256, "threads": threads, "versions": tool_versions()})
+    entry = cache.get(key)
+    if entry is not None:
+        try:
+            found = decode(entry.record["proxies"], entry.files)
+            if isinstance(found, Proxies):
+                return found
+        except (RecordError, KeyError, TypeError, ValueError) as exc:
+            cache.notes.append(f"cache entry {key[:12]} ignored: {exc}")
+    figures = proxies(content, threads=threads)
+    blobs: dict[str, bytes] = {}
+    try:
+        cache.put(key, {"proxies": encode(figures, blobs)}, blobs)
+    except OSError as exc:
+        cache.notes.append(f"cache entry {key[:12]} not written: {exc}")
+    return figures
