@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from gate.measure.data import Split
 from gate.optimize.finetune import CompileInfo
@@ -13,6 +13,9 @@ class StepContext:
     train: Split
     compile_info: CompileInfo
     allow_custom_code: bool = False     # custom schedules: only when the base branch trusts code
+    label: str = ""                      # "step 1/3 prune": progress lines of this step
+    progress: Callable[[str], None] = field(default=lambda _line: None, repr=False, compare=False)
+    plan: Any = None                     # gate.optimize.preflight.Plan of this step, when one was made
 
 
 @dataclass(frozen=True)

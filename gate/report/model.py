@@ -72,6 +72,7 @@ class Report(_M):
     candidate: Artifact | None = None
     benchmark: dict | None = None
     baseline: dict | None = None             # the base branch's candidate and the comparison with it
+    plan: dict | None = None                 # the policy's steps planned on the model before any fine-tuning
     stages: list[dict] | None = None         # optimization stages: original, pruned, ..., converted
     verification: dict | None = None         # what a later stage lost of an earlier one's work
     checks: list[Check] = []

@@ -70,15 +70,22 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
         if cfg.policy:
             notes.append("policy is ignored for a committed .tflite")
     else:
+        policy = cfg.policy.policy
+        prepared = None
+        if policy.steps:   # planned before any conversion or fine-tuning: refusals come first
+            with log.stage(f"{tag}plan", f"{label}planning the policy's steps on the model"):
+                prepared = prepare_steps(model.keras, policy.steps, train, trust_model_code, parts)
+            if not label:
+                log.note(*prepared.plan.notes())
         with log.stage(f"{tag}convert_reference", f"{label}converting the reference (float32 TFLite)"):
             ref = to_tflite(model.keras, reference_spec())
-        policy = cfg.policy.policy
         spec = policy.convert
         optimized = model.keras
         if policy.steps:
             with log.stage(f"{tag}optimize", f"{label}optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
                 optimized, stages = optimize_model(model.keras, policy.steps, train, eval_split, ks,
-                                                   ev_spec.batch_size, log.progress, trust_model_code)
+                                                   ev_spec.batch_size, log.progress, trust_model_code,
+                                                   prepared=prepared, parts=parts)
         with log.stage(f"{tag}convert_candidate", f"{label}converting the candidate ({spec.quantization.value})"):
             samples = representative(train, spec.representative_samples) if train is not None else None
             cand = to_tflite(optimized, spec, samples)
@@ -98,18 +105,35 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
                          tuple(notes))
 
 
-def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progress, trust_model_code=False):
-    """Run the policy's steps; each stage is measured (accuracy, float TFLite bytes)."""
+def step_context(keras_model, train, trust_model_code):
     from gate.errors import ConfigError
-    from gate.measure.convert import reference_spec, to_tflite
-    from gate.measure.evaluate import evaluate_keras
-    from gate.optimize import apply_steps
     from gate.optimize.context import StepContext
     from gate.optimize.finetune import CompileInfo
 
     if train is None:
         raise ConfigError("optimization steps fine-tune on the train split, but data.train is not set",
                           field="data.train")
+    return StepContext(train=train, compile_info=CompileInfo.of(keras_model), allow_custom_code=trust_model_code)
+
+
+def prepare_steps(keras_model, steps, train, trust_model_code, parts: dict):
+    """Flatten and plan (gate.optimize.preflight); the plan is in `parts` as soon as it
+    exists, a refusal included."""
+    from gate.optimize import prepare
+
+    return prepare(keras_model, steps, step_context(keras_model, train, trust_model_code),
+                   lambda plan: parts.__setitem__("plan", plan))
+
+
+def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progress, trust_model_code=False, *,
+                   prepared=None, parts: dict | None = None):
+    """Run the policy's steps; each stage is measured (accuracy, float TFLite bytes) and
+    put in `parts` as it finishes, so an error report keeps the stages that finished."""
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.evaluate import evaluate_keras
+    from gate.optimize import apply_steps
+
+    parts = {} if parts is None else parts
 
     def measure_stage(m, convertible: bool) -> dict:
         out = {"accuracy": evaluate_keras(m, eval_split.x, eval_split.y, ks, batch_size).to_dict(
@@ -119,5 +143,6 @@ def optimize_model(keras_model, steps, train, eval_split, ks, batch_size, progre
             out.update(bytes_raw=sizes.bytes_raw, bytes_gzip=sizes.bytes_gzip)
         return out
 
-    ctx = StepContext(train=train, compile_info=CompileInfo.of(keras_model), allow_custom_code=trust_model_code)
-    return apply_steps(keras_model, steps, ctx, measure_stage, progress)
+    ctx = step_context(keras_model, train, trust_model_code)
+    return apply_steps(keras_model, steps, ctx, measure_stage, progress, prepared=prepared,
+                       on_stage=lambda stages: parts.__setitem__("stages", [s.to_dict() for s in stages]))
