@@ -9,8 +9,6 @@ original computes. For stock models the same is done from the result's own slice
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 

@@ -201,6 +201,30 @@ def quantize_apply_checked(annotated: Any, scheme: Any, left: list[FloatLayer]) 
                       field="steps.qat")
 
 
+def quantize(model: Any, scheme: Any, left: list[FloatLayer], chosen: tuple[str, ...] | None = None) -> Any:
+    """The QAT model: every layer annotated except those left float (or only `chosen`),
+    then tfmot's quantize_apply (checked). `left` grows if tfmot names another layer.
+    `model` must be the caller's own copy (the annotation shares its layers)."""
+    from gate.measure.tfenv import keras, tfmot
+
+    k, qk = keras(), tfmot().quantization.keras
+    skip = {f.layer for f in left}
+    if chosen is None:
+        def annotate(layer: Any) -> Any:
+            if isinstance(layer, (k.layers.InputLayer, k.layers.Lambda)) or layer.name in skip:
+                return layer
+            return qk.quantize_annotate_layer(layer)
+        annotated = k.models.clone_model(model, clone_function=annotate)
+        annotated.set_weights(model.get_weights())
+    else:
+        annotated = wrap_chosen(model, chosen, qk.quantize_annotate_layer)
+    try:
+        return quantize_apply_checked(annotated, scheme, left)
+    except (ValueError, RuntimeError) as exc:
+        raise PolicyError(f"qat: tfmot's quantize_apply failed: {type(exc).__name__}: {str(exc)[:400]}",
+                          field="steps.qat") from None
+
+
 def _unsupported_for(float_names: dict[str, FloatLayer]):
     def unsupported(layer: Any) -> str | None:
         found = float_names.get(layer.name)
@@ -222,29 +246,12 @@ def selection_for(model: Any, spec: QatStep, left: list[FloatLayer], roles: dict
 
 
 def apply(model: Any, spec: QatStep, ctx: StepContext) -> StepOutput:
-    from gate.measure.tfenv import keras, tfmot
-
-    k, qk = keras(), tfmot().quantization.keras
     work = copy_model(model)
     scheme, name = scheme_for(spec.preserve)
     planned = getattr(ctx.plan, "left_float", None)
     left = list(planned) if ctx.plan is not None else plan(work, scheme)   # the preflight made the decision
     chosen, sel = selection_for(work, spec, left, model_roles(work, spec.layers))
-    skip = {f.layer for f in left}
-    if chosen is None:
-        def annotate(layer: Any) -> Any:
-            if isinstance(layer, (k.layers.InputLayer, k.layers.Lambda)) or layer.name in skip:
-                return layer
-            return qk.quantize_annotate_layer(layer)
-        annotated = k.models.clone_model(work, clone_function=annotate)
-        annotated.set_weights(work.get_weights())
-    else:
-        annotated = wrap_chosen(work, chosen, qk.quantize_annotate_layer)
-    try:
-        quantized = quantize_apply_checked(annotated, scheme, left)
-    except (ValueError, RuntimeError) as exc:
-        raise PolicyError(f"qat: tfmot's quantize_apply failed: {type(exc).__name__}: {str(exc)[:400]}",
-                          field="steps.qat") from None
+    quantized = quantize(work, scheme, left, chosen)
     compile_for(quantized, spec.finetune, ctx.compile_info, step="qat")
     fit(quantized, spec.finetune, ctx.train.x, ctx.train.y, ctx=ctx)
     selection = sel.to_dict()
