@@ -52,7 +52,7 @@ def run(name: str, model, calib: np.ndarray, example: np.ndarray, spec: Benchmar
     print(f"\n## {name}  (runs={bench.settings['runs']}, threads={spec.threads}, cpu={bench.settings['cpu']})")
     if base_acc is not None:
         print(f"Keras accuracy {100 * base_acc:.2f} %")
-    print(f"| mode | raw bytes | gzip bytes | ratio raw | ratio gzip | accuracy | p50 ms | p50 vs float |")
+    print("| mode | raw bytes | gzip bytes | ratio raw | ratio gzip | accuracy | p50 ms | p50 vs float |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, c in converted.items():
         gz = len(gzip.compress(c.content, 9))
