@@ -60,12 +60,61 @@ def scheme_for(preserve: list[Preserve]) -> tuple[Any, str]:
     t = tfmot()
     kinds = set(preserve)
     if kinds == {Preserve.sparsity, Preserve.clusters}:
-        return t.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True), "PCQAT"
+        return HonestScheme(t.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)), \
+            "PCQAT"
     if kinds == {Preserve.clusters}:
-        return t.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False), "CQAT"
+        return HonestScheme(t.experimental.combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)), \
+            "CQAT"
     if kinds == {Preserve.sparsity}:
-        return t.experimental.combine.Default8BitPrunePreserveQuantizeScheme(), "PQAT"
+        return HonestScheme(t.experimental.combine.Default8BitPrunePreserveQuantizeScheme()), "PQAT"
     return t.quantization.keras.default_8bit.Default8BitQuantizeScheme(), "QAT"
+
+
+class HonestRegistry:
+    """A quantize registry whose supports() is True only when get_quantize_config works.
+
+    tfmot 0.8.1's collaborative registries (Default8bitPrunePreserveQuantizeRegistry,
+    Default8bitClusterPreserveQuantizeRegistry) say supports() for every layer without
+    trainable weights (Rescaling, Multiply, TFOpLambda, ...) and then raise ValueError in
+    get_quantize_config. quantize_apply asks supports() of every unannotated layer that
+    feeds an annotated one (for an output quantizer) and crashed on it (measured: prune-int8
+    on MobileNetV3Small, Rescaling -> Conv). With this, such a layer stays float, as it does
+    under the default scheme, whose registry answers supports() honestly."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def supports(self, layer: Any) -> bool:
+        if not self.inner.supports(layer):
+            return False
+        try:
+            self.inner.get_quantize_config(layer)
+        except (ValueError, RuntimeError):
+            return False
+        return True
+
+    def get_quantize_config(self, layer: Any) -> Any:
+        return self.inner.get_quantize_config(layer)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class HonestScheme:
+    """A collaborative QuantizeScheme with its registry made honest (HonestRegistry)."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def get_layout_transformer(self) -> Any:
+        return self.inner.get_layout_transformer()
+
+    def get_quantize_registry(self) -> Any:
+        return HonestRegistry(self.inner.get_quantize_registry())
+
+
+def scheme_label(scheme: Any) -> str:
+    return type(getattr(scheme, "inner", scheme)).__name__
 
 
 # --------------------------------------------------------------------------- the decision
@@ -140,6 +189,7 @@ def plan(model: Any, scheme: Any) -> list[FloatLayer]:
             lqm[inp.name] = {}
     transformed, lqm2 = scheme.get_layout_transformer().apply(work, lqm)
     registry = scheme.get_quantize_registry()
+    registry = getattr(registry, "inner", registry)    # plan() asks get_quantize_config itself, for the reason
     rname = type(registry).__name__
     for layer in transformed.layers:
         if isinstance(layer, k.layers.InputLayer) or layer.name not in lqm2:
@@ -256,7 +306,7 @@ def apply(model: Any, spec: QatStep, ctx: StepContext) -> StepOutput:
     fit(quantized, spec.finetune, ctx.train.x, ctx.train.y, ctx=ctx)
     selection = sel.to_dict()
     selection["left_float"] = [f.to_dict() for f in left]
-    notes = [f"scheme: {name} ({type(scheme).__name__})"]
+    notes = [f"scheme: {name} ({scheme_label(scheme)})"]
     if left:
         notes.append(float_summary(left))
     return StepOutput(quantized, selection, notes)
