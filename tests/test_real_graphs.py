@@ -155,3 +155,38 @@ def test_fine_tuning_budget_bn_momentum_and_progress(models, tiny):
     assert len(lines) == 2 and lines[0].startswith("step 1/1 prune: epoch 1/2, loss ")
     assert train_steps(600, Finetune(epochs=10, max_steps=50)) == 50
     assert train_steps(600, Finetune(epochs=2)) == 38
+
+
+def test_xnnpack_policy_on_a_symmetric_mobilenet_keeps_the_classifier_dense():
+    """A MobileNet built as PruneForLatencyOnXNNPack wants it (ZeroPadding2D(1) + a 'valid'
+    3x3 stride-2 stem, 1x1 convs, GAP): tfmot accepts it, and `exclude_roles: [output]`
+    keeps the 1x1 classifier conv (which tfmot would prune, like MobileNetV1's conv_preds)."""
+    from gate.config.schema import Policy
+    from gate.measure.data import Split
+    from gate.measure.tfenv import keras
+    from gate.optimize import apply_steps
+    from gate.optimize.context import StepContext
+    from gate.optimize.finetune import CompileInfo
+    from gate.optimize.xnnpack import xnnpack_problems
+
+    k = keras()
+    L = k.layers
+    k.utils.set_random_seed(0)
+    i = k.Input((16, 16, 3))
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(8, 3, strides=2, padding="valid", name="stem")(L.ZeroPadding2D(1)(i))))
+    x = L.ReLU()(L.BatchNormalization()(L.DepthwiseConv2D(3, padding="same", name="dw")(x)))
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 1, name="pw")(x)))
+    x = L.Conv2D(10, 1, name="conv_preds")(L.GlobalAveragePooling2D(keepdims=True)(x))
+    model = k.Model(i, L.Softmax()(L.Reshape((10,))(x)))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    assert xnnpack_problems(model) == []
+    rng = np.random.default_rng(0)
+    x_tr, y_tr = rng.uniform(size=(64, 16, 16, 3)).astype(np.float32), rng.integers(0, 10, 64)
+    policy = Policy.model_validate({"steps": [{"prune": {"final_sparsity": 0.5, "pruning_policy": "xnnpack",
+                                                         "layers": {"exclude_roles": ["output"]},
+                                                         "finetune": {"epochs": 2}}}]})
+    ctx = StepContext(Split("train", None, x_tr, y_tr, ""), CompileInfo.of(model))
+    _, stages = apply_steps(model, policy.steps, ctx, lambda m, c: {})
+    assert stages[-1].selection["changed"] == ["pw"]
+    assert [s["layer"] for s in stages[-1].selection["skipped"]] == ["conv_preds"]
+    assert stages[-1].layers["pw"].sparsity > 0.3 and stages[-1].layers["conv_preds"].sparsity == 0.0
