@@ -162,21 +162,22 @@ def policy_list() -> None:
 @policy.command("show")
 @click.argument("name")
 def policy_show(name: str) -> None:
-    """Print a policy (preset name or file) fully resolved, `extends` applied, as YAML.
+    """Print a policy (preset name or file) fully resolved, `extends` applied, as YAML that
+    `gate policy validate` accepts: a starting point for your own policy file.
 
     Example:
 
-        gate policy show int8
+        gate policy show prune-int8 > ci/policy.yml
     """
     import yaml
 
-    from gate.config.policies import load_policy_file
+    from gate.config.policies import load_policy_file, policy_data
 
     try:
         resolved = load_policy_file(Path(name))
     except GateError as err:
         _fail(err)
-    data = resolved.policy.model_dump(mode="json", exclude={"extends"})
+    data = policy_data(resolved.policy)
     click.echo(f"# {resolved.name}" + (f" (extends {' -> '.join(resolved.chain[1:])})" if len(resolved.chain) > 1 else ""))
     click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
 

@@ -3,6 +3,7 @@ straight to file descriptor 2 by C++) kept off it but kept for error messages.""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -12,12 +13,32 @@ from typing import Callable, Iterator
 Progress = Callable[[str], None]
 
 
+# TensorFlow's, CUDA's and absl's start-up chatter on fd 2: never the cause of an error.
+NOISE = re.compile("|".join((
+    r"cuda", r"cudnn", r"cufft", r"cublas", r"TensorRT", r"TF-TRT", r"absl::InitializeLog",
+    r"oneDNN custom operations", r"TF_ENABLE_ONEDNN_OPTS", r"This TensorFlow binary is optimized",
+    r"rebuild TensorFlow with the appropriate compiler flags", r"computation placer already registered",
+    r"Created TensorFlow Lite XNNPACK delegate", r"cpu_feature_guard", r"port\.cc:", r"Unable to register",
+    r"^\s*warnings\.warn\(", r"UserWarning", r"DeprecationWarning", r"fully_connected.*converted",
+)), re.IGNORECASE)
+# What an error looks like in native log lines (absl E/F prefixes, exceptions, failed checks).
+ERROR_SIGNS = re.compile(r"error|exception|traceback|failed|fatal|abort|invalid|not supported|^[EF]\d{4} ",
+                         re.IGNORECASE)
+
+
 @dataclass
 class Captured:
     text: str = ""
 
     def tail(self, lines: int = 20) -> str:
         return "\n".join(self.text.strip().splitlines()[-lines:])
+
+    def error_tail(self, lines: int = 8) -> str:
+        """The last native lines that carry an error, without TF/CUDA/absl start-up noise;
+        "" when none does (then they have nothing to do with the error)."""
+        kept = [line for line in self.text.strip().splitlines()
+                if line.strip() and not NOISE.search(line) and ERROR_SIGNS.search(line)]
+        return "\n".join(kept[-lines:])
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from gate import __version__
 from gate.cli import main
-from gate.config.policies import load_policy_file, preset_names
+from gate.config.policies import load_policy_file, policy_data, preset_names
 from gate.config.schema import json_schema
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,7 +76,57 @@ def test_policy_show_preset(in_tmp, name):
     assert result.exit_code == 0, result.output
     header, data = shown(result.stdout)
     assert header == f"# {name}"
-    assert data == load_policy_file(Path(name)).policy.model_dump(mode="json", exclude={"extends"})
+    assert data == policy_data(load_policy_file(Path(name)).policy)
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_policy_show_output_validates_and_resolves_to_the_same_policy(in_tmp, name):
+    """`gate policy show NAME > mine.yml` is a starting point: it validates as it is, and
+    each step names only its own kind."""
+    result = gate("policy", "show", name)
+    copy = write(in_tmp / "mine.yml", result.stdout)
+    check = gate("policy", "validate", str(copy))
+    assert check.exit_code == 0, check.output
+    assert load_policy_file(copy).policy == load_policy_file(Path(name)).policy
+    for step in yaml.safe_load(result.stdout)["steps"]:
+        assert len(step) == 1 and None not in step.values()
+
+
+def test_extends_merges_steps_by_position(in_tmp):
+    """Changing one epoch count of a preset's chain: give that step's field, keep the rest."""
+    write(in_tmp / "quick.yml", "extends: max-compression\nsteps:\n  - prune: {finetune: {epochs: 1}}\n"
+                                "  - cluster: {}\n  - qat:\n      finetune: {learning_rate: 0.0001}\n")
+    parent, child = load_policy_file(Path("max-compression")).policy, load_policy_file(Path("quick.yml")).policy
+    assert [s.kind for s in child.steps] == ["prune", "cluster", "qat"]
+    assert child.steps[0].prune.finetune.epochs == 1
+    assert child.steps[0].prune.final_sparsity == parent.steps[0].prune.final_sparsity == 0.8
+    assert child.steps[0].prune.finetune.learning_rate == parent.steps[0].prune.finetune.learning_rate
+    assert child.steps[1] == parent.steps[1]
+    assert child.steps[2].qat.finetune.learning_rate == 0.0001
+    assert child.steps[2].qat.preserve == parent.steps[2].qat.preserve
+    write(in_tmp / "short.yml", "extends: prune-int8\nsteps:\n  - prune: {final_sparsity: 0.5}\n")
+    short = load_policy_file(Path("short.yml")).policy
+    assert [s.kind for s in short.steps] == ["prune", "qat"] and short.steps[0].prune.final_sparsity == 0.5
+
+
+def test_extends_with_a_different_step_kind_names_the_position(in_tmp):
+    write(in_tmp / "odd.yml", "extends: prune-int8\nsteps:\n  - cluster: {clusters: 8}\n")
+    result = gate("policy", "validate", "odd.yml")
+    assert result.exit_code == 2
+    assert "odd.yml:3, field 'steps[0]': steps[0] is a cluster step where the parent policy's steps[0] is prune" \
+        in result.stderr
+    assert "replace_steps: true" in result.stderr
+
+
+def test_replace_steps_replaces_the_parents_list(in_tmp):
+    write(in_tmp / "mine.yml", "extends: max-compression\nreplace_steps: true\nsteps:\n"
+                               "  - cluster: {clusters: 8}\n  - qat: {preserve: [clusters]}\n")
+    policy = load_policy_file(Path("mine.yml")).policy
+    assert [s.kind for s in policy.steps] == ["cluster", "qat"] and policy.steps[0].cluster.clusters == 8
+    write(in_tmp / "child.yml", "extends: mine.yml\nsteps:\n  - cluster: {clusters: 4}\n")
+    child = load_policy_file(Path("child.yml")).policy    # a grandchild merges with the replaced list
+    assert [s.kind for s in child.steps] == ["cluster", "qat"] and child.steps[0].cluster.clusters == 4
+    assert child.replace_steps is False
 
 
 def test_policy_show_int8(in_tmp):
@@ -93,7 +143,7 @@ def test_policy_show_file_with_extends(in_tmp):
     assert result.exit_code == 0, result.output
     header, data = shown(result.stdout)
     assert header == f"# child.yml (extends {base.resolve()} -> int8)"
-    assert data == load_policy_file(Path("child.yml")).policy.model_dump(mode="json", exclude={"extends"})
+    assert data == policy_data(load_policy_file(Path("child.yml")).policy)
     assert data["description"] == "mine"
     assert data["convert"].items() >= {"quantization": "int8", "io": "uint8", "representative_samples": 50}.items()
 

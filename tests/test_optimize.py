@@ -104,10 +104,12 @@ def test_custom_schedule_needs_trust_then_runs(tiny, model, tmp_path, monkeypatc
     sys.modules.pop("my_schedule", None)
 
 
-def test_xnnpack_policy_refuses_a_non_mobilenet_model(tiny, model):
+def test_xnnpack_policy_refuses_a_non_mobilenet_model_naming_the_layer(tiny, model):
     with pytest.raises(PolicyError) as info:
         optimize(tiny, model, {"prune": {"final_sparsity": 0.5, "pruning_policy": "xnnpack", "finetune": ONE}})
-    assert "MobileNet-like" in info.value.hint
+    assert "'conv': kernel (3, 3) over 1 input channels (needs 3x3 over 3)" in info.value.message
+    assert "padding 'valid' (needs" not in info.value.message and "strides (1, 1)" in info.value.message
+    assert "built and trained" in info.value.hint
 
 
 @pytest.mark.parametrize("init", ["kmeans++", "linear", "density", "random"])
@@ -173,17 +175,27 @@ def test_selective_qat_annotates_only_chosen_layers(tiny, model):
     assert stages[-1].selection["changed"] == ["classifier"]
 
 
-def test_qat_refuses_unsupported_layers_and_suggests_selective(tiny):
+def test_qat_leaves_what_tfmot_cannot_quantize_float_with_its_reason(tiny):
     from gate.measure.tfenv import keras
 
     k = keras()
     m = k.Sequential([k.layers.Input((8, 8, 1)), k.layers.Rescaling(2.0, name="scale"), k.layers.Flatten(),
                       k.layers.Dense(10, activation="softmax", name="out")])
     m.compile("adam", "sparse_categorical_crossentropy")
-    with pytest.raises(PolicyError) as info:
-        apply_steps(m, steps({"qat": {}}, convert={"quantization": "int8"}), ctx_for(tiny, m), lambda mm, c: {})
-    assert "tfmot cannot quantize 'scale' (Rescaling)" in info.value.message
-    assert "exclude_names: [scale]" in info.value.hint
+    out, stages = apply_steps(m, steps({"qat": {"finetune": ONE}}, convert={"quantization": "int8"}),
+                              ctx_for(tiny, m), lambda mm, c: {})
+    [left] = stages[-1].selection["left_float"]
+    assert left["layer"] == "scale" and "Rescaling: no QuantizeConfig" in left["reason"]
+    assert "1 layer(s) left float" in stages[-1].notes[1]
+    assert "quant_out" in [layer.name for layer in out.layers]
+
+
+def test_qat_with_no_training_is_refused_by_the_schema():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="a qat step must train at least one step"):
+        steps({"qat": {"finetune": {"epochs": 0}}}, convert={"quantization": "int8"})
+    steps({"qat": {"finetune": {"epochs": 0, "steps": 5}}}, convert={"quantization": "int8"})
 
 
 def test_layer_selection_by_class_regex_and_min_weights(tiny, model):
@@ -232,13 +244,25 @@ def test_subclassed_and_nested_models_are_refused(tiny, model):
     sub(np.zeros((1, 8, 8, 1), np.float32))
     with pytest.raises(PolicyError, match="subclassed"):
         apply_steps(sub, steps({"prune": {"final_sparsity": 0.5}}), ctx_for(tiny, model), lambda m, c: {})
-    # A nested model called with training= cannot be inlined faithfully: refused by name.
-    inner = k.Sequential([k.layers.Flatten(), k.layers.Dense(10, activation="softmax")], name="inner")
+
+
+
+def test_a_nested_model_called_with_training_false_is_inlined_faithfully(tiny):
+    """The tf.org transfer-learning pattern: base(x, training=False). The inlined BN keeps
+    running in inference mode, so the flat model computes what the nested one did."""
+    from gate.measure.tfenv import keras
+    from gate.optimize.flatten import flatten
+
+    k = keras()
+    inner = k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(4, 3, name="c"), k.layers.BatchNormalization(name="bn"),
+                          k.layers.ReLU()], name="inner")
+    inner.get_layer("bn").set_weights([np.full(4, 2.0), np.ones(4), np.full(4, 0.5), np.full(4, 4.0)])
     inp = k.Input((8, 8, 1))
-    odd = k.Model(inp, inner(inp, training=False))
-    odd.compile("adam", "sparse_categorical_crossentropy")
-    with pytest.raises(PolicyError, match="cannot flatten nested model 'inner'"):
-        apply_steps(odd, steps({"prune": {"final_sparsity": 0.5}}), ctx_for(tiny, odd), lambda m, c: {})
+    out = k.layers.Dense(10, activation="softmax", name="head")(k.layers.Flatten()(inner(inp, training=False)))
+    model = k.Model(inp, out)
+    flat = flatten(model)
+    x = tiny.x_eval[:8]
+    np.testing.assert_allclose(flat(x, training=True).numpy(), model(x, training=True).numpy(), rtol=1e-5)
 
 
 def test_nested_models_are_flattened_and_pruned(tiny):

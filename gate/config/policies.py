@@ -1,6 +1,12 @@
 """Policies: a preset name (policies/*.yml, shipped in the wheel as gate.presets), a path
 relative to gate.yml, or an inline mapping. A policy may `extends:` another one and
-override its fields; every error names the file, the field path and the line."""
+override its fields; every error names the file, the field path and the line.
+
+How a child merges with its parent: mappings key by key, scalars and lists replaced --
+except `steps`, which merge by position: the child's i-th entry must name the same step
+kind as the parent's i-th and its fields merge into it (mappings key by key); a shorter
+child list keeps the parent's remaining steps, a longer one appends. `replace_steps: true`
+replaces the parent's steps with the child's list instead."""
 from __future__ import annotations
 
 import copy
@@ -27,8 +33,15 @@ class ResolvedPolicy:
     policy: Policy
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "source": self.source, "chain": list(self.chain),
-                **self.policy.model_dump(mode="json", exclude={"extends"})}
+        return {"name": self.name, "source": self.source, "chain": list(self.chain), **policy_data(self.policy)}
+
+
+def policy_data(policy: Policy) -> dict:
+    """The resolved policy as plain data that validates as a policy file again (`gate policy
+    show`): `extends` applied and dropped, each step with only its own kind."""
+    data = policy.model_dump(mode="json", exclude={"extends", "replace_steps"})
+    data["steps"] = [{kind: spec for kind, spec in step.items() if spec is not None} for step in data["steps"]]
+    return data
 
 
 
@@ -56,6 +69,42 @@ def _deep_merge(base: dict, override: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _merge_steps(parent: list, child: list, doc: YamlDoc, prefix: Loc) -> list:
+    """Steps merged by position (module docstring); malformed entries are left to validation."""
+    out = copy.deepcopy(parent)
+    for i, entry in enumerate(child):
+        if i >= len(parent):
+            out.append(copy.deepcopy(entry))
+            continue
+        base = parent[i]
+        if not (isinstance(entry, dict) and len(entry) == 1 and isinstance(base, dict) and len(base) == 1):
+            out[i] = copy.deepcopy(entry)
+            continue
+        (kind, spec), (base_kind, base_spec) = next(iter(entry.items())), next(iter(base.items()))
+        if kind != base_kind:
+            loc = prefix + ("steps", i)
+            raise PolicyError(f"steps[{i}] is a {kind} step where the parent policy's steps[{i}] is {base_kind}: "
+                              "an extending policy's steps merge by position with its parent's",
+                              file=doc.file, field=field_path(loc), line=doc.line_of(loc),
+                              hint=f"give steps[{i}] as {base_kind}: {{...}} to change it, or set replace_steps: true "
+                                   "to replace the parent's steps with this list")
+        spec = {} if spec is None else spec
+        out[i] = {kind: _deep_merge(base_spec or {}, spec) if isinstance(spec, dict) else copy.deepcopy(spec)}
+    return out
+
+
+def _merge_policy(parent: dict, child: dict, doc: YamlDoc, prefix: Loc) -> dict:
+    parent = {k: v for k, v in parent.items() if k not in ("extends", "replace_steps")}
+    merged = _deep_merge(parent, {k: v for k, v in child.items() if k not in ("steps", "replace_steps")})
+    if "steps" in child:
+        steps, inherited = child["steps"], parent.get("steps")
+        merged["steps"] = (copy.deepcopy(steps) if child.get("replace_steps") is True or not isinstance(steps, list)
+                           or not isinstance(inherited, list) else _merge_steps(inherited, steps, doc, prefix))
+    if "replace_steps" in child:
+        merged["replace_steps"] = child["replace_steps"]   # validated (a bool) with the rest
+    return merged
 
 
 def _load_policy_doc(ref: str, base_dir: Path, *, field_doc: YamlDoc | None, field: Loc) -> tuple[YamlDoc, str, Path]:
@@ -100,7 +149,7 @@ def _expand(data: Any, doc: YamlDoc, prefix: Loc, base_dir: Path, seen: tuple[st
                           file=doc.file, field=field_path(prefix + ("extends",)), line=doc.line_of(prefix + ("extends",)))
     parent, _, _, grandparents = _expand(parent_doc.data, parent_doc, (), parent_dir, seen + (parent_name,))
     _validate_policy(parent, parent_doc, ())  # a broken parent is reported in its own file
-    merged = _deep_merge({k: v for k, v in parent.items() if k != "extends"}, data)
+    merged = _merge_policy(parent, data, doc, prefix)
     return merged, doc, prefix, (parent_name,) + grandparents
 
 

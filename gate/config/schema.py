@@ -132,7 +132,10 @@ class Policy(Strict):
     description: str = Field("", description="One line shown by `gate policy list`.")
     extends: str | None = Field(
         None, description="A preset name or a path (relative to this file) whose fields this one overrides.")
-    steps: list[Step] = Field([], description="Optimization steps, applied in order, each fine-tuned.")
+    steps: list[Step] = Field([], description="Optimization steps, applied in order, each fine-tuned. Under "
+                                              "extends: merged by position with the parent's steps.")
+    replace_steps: bool = Field(False, description="Under extends: replace the parent's steps with this "
+                                                   "policy's list instead of merging them by position.")
     verify: Verify = Verify()
     convert: ConvertSpec = ConvertSpec()
 

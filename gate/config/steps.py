@@ -13,9 +13,14 @@ from pydantic import Field, field_validator, model_validator
 
 from gate.config.strict import Strict
 
+Role = Literal["output", "input", "embedding"]
+
 
 class LayerSelect(Strict):
-    """Which layers a step touches. Class names are Keras class names (Dense, Conv2D...)."""
+    """Which layers a step touches. Class names are Keras class names (Dense, Conv2D...);
+    roles are graph roles (gate.optimize.roles): `output` (a layer with a kernel that reaches
+    a model output through layers without one: the head, whatever its name), `input` (the
+    first layer with a kernel: the stem), `embedding` (Embedding layers)."""
 
     include: list[str] = Field([], description="Only these layer classes (empty: every class the step supports).")
     exclude: list[str] = Field([], description="Never these layer classes.")
@@ -23,6 +28,9 @@ class LayerSelect(Strict):
     exclude_names: list[str] = Field([], description="Never these layer names, e.g. the classification head.")
     include_regex: str | None = Field(None, description="Only layer names matching this regex (re.search).")
     exclude_regex: str | None = Field(None, description="Never layer names matching this regex.")
+    include_roles: list[Role] = Field([], description="Only layers with one of these graph roles.")
+    exclude_roles: list[Role] = Field([], description="Never layers with these graph roles, e.g. [output]: "
+                                                      "the model's output layer(s), by graph, not by name.")
     min_weights: int = Field(0, ge=0, description="Skip layers whose kernel has fewer weights than this.")
 
     @field_validator("include_regex", "exclude_regex")
@@ -43,15 +51,31 @@ class Optimizer(str, Enum):
 
 
 class Finetune(Strict):
-    """Fine-tuning after a step is applied. Unset fields come from the model's own
-    compile config (loss, optimizer, learning rate)."""
+    """Fine-tuning after a step is applied. Unset loss, optimizer and learning rate come
+    from the model's own compile config. The budget is `epochs` passes over the train
+    split, or exactly `steps` batches; `max_steps` caps either (so one preset fits a small
+    and a large train split)."""
 
-    epochs: int = Field(2, ge=0, le=10_000)
+    epochs: int = Field(2, ge=0, le=10_000, description="Passes over the train split.")
+    steps: int | None = Field(None, ge=1, le=10_000_000,
+                              description="Train exactly this many batches (cycling the train split) instead of "
+                                          "`epochs` passes.")
+    max_steps: int | None = Field(None, ge=1, le=10_000_000,
+                                  description="At most this many batches in all (caps `epochs` on a large split).")
     batch_size: int = Field(32, ge=1, le=65_536)
     learning_rate: float | None = Field(None, gt=0, le=10)
     optimizer: Optimizer | None = Field(None, strict=False)
     loss: str | None = Field(None, description="A Keras loss name, e.g. sparse_categorical_crossentropy.")
     seed: int = Field(0, ge=0)
+    bn_momentum: float | None = Field(
+        0.9, gt=0, lt=1,
+        description="BatchNormalization momentum while fine-tuning, where the model's is higher (restored "
+                    "afterwards). keras.applications ship 0.99-0.999, which leaves the moving statistics at "
+                    "their old values in a short fit; null keeps the model's.")
+
+    @property
+    def trains(self) -> bool:
+        return self.steps is not None or self.epochs > 0
 
 
 class ScheduleName(str, Enum):
@@ -76,7 +100,7 @@ class PruneStep(Strict):
     initial_sparsity: float = Field(0.0, ge=0, lt=1, description="polynomial_decay: sparsity at begin_step.")
     final_sparsity: float | None = Field(None, ge=0, lt=1, description="polynomial_decay: sparsity at end_step.")
     begin_step: int = Field(0, ge=0)
-    end_step: int | Literal["auto"] = Field("auto", description="auto: train examples x epochs / batch size.")
+    end_step: int | Literal["auto"] = Field("auto", description="auto: the last fine-tuning step (the budget).")
     power: float = Field(3.0, gt=0)
     frequency: int = Field(100, ge=1, description="Steps between mask updates.")
     block_size: Pair = (1, 1)
@@ -135,6 +159,14 @@ class QatStep(Strict):
     preserve: list[Annotated[Preserve, Lax]] = []
     layers: LayerSelect | None = Field(None, description="Selective QAT: annotate only these layers.")
     finetune: Finetune = Finetune()
+
+    @model_validator(mode="after")
+    def _trains(self) -> "QatStep":
+        if not self.finetune.trains:
+            raise ValueError("a qat step must train at least one step (finetune.epochs >= 1 or finetune.steps): "
+                             "a model straight from tfmot's quantize_apply has its quantizer ranges at their "
+                             "initial -6..6 and scores at chance until a training step sets them")
+        return self
 
 
 class StructuredStep(Strict):

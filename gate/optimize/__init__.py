@@ -1,10 +1,13 @@
-"""Apply a policy's steps in order. Each step starts from its own copy of the previous
+"""Apply a policy's steps in order. The model is flattened and every step planned first
+(gate.optimize.preflight: what each step will touch, what stays float or dense, what would
+fail), before any fine-tuning. Each step then starts from its own copy of the previous
 stage's model, fine-tunes, strips its wrappers (QAT's stay for the converter), and is
-measured: accuracy, per-layer weight stats, float TFLite bytes, wall time."""
+measured: accuracy, per-layer weight stats, float TFLite bytes, wall time. Each finished
+stage is handed to `on_stage` at once, so an error report keeps it."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from gate.config.steps import Step
@@ -61,10 +64,22 @@ def stage_name(kind: str, index: int, kinds: list[str]) -> str:
     return label if kinds.count(kind) == 1 else f"{label}#{index + 1}"
 
 
-def apply_steps(model: Any, steps: list[Step], ctx: StepContext, measure: Measure,
-        progress: Callable[[str], None] = lambda _: None) -> tuple[Any, list[Stage]]:
+@dataclass(frozen=True)
+class Prepared:
+    """The model the steps start from (a copy, nested models inlined) and the plan."""
+
+    original: Any
+    plan: Any          # gate.optimize.preflight.Plan
+    notes: tuple[str, ...]
+
+
+def prepare(model: Any, steps: list[Step], ctx: StepContext,
+            record: Callable[[dict], None] = lambda _plan: None) -> Prepared:
+    """Copy and flatten the model, then plan every step on it (fails early, see preflight).
+    `record` gets the plan as report data as soon as it exists."""
     from gate.optimize.finetune import copy_model
     from gate.optimize.flatten import flatten, nested_models
+    from gate.optimize.preflight import plan_steps
 
     check_supported(model)
     original = copy_model(model)  # the caller's model is never touched
@@ -74,16 +89,27 @@ def apply_steps(model: Any, steps: list[Step], ctx: StepContext, measure: Measur
         original = flatten(original)
         notes.append(f"flattened the nested model(s) {', '.join(nested)} into one graph so tfmot can wrap "
                      "their layers")
+    return Prepared(original, plan_steps(original, steps, ctx, record), tuple(notes))
+
+
+def apply_steps(model: Any, steps: list[Step], ctx: StepContext, measure: Measure,
+        progress: Callable[[str], None] = lambda _: None, *, prepared: Prepared | None = None,
+        on_stage: Callable[[list[Stage]], None] = lambda _stages: None) -> tuple[Any, list[Stage]]:
+    prepared = prepared or prepare(model, steps, ctx)
+    original = prepared.original
     stages = [Stage("original", "original", 0.0, int(original.count_params()), keras_layer_stats(original), None,
-                    notes, measure(original, True))]
+                    list(prepared.notes), measure(original, True))]
+    on_stage(stages)
     current = original
     kinds = [s.kind for s in steps]
     clustered: set[str] = set()
     for i, step in enumerate(steps):
         name = stage_name(step.kind, i, kinds)
-        progress(f"step {i + 1}/{len(steps)}: {step.kind} ({name})")
+        label = f"step {i + 1}/{len(steps)} {step.kind}"
+        progress(f"{label} ({name})")
         start = time.perf_counter()
-        out = STEPS[step.kind](current, step.spec, ctx)
+        step_ctx = replace(ctx, label=label, progress=progress, plan=prepared.plan.steps[i])
+        out = STEPS[step.kind](current, step.spec, step_ctx)
         seconds = time.perf_counter() - start
         is_qat = step.kind == "qat"
         if step.kind == "cluster":
@@ -93,6 +119,7 @@ def apply_steps(model: Any, steps: list[Step], ctx: StepContext, measure: Measur
                             None if is_qat else keras_layer_stats(out.model), out.selection, out.notes,
                             measure(out.model, not is_qat)))
         current = out.model
-    for stage in stages:
-        stage.focus = clustered
+        for stage in stages:
+            stage.focus = clustered
+        on_stage(stages)
     return current, stages

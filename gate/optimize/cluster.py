@@ -6,13 +6,13 @@ from typing import Any
 from gate.config.steps import ClusterInit, ClusterStep
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit
-from gate.optimize.select import TOO_FEW, choose, kernel_size, wrap_chosen
+from gate.optimize.select import TOO_FEW, choose, kernel_size, model_roles, wrap_chosen
 
 INITS = {ClusterInit.linear: "LINEAR", ClusterInit.kmeans_pp: "KMEANS_PLUS_PLUS",
          ClusterInit.density: "DENSITY_BASED", ClusterInit.random: "RANDOM"}
 
 
-def _unsupported_for(spec: ClusterStep):
+def unsupported_for(spec: ClusterStep):
     def unsupported(layer: Any) -> str | None:
         from gate.measure.tfenv import tfmot
 
@@ -22,8 +22,13 @@ def _unsupported_for(spec: ClusterStep):
         )
 
         ck = tfmot().clustering.keras
-        if not (isinstance(layer, ck.ClusterableLayer) or ClusteringRegistry.supports(layer)):
-            return f"unsupported by tfmot clustering ({type(layer).__name__})"
+        cls = type(layer).__name__
+        if isinstance(layer, ck.ClusterableLayer):
+            return None
+        if not ClusteringRegistry.supports(layer):
+            return f"unsupported by tfmot clustering ({cls} is not in its ClusteringRegistry)"
+        if ClusteringRegistry._LAYERS_WEIGHTS_MAP.get(layer.__class__) == [] or not layer.trainable_weights:  # noqa: SLF001
+            return f"unsupported by tfmot clustering (no clusterable weights: tfmot does not cluster {cls})"
         if kernel_size(layer) <= spec.clusters:
             return f"{TOO_FEW} ({kernel_size(layer)} weights for {spec.clusters} clusters)"
         return None
@@ -35,7 +40,7 @@ def apply(model: Any, spec: ClusterStep, ctx: StepContext) -> StepOutput:
 
     k, ck = keras(), tfmot().clustering.keras
     work = copy_model(model)
-    selection = choose(work.layers, spec.layers, _unsupported_for(spec), "cluster")
+    selection = choose(work.layers, spec.layers, unsupported_for(spec), "cluster", model_roles(work, spec.layers))
     chosen = set(selection.chosen)
     kwargs = {"number_of_clusters": spec.clusters,
               "cluster_centroids_init": getattr(ck.CentroidInitialization, INITS[spec.init]),
@@ -47,7 +52,7 @@ def apply(model: Any, spec: ClusterStep, ctx: StepContext) -> StepOutput:
 
     wrapped = wrap_chosen(work, selection.chosen, wrap)
     compile_for(wrapped, spec.finetune, ctx.compile_info, step="cluster")
-    fit(wrapped, spec.finetune, ctx.x, ctx.y)
+    fit(wrapped, spec.finetune, ctx.x, ctx.y, ctx=ctx)
     notes = []
     if spec.per_channel and any(not isinstance(work.get_layer(n), k.layers.Conv2D) for n in chosen):
         notes.append("per_channel applies to Conv2D only; other layers were clustered per tensor")

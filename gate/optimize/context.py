@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -15,6 +15,9 @@ class StepContext:
     train: Split
     compile_info: CompileInfo
     allow_custom_code: bool = False     # custom schedules: only when the base branch trusts code
+    label: str = ""                      # "step 1/3 prune": progress lines of this step
+    progress: Callable[[str], None] = field(default=lambda _line: None, repr=False, compare=False)
+    plan: Any = None                     # gate.optimize.preflight.Plan of this step, when one was made
     x: Any = field(default=None, repr=False)   # train inputs as fit() takes them (gate.measure.evaluate.keras_feed)
     y: Any = field(default=None, repr=False)   # train targets: an array, or a list in output order
 

@@ -116,26 +116,117 @@ def _ids_loss(loss: Any) -> Any:
     return loss
 
 
-def fit(model: Any, spec: Finetune, x: Any, y: Any, callbacks: list | None = None) -> None:
+def train_steps(n: int, spec: Finetune) -> int:
+    """The batches a fine-tune runs: `steps`, or `epochs` passes over n examples, capped by
+    `max_steps`."""
+    total = spec.steps if spec.steps is not None else spec.epochs * steps_per_epoch(n, spec.batch_size)
+    return min(total, spec.max_steps) if spec.max_steps is not None else total
+
+
+def examples(x: Any) -> int:
+    """How many examples fit() gets: x is an array, a list in input order or a dict by name."""
+    first = x if isinstance(x, np.ndarray) else (x[0] if isinstance(x, (list, tuple)) else next(iter(x.values())))
+    return int(len(first))
+
+
+def fit(model: Any, spec: Finetune, x: Any, y: Any, callbacks: list | None = None, *,
+        ctx: Any = None) -> None:
     """Fine-tune on the train split as fit() takes it (gate.optimize.context.StepContext:
-    inputs in their own dtypes, by name for several; targets in output order)."""
+    inputs in their own dtypes, by name for several; targets in output order) for the budget
+    (train_steps), with BatchNormalization momentum lowered to spec.bn_momentum for the
+    duration and one progress line per epoch through ctx.progress."""
     from gate.measure.tfenv import keras
 
-    if spec.epochs == 0:
+    k = keras()
+    n = examples(x)
+    total = train_steps(n, spec)
+    if total == 0:
         return
-    keras().utils.set_random_seed(spec.seed)
+    per_epoch = steps_per_epoch(n, spec.batch_size)
+    epochs = -(-total // per_epoch)
+    k.utils.set_random_seed(spec.seed)
     if isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
     if isinstance(y, dict) and isinstance(getattr(model, "output", None), (list, tuple)):
         y = list(y.values())
+    extra = [_budget(k, total)] if total < epochs * per_epoch else []
+    if ctx is not None:
+        extra.append(_progress(k, ctx.label, epochs, ctx.progress))
+    changed = lower_bn_momentum(model, spec.bn_momentum)
     try:
-        model.fit(x, y, epochs=spec.epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
-                  callbacks=callbacks or [])
+        model.fit(x, y, epochs=epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
+                  callbacks=[*(callbacks or []), *extra])
     except (ValueError, TypeError) as exc:   # Keras refusing the targets or the loss for this model
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         raise PolicyError(f"fine-tuning failed: {type(exc).__name__}: {lines[-1][:300] if lines else ''}",
                           field="steps", hint="check that the loss fits the model's outputs and data.train's "
                                               "targets (set finetune.loss in the step)") from None
+    finally:
+        for layer, momentum in changed:
+            layer.momentum = momentum
+
+
+def batch_norms(model: Any) -> list[Any]:
+    """Every BatchNormalization of the model: inside tfmot wrappers and nested models too."""
+    from gate.measure.tfenv import keras
+    from gate.optimize.roles import unwrap
+
+    k = keras()
+    found = []
+    for layer in model.layers:
+        inner = unwrap(layer)
+        if isinstance(inner, k.Model):
+            found.extend(batch_norms(inner))
+        elif isinstance(inner, k.layers.BatchNormalization):
+            found.append(inner)
+    return found
+
+
+def lower_bn_momentum(model: Any, momentum: float | None) -> list[tuple[Any, float]]:
+    """Set each BatchNormalization's momentum to `momentum` where it is higher; returns
+    [(layer, old momentum)] to restore."""
+    if momentum is None:
+        return []
+    changed = []
+    for bn in batch_norms(model):
+        if bn.momentum > momentum:
+            changed.append((bn, bn.momentum))
+            bn.momentum = momentum
+    return changed
+
+
+def _budget(k: Any, total: int) -> Any:
+    class Budget(k.callbacks.Callback):
+        """Stop after `total` batches (a step budget that ends inside an epoch)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.done = 0
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            self.done += 1
+            if self.done >= total:
+                self.model.stop_training = True
+
+    return Budget()
+
+
+def _progress(k: Any, label: str, epochs: int, progress: Any) -> Any:
+    import time
+
+    class EpochProgress(k.callbacks.Callback):
+        """One line per epoch: `step 1/3 prune: epoch 2/8, loss 0.41, 3.2 s`."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            loss = (logs or {}).get("loss")
+            figure = f", loss {loss:.3g}" if isinstance(loss, (int, float)) else ""
+            progress(f"{label + ': ' if label else ''}epoch {epoch + 1}/{epochs}{figure}, "
+                     f"{time.perf_counter() - self.start:.1f} s")
+
+    return EpochProgress()
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

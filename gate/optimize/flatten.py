@@ -3,7 +3,11 @@ Sequential with a head) into one functional graph, so tfmot can wrap their layer
 
 The outer graph is re-traced node by node, as tf_keras' Functional._run_internal_graph
 does, except that a nested model's own graph is re-traced in place of calling it. The
-layers are the same objects, so the weights are kept (callers pass a copy)."""
+layers are the same objects, so the weights are kept (callers pass a copy). A nested
+model called with `training=False` (the tf.org transfer-learning pattern,
+`base(x, training=False)`) keeps it: the flag is passed on to every inlined layer that
+takes one (BatchNormalization, Dropout), so the flat model computes what the nested one
+did; a call with `mask=` is refused."""
 from __future__ import annotations
 
 from typing import Any
@@ -17,7 +21,7 @@ def nested_models(model: Any) -> list[str]:
     return [layer.name for layer in model.layers if isinstance(layer, keras().Model)]
 
 
-def _retrace(model: Any, inputs: list) -> list:
+def _retrace(model: Any, inputs: list, training: Any = None) -> list:
     from gate.measure.tfenv import keras, tf
 
     k, t = keras(), tf()
@@ -32,12 +36,15 @@ def _retrace(model: Any, inputs: list) -> list:
             args, kwargs = node.map_arguments(tensor_dict)
             layer = node.layer
             if isinstance(layer, k.Model):
-                if kwargs.get("training") is not None or kwargs.get("mask") is not None:
-                    raise PolicyError(f"cannot flatten nested model '{layer.name}': it is called with "
-                                      "training=/mask= arguments", field="policy.steps")
-                outputs = _retrace(layer, t.nest.flatten(args))
+                if kwargs.get("mask") is not None:
+                    raise PolicyError(f"cannot flatten nested model '{layer.name}': it is called with a mask= "
+                                      "argument", field="policy.steps")
+                inner_training = kwargs.pop("training", None)
+                outputs = _retrace(layer, t.nest.flatten(args), training if inner_training is None else inner_training)
                 outputs = outputs[0] if len(outputs) == 1 else outputs
             else:
+                if training is not None and layer._expects_training_arg and kwargs.get("training") is None:  # noqa: SLF001
+                    kwargs["training"] = training
                 outputs = layer(*args, **kwargs)
             for x_id, y in zip(node.flat_output_ids, t.nest.flatten(outputs)):
                 tensor_dict[x_id] = [y] * usage[x_id]

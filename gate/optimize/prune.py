@@ -7,8 +7,15 @@ from typing import Any
 from gate.config.steps import CustomSchedule, PruneStep, ScheduleName
 from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
-from gate.optimize.finetune import compile_for, copy_model, fit, steps_per_epoch
-from gate.optimize.select import choose, wrap_chosen
+from gate.optimize.finetune import compile_for, copy_model, fit, train_steps
+from gate.optimize.select import choose, model_roles, select_layers, wrap_chosen
+
+XNNPACK_HINT = ("PruneForLatencyOnXNNPack needs the stem XNNPACK's sparse kernels start from: a Conv2D 3x3 over 3 "
+                "input channels, strides 2, padding 'valid' after ZeroPadding2D(((1, 1), (1, 1))), symmetric "
+                "ZeroPadding2D before each stride-2 depthwise conv, 1x1 convs, a GlobalAveragePooling2D head. "
+                "Stock keras.applications MobileNets use 'same' or asymmetric padding; re-padding a trained model "
+                "shifts its sampling grid, so the model must be built and trained that way. Otherwise use "
+                "prune-int8 or structured-int8")
 
 
 def schedule_window(spec: PruneStep, total_steps: int) -> tuple[int, int, int, list[str]]:
@@ -63,7 +70,8 @@ def build_schedule(spec: PruneStep, total_steps: int, ctx: StepContext) -> tuple
     return sk.PolynomialDecay(spec.initial_sparsity, final, begin, end, power=spec.power, frequency=freq), notes
 
 
-def _unsupported(layer: Any) -> str | None:
+def unsupported(layer: Any) -> str | None:
+    """Why tfmot's magnitude pruning cannot touch a layer (its PruneRegistry), or None."""
     from gate.measure.tfenv import tfmot
 
     sk = tfmot().sparsity.keras
@@ -71,45 +79,74 @@ def _unsupported(layer: Any) -> str | None:
         PruneRegistry,
     )
 
-    if isinstance(layer, sk.PrunableLayer):
+    cls = type(layer).__name__
+    if isinstance(layer, sk.PrunableLayer) or hasattr(layer, "get_prunable_weights"):
         return None
     if not PruneRegistry.supports(layer):
-        return f"unsupported by tfmot pruning ({type(layer).__name__})"
+        return f"unsupported by tfmot pruning ({cls} is not in its PruneRegistry)"
     if not PruneRegistry._weight_names(layer):  # noqa: SLF001 - tfmot's own table of prunable weights
-        return "unsupported by tfmot pruning (no prunable weights)"
+        return f"unsupported by tfmot pruning (no prunable weights: tfmot does not prune {cls})"
     return None
+
+
+def xnnpack_refusal(model: Any) -> PolicyError | None:
+    """The PolicyError for a model PruneForLatencyOnXNNPack would refuse, naming the layers."""
+    from gate.optimize.xnnpack import xnnpack_problems
+
+    problems = xnnpack_problems(model)
+    if not problems:
+        return None
+    shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return PolicyError(f"prune: pruning_policy xnnpack (tfmot's PruneForLatencyOnXNNPack) refuses this model: "
+                       f"{shown}", field="steps.prune.pruning_policy", hint=XNNPACK_HINT)
+
+
+def _xnnpack_policy(sk: Any, excluded: set[str]) -> Any:
+    class Policy(sk.PruneForLatencyOnXNNPack):
+        """tfmot's choice (1x1 convs of the sparse subgraph) minus the layers the policy excludes."""
+
+        def allow_pruning(self, layer: Any) -> bool:
+            return super().allow_pruning(layer) and layer.name not in excluded
+
+    return Policy()
 
 
 def apply(model: Any, spec: PruneStep, ctx: StepContext) -> StepOutput:
     from gate.measure.tfenv import tfmot
 
     sk = tfmot().sparsity.keras
-    total = steps_per_epoch(ctx.n, spec.finetune.batch_size) * max(spec.finetune.epochs, 1)
+    total = max(train_steps(ctx.n, spec.finetune), 1)
     schedule, notes = build_schedule(spec, total, ctx)
     kwargs: dict = {"pruning_schedule": schedule, "block_size": tuple(spec.block_size)}
     if spec.sparsity_m_by_n:
         kwargs["sparsity_m_by_n"] = tuple(spec.sparsity_m_by_n)
     work = copy_model(model)
+    roles = model_roles(work, spec.layers)
     if spec.pruning_policy == "xnnpack":
+        refusal = xnnpack_refusal(work)
+        if refusal is not None:
+            raise refusal
+        policy_sel = select_layers(work.layers, spec.layers, lambda _layer: None, roles)
+        excluded = {n: r for n, r in policy_sel.skipped}
         try:
-            wrapped = sk.prune_low_magnitude(work, pruning_policy=sk.PruneForLatencyOnXNNPack(), **kwargs)
+            wrapped = sk.prune_low_magnitude(work, pruning_policy=_xnnpack_policy(sk, set(excluded)), **kwargs)
         except ValueError as exc:
             raise PolicyError(f"prune: pruning_policy xnnpack refuses this model: {exc}",
-                              field="steps.prune.pruning_policy",
-                              hint="XNNPACK sparse inference needs a MobileNet-like model (a 3x3 stride-2 first "
-                                   "conv, 1x1 convs, global average pooling); drop pruning_policy") from None
+                              field="steps.prune.pruning_policy", hint=XNNPACK_HINT) from None
         from tensorflow_model_optimization.python.core.sparsity.keras.pruning_wrapper import (
             PruneLowMagnitude,
         )
 
         chosen = [layer.layer.name for layer in wrapped.layers if isinstance(layer, PruneLowMagnitude)]
-        selection_dict = {"changed": chosen, "skipped": [], "note": "layers chosen by PruneForLatencyOnXNNPack"}
+        skipped = [{"layer": n, "reason": r} for n, r in excluded.items()   # what tfmot would have taken
+                   if tuple(getattr(work.get_layer(n), "kernel_size", ())) == (1, 1)]
+        selection_dict = {"changed": chosen, "skipped": skipped, "note": "layers chosen by PruneForLatencyOnXNNPack"}
     else:
-        selection = choose(work.layers, spec.layers, _unsupported, "prune")
+        selection = choose(work.layers, spec.layers, unsupported, "prune", roles)
         wrapped = wrap_chosen(work, selection.chosen, lambda layer: sk.prune_low_magnitude(layer, **kwargs))
         selection_dict = selection.to_dict()
     compile_for(wrapped, spec.finetune, ctx.compile_info, step="prune")
     # UpdatePruningStep advances the schedule; without it nothing is pruned (the classic mistake).
-    fit(wrapped, spec.finetune, ctx.x, ctx.y, callbacks=[sk.UpdatePruningStep()])
+    fit(wrapped, spec.finetune, ctx.x, ctx.y, callbacks=[sk.UpdatePruningStep()], ctx=ctx)
     stripped = sk.strip_pruning(wrapped)
     return StepOutput(stripped, selection_dict, notes)

@@ -1,5 +1,5 @@
-"""Layer selection for a step: include/exclude by class, name and regex, with the
-reason for every layer a step leaves alone."""
+"""Layer selection for a step: include/exclude by class, name, regex and graph role
+(gate.optimize.roles), with the reason for every layer a step leaves alone."""
 from __future__ import annotations
 
 import re
@@ -11,6 +11,8 @@ from gate.config.steps import LayerSelect
 # Why a layer was left alone (the report lists these).
 EXCLUDED_CLASS = "excluded by the policy (class)"
 EXCLUDED_NAME = "excluded by the policy (name)"
+EXCLUDED_ROLE = "excluded by the policy (role: {role})"
+ROLE_MEANING = {"output": "the model's output layer", "input": "the model's first layer", "embedding": "an embedding"}
 NOT_INCLUDED = "not in the policy's include list"
 TOO_FEW = "too few weights"
 
@@ -32,15 +34,19 @@ def kernel_size(layer: Any) -> int:
     return 0
 
 
-def select_layers(layers: list[Any], sel: LayerSelect, unsupported: Callable[[Any], str | None]) -> Selection:
-    """`unsupported(layer)` returns why the technique cannot touch a layer, or None.
-    Layers without weights are not listed at all: no step could change them."""
+def select_layers(layers: list[Any], sel: LayerSelect, unsupported: Callable[[Any], str | None],
+                  roles: dict[str, set[str]] | None = None) -> Selection:
+    """`unsupported(layer)` returns why the technique cannot touch a layer, or None;
+    `roles` are the model's graph roles (gate.optimize.roles.layer_roles), needed when the
+    selection names roles. Layers without weights are not listed at all: no step could
+    change them."""
     chosen, skipped = [], []
+    roles = roles or {}
     for layer in layers:
         if not layer.weights:
             continue
         name, cls = layer.name, type(layer).__name__
-        reason = _policy_reason(name, cls, sel)
+        reason = _policy_reason(name, cls, sel, roles.get(name, set()))
         if reason is None:
             reason = unsupported(layer)
         if reason is None and kernel_size(layer) < sel.min_weights:
@@ -52,11 +58,12 @@ def select_layers(layers: list[Any], sel: LayerSelect, unsupported: Callable[[An
     return Selection(tuple(chosen), tuple(skipped))
 
 
-def choose(layers: list[Any], sel: LayerSelect, unsupported: Callable[[Any], str | None], step: str) -> Selection:
+def choose(layers: list[Any], sel: LayerSelect, unsupported: Callable[[Any], str | None], step: str,
+           roles: dict[str, set[str]] | None = None) -> Selection:
     """select_layers, refusing a step that would touch no layer."""
     from gate.errors import PolicyError
 
-    selection = select_layers(layers, sel, unsupported)
+    selection = select_layers(layers, sel, unsupported, roles)
     if not selection.chosen:
         raise PolicyError(f"{step}: no layer selected (check layers.include/exclude)", field=f"steps.{step}.layers")
     return selection
@@ -71,11 +78,29 @@ def wrap_chosen(model: Any, chosen: tuple[str, ...], wrap: Callable[[Any], Any])
     return keras().models.clone_model(model, clone_function=lambda layer: wrap(layer) if layer.name in names else layer)
 
 
-def _policy_reason(name: str, cls: str, sel: LayerSelect) -> str | None:
+def role_reason(role: str) -> str:
+    return EXCLUDED_ROLE.format(role=f"{role}, {ROLE_MEANING[role]}")
+
+
+def model_roles(model: Any, *selections: LayerSelect | None) -> dict[str, set[str]]:
+    """The graph roles, computed only when a selection names roles."""
+    if not any(s is not None and (s.include_roles or s.exclude_roles) for s in selections):
+        return {}
+    from gate.optimize.roles import layer_roles
+
+    return layer_roles(model)
+
+
+def _policy_reason(name: str, cls: str, sel: LayerSelect, roles: set[str] = frozenset()) -> str | None:
     if cls in sel.exclude:
         return EXCLUDED_CLASS
     if name in sel.exclude_names or (sel.exclude_regex and re.search(sel.exclude_regex, name)):
         return EXCLUDED_NAME
+    for role in sel.exclude_roles:
+        if role in roles:
+            return role_reason(role)
+    if sel.include_roles and not roles & set(sel.include_roles):
+        return NOT_INCLUDED
     if sel.include and cls not in sel.include:
         return NOT_INCLUDED
     if sel.include_names and name not in sel.include_names:

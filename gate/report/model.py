@@ -78,6 +78,7 @@ class Report(_M):
     candidate: Artifact | None = None
     benchmark: dict | None = None
     baseline: dict | None = None             # the base branch's candidate and the comparison with it
+    plan: dict | None = None                 # the policy's steps planned on the model before any fine-tuning
     stages: list[dict] | None = None         # optimization stages: original, pruned, ..., converted
     verification: dict | None = None         # what a later stage lost of an earlier one's work
     bridge: dict | None = None               # Keras 3 -> tf_keras bridge check (max_abs_diff, tolerance)

@@ -1,4 +1,6 @@
-"""The report on a terminal: the checks table and the verdict line (rich)."""
+"""The report on a terminal: the tables, the notes (what each optimization step changed,
+left dense or left float, and why) and the verdict line (rich; every text from the report
+is escaped, so `[batch_normalization]` prints as written)."""
 from __future__ import annotations
 
 from rich.console import Console
@@ -29,8 +31,25 @@ def print_report(report: dict, console: Console, *, quiet: bool = False) -> None
                           *((interval,) if intervals else ()), f"{c['direction']} {check_value(c['limit'], c)}",
                           _status(c))
         console.print(table)
+    if not quiet:
+        print_notes(report, console)
     console.print(f"[{STYLE[status]}]{status.upper()}[/{STYLE[status]}] {escape(report['summary'])}", markup=True,
                   soft_wrap=True)
+
+
+NOTE_LIMIT = 600   # characters of one note on the terminal (report.json has it whole)
+
+
+def print_notes(report: dict, console: Console) -> None:
+    """The report's notes: the plan of the policy's steps (left dense / left float, by
+    reason), tfmot's notes, verification findings. Tracebacks stay in report.json."""
+    notes = [n for n in report.get("notes") or [] if not n.startswith("traceback:")]
+    if not notes:
+        return
+    console.print("[bold]notes[/bold]")
+    for note in notes:
+        text = note if len(note) <= NOTE_LIMIT else note[:NOTE_LIMIT] + " ... (report.json has all of it)"
+        console.print(f"[dim]·[/dim] {escape(text)}")
 
 
 def _status(check: dict) -> str:

@@ -93,7 +93,8 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
     policy = cfg.policy.policy if cfg.policy else None
     if model.is_tflite:
         return _measure_tflite(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes)
-    return _measure_keras(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes, trust_model_code)
+    return _measure_keras(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes, trust_model_code,
+                          parts)
 
 
 def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, label: str, eval_split: Split | None,
@@ -115,19 +116,16 @@ def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, label: str, eva
 
 
 def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag, notes,
-                   trust_model_code) -> MeasuredModel:
+                   trust_model_code, parts) -> MeasuredModel:
     from gate.measure.convert import reference_spec, to_tflite
     from gate.measure.data import representative
     from gate.measure.evaluate import evaluate_keras, evaluate_tflite
 
     ev_spec, names = cfg.evaluate, model.facts.output_names
     flavour = "Keras 3 " if model.is_keras3 else ""
-    with log.stage(f"{tag}convert_reference", f"{label}converting the reference (float32 TFLite)"):
-        ref = to_tflite(model.keras, reference_spec())
     spec = policy.convert
-    optimized, stages, bridge = model.keras, None, None
+    optimized, stages, bridge, source, prepared = model.keras, None, None, model.keras, None
     if policy.steps:
-        source = model.keras
         if model.is_keras3:
             with log.stage(f"{tag}bridge", f"{label}rebuilding the Keras 3 model in tf_keras for tfmot"):
                 try:
@@ -138,9 +136,19 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
             notes.append(f"Keras 3 model bridged to tf_keras for the tfmot steps: outputs agree within "
                          f"{bridge.max_abs_diff:.3g} on {bridge.examples} eval examples (tolerance "
                          f"{bridge.tolerance:.3g})")
+        # planned before any conversion or fine-tuning: refusals come first
+        with log.stage(f"{tag}plan", f"{label}planning the policy's steps on the model"):
+            prepared = prepare_steps(source, policy.steps, train, trust_model_code, parts,
+                                     compile_source=model.keras)
+        if not label:
+            log.note(*prepared.plan.notes())
+    with log.stage(f"{tag}convert_reference", f"{label}converting the reference (float32 TFLite)"):
+        ref = to_tflite(model.keras, reference_spec())
+    if policy.steps:
         with log.stage(f"{tag}optimize", f"{label}optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
             optimized, stages = optimize_model(source, policy.steps, train, scoring, ev_spec.batch_size,
-                                               log.progress, trust_model_code, compile_source=model.keras)
+                                               log.progress, trust_model_code, compile_source=model.keras,
+                                               prepared=prepared, parts=parts)
     with log.stage(f"{tag}convert_candidate", f"{label}converting the {flavour}candidate ({spec.label})"):
         samples = representative(train, spec.representative_samples) if train is not None else None
         cand = to_tflite(optimized, spec, samples)
@@ -249,16 +257,13 @@ def bridge_model(k3_model, eval_split: Split, batch_size: int):
     return tfk, check
 
 
-def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, progress, trust_model_code=False, *,
-                   compile_source=None):
-    """Run the policy's steps; each stage is measured (accuracy or the task's metrics,
-    float TFLite bytes). `compile_source`: the model whose compile config says the loss
-    (the Keras 3 original of a bridged model)."""
-    from gate.measure.convert import reference_spec, to_tflite
+def step_context(keras_model, train, trust_model_code, compile_source=None):
+    """What every step gets: the train split as fit() takes it (inputs in input order,
+    targets in output order or by key), the loss the committed model compiled with
+    (`compile_source`: the Keras 3 original of a bridged model)."""
     from gate.measure.data import keras_targets
-    from gate.measure.evaluate import evaluate_keras, keras_feed
+    from gate.measure.evaluate import keras_feed
     from gate.measure.model import keras_io
-    from gate.optimize import apply_steps
     from gate.optimize.context import StepContext
     from gate.optimize.finetune import CompileInfo
 
@@ -273,6 +278,32 @@ def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, prog
                           hint="add the targets, or use a post-training policy (int8, dynamic-range, ...)")
     if isinstance(y, dict) and not isinstance(getattr(keras_model, "output", None), dict):
         y = [y[n] for n in names]      # list outputs: in output order; dict outputs keep their keys
+    info = CompileInfo.of(compile_source if compile_source is not None else keras_model)
+    x = keras_feed(keras_model, train)
+    if isinstance(x, dict):     # several inputs: in input order (flattening nested models renames them)
+        x = list(x.values())
+    return StepContext(train=train, compile_info=info, allow_custom_code=trust_model_code, x=x, y=y)
+
+
+def prepare_steps(keras_model, steps, train, trust_model_code, parts: dict, *, compile_source=None):
+    """Flatten and plan (gate.optimize.preflight); the plan is in `parts` as soon as it
+    exists, a refusal included."""
+    from gate.optimize import prepare
+
+    return prepare(keras_model, steps, step_context(keras_model, train, trust_model_code, compile_source),
+                   lambda plan: parts.__setitem__("plan", plan))
+
+
+def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, progress, trust_model_code=False, *,
+                   compile_source=None, prepared=None, parts: dict | None = None):
+    """Run the policy's steps; each stage is measured (accuracy or the task's metrics,
+    float TFLite bytes) and put in `parts` as it finishes, so an error report keeps the
+    stages that finished."""
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.evaluate import evaluate_keras
+    from gate.optimize import apply_steps
+
+    parts = {} if parts is None else parts
 
     def measure_stage(m, convertible: bool) -> dict:
         result = evaluate_keras(m, scoring, batch_size).to_dict(with_predictions=False)
@@ -285,9 +316,6 @@ def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, prog
             out.update(bytes_raw=sizes.bytes_raw, bytes_gzip=sizes.bytes_gzip)
         return out
 
-    info = CompileInfo.of(compile_source if compile_source is not None else keras_model)
-    x = keras_feed(keras_model, train)
-    if isinstance(x, dict):     # several inputs: in input order (flattening nested models renames them)
-        x = list(x.values())
-    ctx = StepContext(train=train, compile_info=info, allow_custom_code=trust_model_code, x=x, y=y)
-    return apply_steps(keras_model, steps, ctx, measure_stage, progress)
+    ctx = step_context(keras_model, train, trust_model_code, compile_source)
+    return apply_steps(keras_model, steps, ctx, measure_stage, progress, prepared=prepared,
+                       on_stage=lambda stages: parts.__setitem__("stages", [s.to_dict() for s in stages]))

@@ -27,8 +27,9 @@ class StageLog:
 
     @contextmanager
     def stage(self, name: str, label: str) -> Iterator[None]:
-        """Time a stage; TF's native log lines are kept off the terminal and added to
-        the message of an error raised inside the stage."""
+        """Time a stage; TF's native log lines are kept off the terminal, and those that
+        carry an error (not TF/CUDA/absl start-up noise) are added to the hint of an error
+        raised inside the stage."""
         self.progress(label)
         self.on_stage(label)
         start = time.perf_counter()
@@ -36,8 +37,9 @@ class StageLog:
             with native_stderr() as native:
                 yield
         except GateError as err:
-            if native.text.strip() and not err.hint:
-                err.hint = "TensorFlow said:\n" + native.tail(8)
+            said = native.error_tail(8)
+            if said and not err.hint:
+                err.hint = "TensorFlow said:\n" + said
             raise
         finally:
             self.parts["timings_s"][name] = round(time.perf_counter() - start, 3)

@@ -113,6 +113,32 @@ FOREIGN_LAYERS: dict[str, str] = {
     "FlaxLayer": "FlaxLayer wraps arbitrary Python code",
 }
 
+# TFOpLambda layers whose TensorFlow function is pure elementwise arithmetic: data, not
+# code. tf_keras rebuilds a TFOpLambda by looking its `function` up among TensorFlow's
+# exported names (any name works, tf.io.write_file included), so only these exact names
+# pass, and only with operands that are tensors of the graph or plain numbers
+# (config_tree checks the call's arguments). Each is an elementwise op with no I/O, no
+# state and no Python callback; they are what Python operators and the common activation
+# helpers on a KerasTensor serialize to (`x + 3` -> __operators__.add, `x * c` ->
+# math.multiply, `x - c` -> math.subtract, `x / c` -> math.truediv, `-x` -> math.negative).
+# Stock tf_keras.applications.MobileNetV3 writes its hard-swish with the first two.
+PURE_TF_FUNCTIONS: dict[str, str] = {
+    "__operators__.add": "x + y",
+    "math.add": "x + y",
+    "math.subtract": "x - y",
+    "math.multiply": "x * y",
+    "math.truediv": "x / y",
+    "math.negative": "-x",
+    "math.maximum": "max(x, y)",
+    "math.minimum": "min(x, y)",
+    "nn.relu": "max(x, 0)",
+    "nn.relu6": "min(max(x, 0), 6)",
+    "math.sigmoid": "1 / (1 + exp(-x))",
+    "math.tanh": "tanh(x)",
+}
+# Call keyword arguments a pure TFOpLambda may carry besides operands.
+PURE_TF_NAME_KWARG = "name"
+
 # Data markers Keras decodes into values, not classes.
 DATA_MARKERS = frozenset({"__tensor__", "__numpy__", "__bytes__", "__tuple__",
                            "__ellipsis__", "TensorShape"})

@@ -18,6 +18,8 @@ from gate.scan.allowlist import (
     FOREIGN_LAYERS,
     IDENTIFIER,
     LAYER_KEYS,
+    PURE_TF_FUNCTIONS,
+    PURE_TF_NAME_KWARG,
     REGISTERED_PACKAGES,
     TYPE_SPECS,
 )
@@ -34,6 +36,7 @@ class _Walk:
     layer_classes: set[str] = field(default_factory=set)
     n_layers: int = 0
     notes: list[str] = field(default_factory=list)
+    pure_configs: set[int] = field(default_factory=set)   # id() of TFOpLambda configs found pure
 
     def classes(self) -> tuple[str, ...]:
         return tuple(sorted(self.layer_classes))
@@ -98,11 +101,18 @@ def _check_object(obj: dict, path: str, walk: _Walk) -> None:
     if not IDENTIFIER.match(name):
         walk.refuse(f"{_describe(obj, path)} is not allowed: '{_clip(cls)}' is not a Keras class "
                     "name (dotted or non-identifier names can point at arbitrary Python)")
-    if name in CODE_LAYERS:
+    if name == "TFOpLambda" and _pure_tf_op(obj):
+        walk.pure_configs.add(id(obj["config"]))
+    elif name in CODE_LAYERS:
         why = CODE_LAYERS[name]
         config = obj.get("config")
         if isinstance(config, dict) and isinstance(config.get("function"), str):
             why += f"; this one calls tf.{_clip(config['function'])}"
+            if name == "TFOpLambda" and config["function"] in PURE_TF_FUNCTIONS:
+                why += " with arguments that are not tensors or plain numbers"
+            elif name == "TFOpLambda":
+                why += (" (only pure arithmetic loads without trust: tf."
+                        + ", tf.".join(sorted(PURE_TF_FUNCTIONS)) + ")")
         _code_found(walk, _describe(obj, path), why)
     elif name in FOREIGN_LAYERS:
         walk.refuse(f"{_describe(obj, path)} is not allowed: {FOREIGN_LAYERS[name]}")
@@ -113,6 +123,35 @@ def _check_object(obj: dict, path: str, walk: _Walk) -> None:
                          "rebuild the model from built-in layers")
     _check_module(obj, path, walk)
     _check_registered_name(obj, path, walk)
+
+
+def _pure_tf_op(obj: dict) -> bool:
+    """A TFOpLambda that calls an allowlisted arithmetic function (PURE_TF_FUNCTIONS) on
+    tensors of the graph and plain numbers: the layer config holds only its bookkeeping
+    keys, and its call arguments (the inbound node's kwargs) are tensor references,
+    numbers or null, plus an optional op name."""
+    config = obj.get("config")
+    if not isinstance(config, dict) or config.get("function") not in PURE_TF_FUNCTIONS:
+        return False
+    if set(config) - {"name", "trainable", "dtype", "function"}:
+        return False
+    nodes = obj.get("inbound_nodes")
+    return isinstance(nodes, list) and bool(nodes) and all(_pure_operand(n) for n in nodes)
+
+
+def _pure_operand(value: object) -> bool:
+    if value is None or isinstance(value, (bool, int, float)):
+        return True
+    if isinstance(value, list):
+        if len(value) in (3, 4) and isinstance(value[0], str) and all(
+                isinstance(i, int) and not isinstance(i, bool) for i in value[1:3]):
+            return len(value) == 3 or (isinstance(value[3], dict) and _pure_operand(value[3]))   # a tensor
+        return all(_pure_operand(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and (
+            (k == PURE_TF_NAME_KWARG and (v is None or isinstance(v, str))) or
+            (k != PURE_TF_NAME_KWARG and _pure_operand(v))) for k, v in value.items())
+    return False
 
 
 def _strip_package(cls: str) -> str:
@@ -179,7 +218,10 @@ def _check_typespec(obj: dict, path: str, walk: _Walk) -> None:
 
 
 def _check_code_keys(node: dict, path: str, walk: _Walk) -> None:
-    for key in CODE_KEYS.intersection(node):
+    keys = set(CODE_KEYS.intersection(node))
+    if id(node) in walk.pure_configs:
+        keys.discard("function")      # an allowlisted pure TFOpLambda function name
+    for key in keys:
         walk.refuse(f"key '{key}' at {path + '.' if path else ''}{key} references Python "
                     "code, which the gate does not load", hint=TRUST_HINT)
 
