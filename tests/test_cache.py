@@ -117,3 +117,14 @@ def test_eviction_keeps_the_most_recently_used_within_the_bound(tmp_path):
     cache.put(cache_key({"n": 3}), {"n": 3}, blob)  # over the bound: the least recently used goes
     assert cache.get(keys[1]) is None and cache.get(keys[0]) is not None and cache.get(keys[2]) is not None
     assert sum(size for _, size, _ in cache.entries()) <= 35_000
+
+
+def test_entries_are_readable_by_another_user(tmp_path):
+    """In the Action the container writes as root and actions/cache saves as the runner's
+    user: an entry's directory and files must be world-readable (mkdtemp makes 0700)."""
+    cache = Cache(tmp_path / "c")
+    key = cache_key({"model": "perm"})
+    cache.put(key, RECORD_DATA, FILES)
+    entry = tmp_path / "c" / key
+    assert entry.stat().st_mode & 0o005 == 0o005
+    assert all(p.stat().st_mode & 0o004 for p in entry.iterdir())

@@ -141,3 +141,17 @@ def test_inconclusive_and_interval_are_shown():
     report["checks"] = [check]
     text = render_markdown(report)
     assert "1.01x to 1.08x" in text and "⚠️ inconclusive, counted as pass" in text
+
+
+def test_time_split_names_the_biggest_stages_and_sums_the_rest():
+    from gate.report.render import time_split
+
+    timings = {"load": 1.0, "optimize": 20.0, "convert_candidate": 5.0, "benchmark": 3.0, "proxies": 0.5,
+               "judge": 0.5}
+    line = time_split(timings)
+    assert line.startswith("30.0 s: optimize 20.0 s (67 %), convert_candidate 5.0 s (17 %)")
+    assert line.endswith("2 more stages 1.0 s (3 %)")
+    assert time_split({}) == "" and time_split(None) == "" and time_split({"x": "bad"}) == ""
+    report = saved_report("pass.json")
+    report["timings_s"] = timings
+    assert "- Time: 30.0 s: optimize 20.0 s (67 %)" in render_markdown(report)

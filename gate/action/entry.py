@@ -289,8 +289,13 @@ def run_action(env: Mapping[str, str], say: Say = lambda line: print(line, flush
     base = Path(inputs.working_directory)
     config, out_dir = base / inputs.config, base / inputs.output_dir
     event = _event(env, say)
+    cache_dir = base / inputs.cache_dir if inputs.cache_dir else None
     try:
-        report = produce_report(config, out_dir, base / inputs.cache_dir if inputs.cache_dir else None)
+        try:
+            report = produce_report(config, out_dir, cache_dir)
+        finally:      # actions/cache runs as the runner's user: it must read (and later replace) the entries
+            if cache_dir is not None:
+                _give_back(cache_dir, workspace)
         body, warning = render_comment(report, _template(base, inputs.comment_template, say))
         if warning:
             say(annotation("warning", warning, title="model-gate: comment-template"))

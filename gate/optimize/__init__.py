@@ -94,11 +94,15 @@ def prepare(model: Any, steps: list[Step], ctx: StepContext,
 
 def apply_steps(model: Any, steps: list[Step], ctx: StepContext, measure: Measure,
         progress: Callable[[str], None] = lambda _: None, *, prepared: Prepared | None = None,
-        on_stage: Callable[[list[Stage]], None] = lambda _stages: None) -> tuple[Any, list[Stage]]:
+        on_stage: Callable[[list[Stage]], None] = lambda _stages: None,
+        original_figures: dict | None = None) -> tuple[Any, list[Stage]]:
+    """`original_figures`: what `measure` would say of the original (the caller measured the
+    committed model already: its evaluation and float32 conversion), so it is not redone."""
     prepared = prepared or prepare(model, steps, ctx)
     original = prepared.original
+    figures = original_figures if original_figures is not None else measure(original, True)
     stages = [Stage("original", "original", 0.0, int(original.count_params()), keras_layer_stats(original), None,
-                    list(prepared.notes), measure(original, True))]
+                    list(prepared.notes), figures)]
     on_stage(stages)
     current = original
     kinds = [s.kind for s in steps]

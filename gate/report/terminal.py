@@ -7,7 +7,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gate.report.render import check_value, metric_rows, metric_value, reference_label, shows_legacy_accuracy
+from gate.report.render import (
+    check_value,
+    metric_rows,
+    metric_value,
+    reference_label,
+    shows_legacy_accuracy,
+    time_split,
+)
 
 STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold red"}
 
@@ -33,6 +40,8 @@ def print_report(report: dict, console: Console, *, quiet: bool = False) -> None
         console.print(table)
     if not quiet:
         print_notes(report, console)
+        if time_split(report.get("timings_s")):
+            console.print(f"[dim]time {escape(time_split(report.get('timings_s')))}[/dim]", soft_wrap=True)
     console.print(f"[{STYLE[status]}]{status.upper()}[/{STYLE[status]}] {escape(report['summary'])}", markup=True,
                   soft_wrap=True)
 

@@ -109,6 +109,7 @@ class Cache:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:12]}-", dir=self.root))
         try:
+            os.chmod(tmp, 0o755)     # mkdtemp's 0700 would hide the entry from actions/cache's user
             blobs = {RECORD: json.dumps(record, sort_keys=True).encode("utf-8"), **files}
             for name, data in blobs.items():
                 (tmp / name).write_bytes(data)

@@ -144,18 +144,20 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
             log.note(*prepared.plan.notes())
     with log.stage(f"{tag}convert_reference", f"{label}converting the reference (float32 TFLite)"):
         ref = to_tflite(model.keras, reference_spec())
+    with log.stage(f"{tag}evaluate_original", f"{label}scoring the {flavour}model on {eval_split.n} eval examples"):
+        original = evaluate_keras(model.keras, scoring, ev_spec.batch_size)
     if policy.steps:
         with log.stage(f"{tag}optimize", f"{label}optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
             optimized, stages = optimize_model(source, policy.steps, train, scoring, ev_spec.batch_size,
                                                log.progress, trust_model_code, compile_source=model.keras,
-                                               prepared=prepared, parts=parts)
+                                               prepared=prepared, parts=parts,
+                                               original_figures=stage_figures(original, ref.content))
     with log.stage(f"{tag}convert_candidate", f"{label}converting the {flavour}candidate ({spec.label})"):
         samples = representative(train, spec.representative_samples) if train is not None else None
         cand = to_tflite(optimized, spec, samples)
     notes += _unquantized_note(spec, cand)
-    with log.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
+    with log.stage(f"{tag}evaluate", f"{label}scoring the .tflite files on {eval_split.n} eval examples"):
         batch = ev_spec.batch_size
-        original = evaluate_keras(model.keras, scoring, batch)
         ref_eval = evaluate_tflite(ref.content, scoring, batch, names, original=original.outputs,
                                    where=f"{label}reference .tflite", layers=model.facts.output_layers)
         cand_eval = evaluate_tflite(cand.content, scoring, batch, names, original=original.outputs,
@@ -294,11 +296,24 @@ def prepare_steps(keras_model, steps, train, trust_model_code, parts: dict, *, c
                    lambda plan: parts.__setitem__("plan", plan))
 
 
+def stage_figures(result: EvalResult, float_tflite: bytes | None) -> dict:
+    """A stage's figures: accuracy, the task's metrics, and its float32 .tflite's bytes."""
+    data = result.to_dict(with_predictions=False)
+    out = {"accuracy": data["accuracy"]}
+    label = {k: v for k, v in (data.get("metrics") or {}).items() if v is not None and not _shown_as_accuracy(k)}
+    if label:
+        out["metrics"] = label
+    if float_tflite is not None:
+        sizes = FileSizes.of(float_tflite)
+        out.update(bytes_raw=sizes.bytes_raw, bytes_gzip=sizes.bytes_gzip)
+    return out
+
+
 def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, progress, trust_model_code=False, *,
-                   compile_source=None, prepared=None, parts: dict | None = None):
+                   compile_source=None, prepared=None, parts: dict | None = None, original_figures=None):
     """Run the policy's steps; each stage is measured (accuracy or the task's metrics,
     float TFLite bytes) and put in `parts` as it finishes, so an error report keeps the
-    stages that finished."""
+    stages that finished. `original_figures`: the original stage's, measured already."""
     from gate.measure.convert import reference_spec, to_tflite
     from gate.measure.evaluate import evaluate_keras
     from gate.optimize import apply_steps
@@ -306,16 +321,10 @@ def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, prog
     parts = {} if parts is None else parts
 
     def measure_stage(m, convertible: bool) -> dict:
-        result = evaluate_keras(m, scoring, batch_size).to_dict(with_predictions=False)
-        out = {"accuracy": result["accuracy"]}
-        label = {k: v for k, v in (result.get("metrics") or {}).items() if v is not None and not _shown_as_accuracy(k)}
-        if label:
-            out["metrics"] = label
-        if convertible:
-            sizes = FileSizes.of(to_tflite(m, reference_spec()).content)
-            out.update(bytes_raw=sizes.bytes_raw, bytes_gzip=sizes.bytes_gzip)
-        return out
+        return stage_figures(evaluate_keras(m, scoring, batch_size),
+                             to_tflite(m, reference_spec()).content if convertible else None)
 
     ctx = step_context(keras_model, train, trust_model_code, compile_source)
     return apply_steps(keras_model, steps, ctx, measure_stage, progress, prepared=prepared,
-                       on_stage=lambda stages: parts.__setitem__("stages", [s.to_dict() for s in stages]))
+                       on_stage=lambda stages: parts.__setitem__("stages", [s.to_dict() for s in stages]),
+                       original_figures=original_figures)
