@@ -8,8 +8,10 @@ GitHub posting stay fast.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from typing import Iterator
 
 
 def _prepare_env() -> None:
@@ -51,3 +53,21 @@ def tfmot():
     import tensorflow_model_optimization
 
     return tensorflow_model_optimization
+
+
+@contextlib.contextmanager
+def tf_keras_v3_loading() -> Iterator[None]:
+    """The state tf_keras' saving_lib.load_model deserializes a .keras config in (the
+    "saving v3" flag and an object-sharing scope), for gate.measure.model's loader that
+    reads the weights from an extracted file. Private names of tf_keras 2.21, pinned."""
+    keras()
+    from tf_keras.src.saving import saving_lib
+    from tf_keras.src.saving.serialization_lib import ObjectSharingScope
+
+    before = getattr(saving_lib._SAVING_V3_ENABLED, "value", False)
+    saving_lib._SAVING_V3_ENABLED.value = True
+    try:
+        with ObjectSharingScope():
+            yield
+    finally:
+        saving_lib._SAVING_V3_ENABLED.value = before
