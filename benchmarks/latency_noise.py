@@ -20,6 +20,10 @@ run (a busy shared CI runner: they compete for cores, caches and memory bandwidt
 
     python benchmarks/latency_noise.py [--trials 20] [--repeats 5] [--max-ratio 1.025]
         [--budget 30] [--neighbours 0] [--skip-mobilenet] [--skip-tool]
+        [--skip-digits] [--zoo mobilenet_v3_small,efficientnet_b0] [--zoo-size 224]
+
+`--zoo` adds keras.applications architectures of benchmarks/zoo.py (weights=None), with
+slower variants made by 1x1 convolutions in front of the model.
 """
 from __future__ import annotations
 
@@ -90,6 +94,40 @@ def mobilenet_models() -> tuple[np.ndarray, dict[str, bytes], dict[str, str]]:
             "~10 %": "one extra inverted-residual block at 7x7, expansion 6"}
     example = np.random.default_rng(0).uniform(0, 1, (1, 224, 224, 3)).astype(np.float32)
     return example, {n: to_tflite(m, reference_spec()).content for n, m in models.items()}, what
+
+
+ZOO = {"mobilenet_v3_small": ("MobileNetV3Small", {}), "efficientnet_b0": ("EfficientNetB0", {}),
+       "mobilenet_v2": ("MobileNetV2", {"alpha": 0.35}), "resnet50": ("ResNet50", {}),
+       "densenet121": ("DenseNet121", {})}
+
+
+def zoo_models(name: str, size: int) -> tuple[np.ndarray, dict[str, bytes], dict[str, str]]:
+    """A keras.applications architecture of benchmarks/zoo.py (weights=None, 1000 classes) at
+    size x size, and two slower variants: 1x1 convolutions (3 -> 3 channels) in front of it,
+    as many as add ~5 % and ~10 % to its MACs (the true ratios are measured in (b))."""
+    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.proxies import proxies
+    from gate.measure.tfenv import keras
+
+    k = keras()
+    cls, kwargs = ZOO[name]
+    base = getattr(k.applications, cls)(weights=None, input_shape=(size, size, 3), **kwargs)
+    content = to_tflite(base, reference_spec()).content
+    per_conv = size * size * 9
+
+    def slower(frac: float) -> tuple[bytes, int]:
+        n = max(1, round(frac * proxies(content).macs / per_conv))
+        i = k.Input((size, size, 3))
+        x = i
+        for _ in range(n):
+            x = k.layers.Conv2D(3, 1)(x)
+        return to_tflite(k.Model(i, base(x)), reference_spec()).content, n
+
+    (five, n5), (ten, n10) = slower(0.05), slower(0.10)
+    what = {"~5 %": f"{n5} 1x1 conv(s) 3->3 in front (~5 % more MACs)",
+            "~10 %": f"{n10} 1x1 conv(s) 3->3 in front (~10 % more MACs)"}
+    example = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
+    return example, {"base": content, "~5 %": five, "~10 %": ten}, what
 
 
 # --- the three methods -----------------------------------------------------------------------
@@ -215,17 +253,24 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--neighbours", type=int, default=0, help="memory-streaming processes running alongside")
     p.add_argument("--skip-mobilenet", action="store_true")
+    p.add_argument("--skip-digits", action="store_true")
+    p.add_argument("--zoo", default="", help=f"comma-separated zoo architectures to add ({', '.join(ZOO)})")
+    p.add_argument("--zoo-size", type=int, default=224, help="their input size")
     p.add_argument("--skip-tool", action="store_true", help="leave out LiteRT's benchmark tool (subprocesses)")
     args = p.parse_args()
     print(f"# latency_noise  ({cpu_name()}, {os.cpu_count()} cores, {args.neighbours} noisy neighbours)")
     with tempfile.TemporaryDirectory() as tmp, native_stderr():
-        digits = digits_models()
+        digits = None if args.skip_digits else digits_models()
         mobilenet = None if args.skip_mobilenet else mobilenet_models()
+        zoo = {name: zoo_models(name, args.zoo_size) for name in filter(None, args.zoo.split(","))}
         neighbours = [subprocess.Popen([sys.executable, "-c", NEIGHBOUR]) for _ in range(args.neighbours)]
         try:
-            section("digits CNN", *digits, args, Path(tmp))
+            if digits:
+                section("digits CNN", *digits, args, Path(tmp))
             if mobilenet:
                 section("MobileNetV2-0.35 224x224", *mobilenet, args, Path(tmp))
+            for name, built in zoo.items():
+                section(f"{ZOO[name][0]} {args.zoo_size}x{args.zoo_size} (zoo)", *built, args, Path(tmp))
         finally:
             for proc in neighbours:
                 proc.terminate()

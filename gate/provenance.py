@@ -9,9 +9,10 @@ from importlib.metadata import PackageNotFoundError, version
 DISTS = ("model-gate", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy")
 
 
-def versions() -> dict[str, str]:
+def versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Python's and each distribution's version (DISTS, then `extra`)."""
     out = {"python": platform.python_version()}
-    for dist in DISTS:
+    for dist in (*DISTS, *extra):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

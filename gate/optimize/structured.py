@@ -367,15 +367,7 @@ def structured_prune(model: Any, *, ratio: float, norm: str = "l1", selected: se
       max(min_units, round(n * (1 - ratio))). selected: producer layers the policy allows
       (None: all); a group shrinks only if all its producers are selected.
     """
-    k, tf = _keras()
-    _check_args(ratio, norm, min_units)
-    _check_model(k, model)
-    work, inline_error = _inline(k, tf, model)
-    dg = analyze(k, tf, work)
-    chosen = None if selected is None else set(selected)
-    masks, rows, skipped, reports = _plan(dg, chosen, ratio, norm, min_units)
-    if chosen is not None:
-        skipped += _other_skips(dg, model, chosen, inline_error)
+    k, tf, work, dg, (masks, rows, skipped, reports) = _analyze(model, ratio, norm, selected, min_units)
     slices = _slices(dg, masks)
     new = _rebuild(k, work, dg, slices)
     _verify(tf, model, new, bool(masks))
@@ -395,13 +387,20 @@ class StructuredPlan:
 def structured_plan(model: Any, *, ratio: float, norm: str = "l1", selected: set[str] | None = None,
                     min_units: int = 1) -> StructuredPlan:
     """The channel groups that would shrink and the layers kept whole, with reasons."""
+    _k, _tf, _work, _dg, (_masks, rows, skipped, reports) = _analyze(model, ratio, norm, selected, min_units)
+    return StructuredPlan(tuple(rows), tuple(skipped), tuple(reports))
+
+
+def _analyze(model: Any, ratio: float, norm: str, selected: set[str] | None, min_units: int):
+    """Checks, the inlined working copy, its dependency graph and the plan on it:
+    (k, tf, work, graph, (masks, rows, skipped, reports))."""
     k, tf = _keras()
     _check_args(ratio, norm, min_units)
     _check_model(k, model)
     work, inline_error = _inline(k, tf, model)
     dg = analyze(k, tf, work)
     chosen = None if selected is None else set(selected)
-    _masks, rows, skipped, reports = _plan(dg, chosen, ratio, norm, min_units)
+    masks, rows, skipped, reports = _plan(dg, chosen, ratio, norm, min_units)
     if chosen is not None:
         skipped += _other_skips(dg, model, chosen, inline_error)
-    return StructuredPlan(tuple(rows), tuple(skipped), tuple(reports))
+    return k, tf, work, dg, (masks, rows, skipped, reports)
