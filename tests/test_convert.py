@@ -62,3 +62,37 @@ def test_quantized_modes_are_smaller_than_float(tiny_model, tiny):
 def test_int8_without_samples_is_a_clear_error(tiny_model):
     with pytest.raises(ModelError, match="representative samples from data.train"):
         to_tflite(tiny_model.keras, ConvertSpec(quantization="int8"), None)
+
+
+@pytest.mark.parametrize("quantization", ["none", "int8"])
+def test_traced_conversion_is_the_saved_model_conversion(quantization):
+    """gate.measure.traced (one traced function, a SignatureDef added) gives what
+    from_keras_model's SavedModel route gives on a two-input, two-output tf_keras model with
+    an int32 input: the same signature names, the same outputs (float32: to 1e-5; int8:
+    the same quantized graph from by-position calibration, to one quantization step)."""
+    from gate.measure.litert import run_signature
+    from gate.measure.tfenv import keras, tf
+
+    k = keras()
+    k.utils.set_random_seed(0)
+    image, ids = k.Input((6, 6, 1), name="image"), k.Input((5,), dtype="int32", name="ids")
+    a = k.layers.Flatten()(k.layers.Conv2D(4, 3, activation="relu")(image))
+    b = k.layers.Flatten()(k.layers.Embedding(20, 3)(ids))
+    joined = k.layers.Concatenate()([a, b])
+    model = k.Model([image, ids], [k.layers.Dense(3, activation="softmax", name="label")(joined),
+                                   k.layers.Dense(1, name="score")(joined)])
+    rng = np.random.default_rng(0)
+    x = {"image": rng.uniform(size=(32, 6, 6, 1)).astype(np.float32), "ids": rng.integers(0, 20, (32, 5)).astype(np.int32)}
+    spec = ConvertSpec.model_validate({"quantization": quantization})
+    ours = to_tflite(model, spec, x).content
+    conv = tf().lite.TFLiteConverter.from_keras_model(model)
+    MODES[spec.quantization](conv, tf(), spec, x, {"image": "float32", "ids": "int32"})
+    theirs = bytes(conv.convert())
+    sig = make_interpreter(ours, threads=1).get_signature_list()
+    assert sig == make_interpreter(theirs, threads=1).get_signature_list()
+    assert sorted(sig["serving_default"]["inputs"]) == ["ids", "image"]
+    assert sorted(sig["serving_default"]["outputs"]) == ["label", "score"]
+    got, want = run_signature(ours, x, batch=8), run_signature(theirs, x, batch=8)
+    for name in ("label", "score"):
+        tol = 1e-5 if quantization == "none" else 0.05 * (np.abs(want[name]).max() + 1e-6)
+        np.testing.assert_allclose(got[name], want[name], atol=tol)

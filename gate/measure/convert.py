@@ -1,8 +1,10 @@
 """Keras model -> TFLite bytes, one registered function per post-training mode; LiteRT
 Quantizer recipes on top of the float conversion.
 
-tf_keras and Keras 3 models both go through `tf.lite.TFLiteConverter.from_keras_model`
-(on TF 2.21 it exports a Keras 3 model to a SavedModel itself); `supported_ops` is always
+A tf_keras model is converted from one traced function (gate.measure.traced: no
+SavedModel round trip); recurrent and Keras 3 models go through
+`tf.lite.TFLiteConverter.from_keras_model` (on TF 2.21 it exports a Keras 3 model to a
+SavedModel itself); `supported_ops` is always
 set to builtins so that no Flex (TensorFlow) op sneaks in. The representative dataset
 yields one dict per example keyed by input name, each input in its own dtype: the
 converter matches dicts to the signature by name, lists by tensor position (wrong for
@@ -129,6 +131,25 @@ def to_tflite(model: Any, spec: ConvertSpec, samples: Samples | None = None) -> 
                      "tflite", _precision(content))
 
 
+def _traceable(model: Any) -> bool:
+    """A tf_keras model without recurrent layers: converted from one traced function
+    (gate.measure.traced), not through a SavedModel."""
+    from gate.measure.tfenv import keras
+
+    k = keras()
+    return isinstance(model, k.Model) and not _has_rnn(model, k)
+
+
+def _has_rnn(model: Any, k: Any) -> bool:
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)        # tfmot wrappers, Bidirectional
+        if type(layer).__name__ in RNN_CLASSES or type(inner).__name__ in RNN_CLASSES:
+            return True
+        if isinstance(inner, k.Model) and _has_rnn(inner, k):
+            return True
+    return False
+
+
 def _count(samples: Samples | np.ndarray | None) -> int:
     if samples is None:
         return 0
@@ -141,14 +162,23 @@ def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None) ->
     dtypes = {name: str(getattr(t.dtype, "name", t.dtype)) for name, t in keras_io(model)[0]}
     if isinstance(samples, np.ndarray):     # a single-input model's examples
         samples = {next(iter(dtypes)): samples}
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    traced = _traceable(model)
+    if traced:
+        from gate.measure.traced import add_signature, by_position, traced_converter
+
+        conv, in_names, out_names = traced_converter(model, tf)
+    else:
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
     MODES[spec.quantization](conv, tf, spec, samples, dtypes)
+    if traced and getattr(conv, "representative_dataset", None) is not None:
+        conv.representative_dataset = by_position(conv.representative_dataset, in_names)
     mode = "float32" if spec.quantization is Quantization.none else spec.quantization.value
     if spec.sparsity:  # store pruned kernels sparse, for XNNPACK sparse inference
         conv.optimizations = [*conv.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     try:
         with contextlib.redirect_stdout(io.StringIO()):   # Keras 3's export prints "Saved artifact at ..."
-            return bytes(conv.convert())
+            content = bytes(conv.convert())
+        return add_signature(content, in_names, out_names) if traced else content
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - the converter's refusals are about the model

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def _prepare_env() -> None:
@@ -71,3 +71,12 @@ def tf_keras_v3_loading() -> Iterator[None]:
             yield
     finally:
         saving_lib._SAVING_V3_ENABLED.value = before
+
+
+def tflite_schema() -> tuple[Any, Any]:
+    """TensorFlow's TFLite flatbuffer schema (object API) and flatbuffer_utils."""
+    tf()
+    from tensorflow.lite.python import schema_py_generated
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return schema_py_generated, flatbuffer_utils
