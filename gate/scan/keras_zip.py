@@ -94,13 +94,12 @@ def _check_zip_members(zf: zipfile.ZipFile, file: str,
 
 
 def _check_zipped_h5(zf: zipfile.ZipFile, name: str, file: str, limits: ScanLimits) -> None:
-    """HDF5 reads seek back and forth: fine on a stored member, quadratic on a deflated
-    one, so a compressed member is first copied (its declared size is already bounded)."""
+    """HDF5 reads seek back and forth, and a backward seek in a zip member makes Python
+    3.11's zipfile read the member again from its start (stored members too: the fast path
+    came in 3.12), so the member is first copied to a temp file (its declared size is
+    already bounded). ResNet50's 95 MB weights: 9.8 s through zipfile, under 1 s copied."""
     info = zf.getinfo(name)
     with zf.open(info) as member:
-        if info.compress_type == zipfile.ZIP_STORED:
-            check_h5_structure(member, file, limits)
-            return
         with tempfile.TemporaryFile() as copy:
             shutil.copyfileobj(member, copy, 1 * MIB)
             copy.seek(0)
