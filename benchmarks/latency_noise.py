@@ -23,7 +23,8 @@ run (a busy shared CI runner: they compete for cores, caches and memory bandwidt
         [--skip-digits] [--zoo mobilenet_v3_small,efficientnet_b0] [--zoo-size 224]
 
 `--zoo` adds keras.applications architectures of benchmarks/zoo.py (weights=None), with
-slower variants made by 1x1 convolutions in front of the model.
+slower variants made by 1x1 convolutions in front of the model (as many as a quick timing
+says add ~5 % and ~10 %).
 """
 from __future__ import annotations
 
@@ -104,30 +105,48 @@ ZOO = {"mobilenet_v3_small": ("MobileNetV3Small", {}), "efficientnet_b0": ("Effi
 def zoo_models(name: str, size: int) -> tuple[np.ndarray, dict[str, bytes], dict[str, str]]:
     """A keras.applications architecture of benchmarks/zoo.py (weights=None, 1000 classes) at
     size x size, and two slower variants: 1x1 convolutions (3 -> 3 channels) in front of it,
-    as many as add ~5 % and ~10 % to its MACs (the true ratios are measured in (b))."""
+    as many as add ~5 % and ~10 % to its latency by a quick timing of one such convolution
+    (their cost is memory traffic, not MACs); the true ratios are measured in (b)."""
     from gate.measure.convert import reference_spec, to_tflite
-    from gate.measure.proxies import proxies
     from gate.measure.tfenv import keras
 
     k = keras()
     cls, kwargs = ZOO[name]
     base = getattr(k.applications, cls)(weights=None, input_shape=(size, size, 3), **kwargs)
-    content = to_tflite(base, reference_spec()).content
-    per_conv = size * size * 9
+    example = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
 
-    def slower(frac: float) -> tuple[bytes, int]:
-        n = max(1, round(frac * proxies(content).macs / per_conv))
+    def with_convs(n: int) -> bytes:
+        if n == 0:
+            return to_tflite(base, reference_spec()).content
         i = k.Input((size, size, 3))
         x = i
         for _ in range(n):
             x = k.layers.Conv2D(3, 1)(x)
-        return to_tflite(k.Model(i, base(x)), reference_spec()).content, n
+        return to_tflite(k.Model(i, base(x)), reference_spec()).content
 
-    (five, n5), (ten, n10) = slower(0.05), slower(0.10)
-    what = {"~5 %": f"{n5} 1x1 conv(s) 3->3 in front (~5 % more MACs)",
-            "~10 %": f"{n10} 1x1 conv(s) 3->3 in front (~10 % more MACs)"}
-    example = np.random.default_rng(0).uniform(0, 255, (1, size, size, 3)).astype(np.float32)
-    return example, {"base": content, "~5 %": five, "~10 %": ten}, what
+    content, probe = with_convs(0), with_convs(4)
+    t0, t4 = (_quick_ms(c, example) for c in (content, probe))
+    per_conv = max((t4 - t0) / 4, 1e-6)
+    n5, n10 = (max(1, round(frac * t0 / per_conv)) for frac in (0.05, 0.10))
+    what = {"~5 %": f"{n5} 1x1 conv(s) 3->3 in front (aimed at +5 %: {t0:.2f} ms, {per_conv:.3f} ms a conv)",
+            "~10 %": f"{n10} 1x1 conv(s) 3->3 in front (aimed at +10 %)"}
+    return example, {"base": content, "~5 %": with_convs(n5), "~10 %": with_convs(n10)}, what
+
+
+def _quick_ms(content: bytes, example: np.ndarray, runs: int = 60) -> float:
+    from gate.measure.litert import make_interpreter
+
+    it = make_interpreter(content, threads=1)
+    it.allocate_tensors()
+    index = it.get_input_details()[0]["index"]
+    times = []
+    for i in range(runs + 10):
+        it.set_tensor(index, example)
+        t = time.perf_counter_ns()
+        it.invoke()
+        if i >= 10:
+            times.append(time.perf_counter_ns() - t)
+    return float(np.median(times)) / 1e6
 
 
 # --- the three methods -----------------------------------------------------------------------
