@@ -235,7 +235,7 @@ def summarize(report: dict, code: int, seconds: float) -> dict:
 
 def cell(row: dict | None) -> str:
     if row is None:
-        return "–"
+        return "not run"
     if row["exit"] >= 2:
         return f"**{row['exit']}** refused ({row['seconds']:.0f} s)"
     return (f"{row['exit']} · {row['drop_pts']:+.2f} pts · {row['gzip_ratio']:.2f}x · "
@@ -302,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="short fine-tuning budgets (the presets' steps, "
                                                          "fewer epochs)")
     ap.add_argument("--force", action="store_true", help="rerun what the results file already has")
+    ap.add_argument("--table-only", action="store_true", help="no new runs: the tables from the results file")
     ap.add_argument("--write", action="store_true", help="put the tables into benchmarks/README.md and "
                                                          "docs/policies.md")
     args = ap.parse_args(argv)
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     models, presets = args.models.split(","), args.presets.split(",")
     results_path = cache / ("results-quick.jsonl" if args.quick else "results.jsonl")
     results = load_results(results_path)
-    for m in models:
+    for m in [] if args.table_only else models:
         model_dir = build(m, cache)
         for p in presets:
             if (m, p) in results and not args.force:
