@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from gate.report.render import render_markdown
+from gate.report.render import minimal_markdown, render_markdown
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -32,7 +32,11 @@ def atomic_write(path: Path, content: str | bytes) -> None:
 def write_report(report: dict, out_dir: Path) -> tuple[Path, Path]:
     json_path, md_path = out_dir / REPORT_JSON, out_dir / REPORT_MD
     json_text = json.dumps(report, indent=2) + "\n"
-    md_text = render_markdown(report)  # both rendered before either file is replaced
+    try:
+        md_text = render_markdown(report)  # both rendered before either file is replaced
+    except Exception as exc:  # noqa: BLE001 - a rendering bug must not cost report.json
+        md_text = (minimal_markdown(report) + f"\n(report.md could not be rendered: {type(exc).__name__}; "
+                   "report.json has everything)\n")
     atomic_write(json_path, json_text)
     atomic_write(md_path, md_text)
     return json_path, md_path
