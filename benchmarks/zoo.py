@@ -198,7 +198,7 @@ def run_one(model_dir: Path, preset: str, out: Path, quick: bool) -> dict:
     (out / "gate.yml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     start = time.time()
     proc = subprocess.run([sys.executable, "-m", "gate", "check", "--config", str(out / "gate.yml"),
-                           "--out", str(out / "report"), "--no-baseline"], cwd=out, capture_output=True, text=True,
+                           "--out", str(out / "report"), "--no-baseline", "--no-cache"], cwd=out, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     seconds = time.time() - start
     (out / "stdout.txt").write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
