@@ -125,7 +125,7 @@ def zoo_models(name: str, size: int) -> tuple[np.ndarray, dict[str, bytes], dict
         return to_tflite(k.Model(i, base(x)), reference_spec()).content
 
     content, probe = with_convs(0), with_convs(4)
-    t0, t4 = (_quick_ms(c, example) for c in (content, probe))
+    t0, t4 = (median_invoke_ns(c, example, threads=1, runs=60) / 1e6 for c in (content, probe))
     per_conv = max((t4 - t0) / 4, 1e-6)
     n5, n10 = (max(1, round(frac * t0 / per_conv)) for frac in (0.05, 0.10))
     what = {"~5 %": f"{n5} 1x1 conv(s) 3->3 in front (aimed at +5 %: {t0:.2f} ms, {per_conv:.3f} ms a conv)",
@@ -133,40 +133,27 @@ def zoo_models(name: str, size: int) -> tuple[np.ndarray, dict[str, bytes], dict
     return example, {"base": content, "~5 %": with_convs(n5), "~10 %": with_convs(n10)}, what
 
 
-def _quick_ms(content: bytes, example: np.ndarray, runs: int = 60) -> float:
-    from gate.measure.litert import make_interpreter
-
-    it = make_interpreter(content, threads=1)
-    it.allocate_tensors()
-    index = it.get_input_details()[0]["index"]
-    times = []
-    for i in range(runs + 10):
-        it.set_tensor(index, example)
-        t = time.perf_counter_ns()
-        it.invoke()
-        if i >= 10:
-            times.append(time.perf_counter_ns() - t)
-    return float(np.median(times)) / 1e6
-
-
 # --- the three methods -----------------------------------------------------------------------
+
+def median_invoke_ns(content: bytes, example: np.ndarray, *, threads: int, runs: int = 50) -> float:
+    """Median of `runs` invoke()s of one interpreter, after 10 untimed ones."""
+    interp = make_interpreter(content, threads=threads)
+    detail = interp.get_input_details()[0]
+    interp.set_tensor(detail["index"], quantize_input(example.reshape(detail["shape"]), detail))
+    for _ in range(10):
+        interp.invoke()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        interp.invoke()
+        times.append(time.perf_counter_ns() - t0)
+    return float(np.median(times))
+
 
 def naive_ratio(base: bytes, cand: bytes, example: np.ndarray, threads: int) -> float:
     """The seed's way: median of 50 invoke()s of one interpreter per model, one after the other."""
-    medians = []
-    for content in (base, cand):
-        interp = make_interpreter(content, threads=threads)
-        detail = interp.get_input_details()[0]
-        interp.set_tensor(detail["index"], quantize_input(example.reshape(detail["shape"]), detail))
-        for _ in range(10):
-            interp.invoke()
-        times = []
-        for _ in range(50):
-            t0 = time.perf_counter_ns()
-            interp.invoke()
-            times.append(time.perf_counter_ns() - t0)
-        medians.append(np.median(times))
-    return float(medians[1] / medians[0])
+    base_ns = median_invoke_ns(base, example, threads=threads)    # base first, as before
+    return median_invoke_ns(cand, example, threads=threads) / base_ns
 
 
 def tool_median_ms(path: Path, threads: int) -> float:
