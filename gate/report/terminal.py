@@ -40,8 +40,9 @@ def print_report(report: dict, console: Console, *, quiet: bool = False) -> None
         console.print(table)
     if not quiet:
         print_notes(report, console)
-        if time_split(report.get("timings_s")):
-            console.print(f"[dim]time {escape(time_split(report.get('timings_s')))}[/dim]", soft_wrap=True)
+        spent = time_split(report.get("timings_s"))
+        if spent:
+            console.print(f"[dim]time {escape(spent)}[/dim]", soft_wrap=True)
     console.print(f"[{STYLE[status]}]{status.upper()}[/{STYLE[status]}] {escape(report['summary'])}", markup=True,
                   soft_wrap=True)
 
