@@ -76,6 +76,53 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
     sys.exit(report["exit_code"])
 
 
+@main.command()
+@click.option("--config", "-c", "config", default="gate.yml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The gate config: model, data, thresholds.")
+@click.option("--budget-minutes", "-b", default=20.0, show_default=True, type=float,
+              help="Wall-clock budget; no trial starts that would not finish within it (estimated).")
+@click.option("--objective", type=click.Choice(["size", "latency"]), default="size", show_default=True,
+              help="What the winner minimizes among the policies that pass: gzip size or p50 latency.")
+@click.option("--out", "-o", "out", default="gate-tune", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Where tune.json, tune.md, pareto.png and each trial's report go.")
+@click.option("--write", "write", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the winning policy here (default: OUT/policy.yml).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=".gate-cache",
+              show_default=True, help="The measurement cache shared with gate check: a re-run reuses finished "
+                                      "trials.")
+@click.option("--no-cache", is_flag=True, envvar="GATE_NO_CACHE", help="Measure every trial again.")
+@click.option("--in-process", is_flag=True, help="Measure in this process (debugging; never for untrusted models).")
+def tune(config: Path, budget_minutes: float, objective: str, out: Path, write: Path | None, cache_dir: Path,
+         no_cache: bool, in_process: bool) -> None:
+    """Search for the smallest (or fastest) policy that passes gate.yml's thresholds.
+
+    Cheapest first: post-training modes and LiteRT recipes, selective float fallback, QAT,
+    then pruning / clustering / structured pruning at decreasing strength with per-layer
+    tables from a measured sensitivity. Every trial is a `gate check` of that policy.
+    Exit 0: found (policy written); 1: none passed within the budget (the closest named);
+    2: bad input. See docs/tune.md.
+
+    Example:
+
+        gate tune --config gate.yml --budget-minutes 20 --out gate-tune
+    """
+    from gate.tune import tune as run_tune
+
+    try:
+        result = run_tune(config, out, budget_minutes=budget_minutes, objective=objective, write=write,
+                          cache_dir=None if no_cache else cache_dir, progress=lambda line: click.echo(line),
+                          in_process=in_process)
+    except GateError as err:
+        _fail(err)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    click.echo(("FOUND " if result.exit_code == 0 else "NONE ") + result.summary)
+    click.echo("wrote: " + ", ".join(result.files.values()), err=True)
+    sys.exit(result.exit_code)
+
+
 @main.command("action")
 def action_mode() -> None:
     """Run as the GitHub Action (the container's entry point): inputs from INPUT_*, event

@@ -89,6 +89,13 @@ class CustomSchedule(Strict):
 
 
 Lax = Field(strict=False)  # enums from YAML strings, tuples from YAML lists
+LayerName = Annotated[str, Field(min_length=1)]
+
+
+def _per_layer_doc(what: str) -> str:
+    return (f"Per-layer {what} by Keras layer name, overriding the step's global value for those layers "
+            "(`gate tune` writes it from a measured sensitivity). Every name must be a layer the step "
+            "selects.")
 Pair = Annotated[tuple[int, int], Lax]
 
 
@@ -106,11 +113,18 @@ class PruneStep(Strict):
     block_size: Pair = (1, 1)
     sparsity_m_by_n: Pair | None = Field(None, description="e.g. [2, 4] for 2:4 sparsity.")
     pruning_policy: Literal["xnnpack"] | None = Field(None, description="PruneForLatencyOnXNNPack.")
+    per_layer: dict[LayerName, Annotated[float, Field(ge=0, lt=1)]] = Field(
+        {}, description=_per_layer_doc("final sparsity (0: left dense)") + " Each listed layer gets its own "
+                                                                          "schedule of the same shape.")
     layers: LayerSelect = LayerSelect()
     finetune: Finetune = Finetune()
 
     @model_validator(mode="after")
     def _schedule_fields(self) -> "PruneStep":
+        if self.per_layer and (self.sparsity_m_by_n is not None or self.pruning_policy is not None
+                               or isinstance(self.schedule, CustomSchedule)):
+            raise ValueError("per_layer sets a sparsity per layer; it does not combine with sparsity_m_by_n, "
+                             "pruning_policy or a custom schedule")
         if self.schedule == ScheduleName.constant and self.target_sparsity is None:
             raise ValueError("schedule: constant needs target_sparsity")
         if self.schedule == ScheduleName.polynomial_decay and self.sparsity_m_by_n is None:
@@ -143,6 +157,8 @@ class ClusterStep(Strict):
     init: ClusterInit = Field(ClusterInit.kmeans_pp, strict=False, description="cluster_centroids_init.")
     per_channel: bool = Field(False, description="cluster_per_channel (Conv2D only).")
     preserve_sparsity: bool = Field(False, description="Keep pruned zeros at zero while clustering.")
+    per_layer: dict[LayerName, Annotated[int, Field(ge=2, le=65_536)]] = Field(
+        {}, description=_per_layer_doc("number of clusters"))
     layers: LayerSelect = LayerSelect()
     finetune: Finetune = Finetune()
 
@@ -175,6 +191,9 @@ class StructuredStep(Strict):
     ratio: float = Field(..., gt=0, lt=1, description="Fraction of units/filters removed per selected layer.")
     norm: Literal["l1", "l2"] = "l1"
     min_units: int = Field(1, ge=1)
+    per_layer: dict[LayerName, Annotated[float, Field(ge=0, lt=1)]] = Field(
+        {}, description=_per_layer_doc("ratio of units/filters removed (0: kept whole)")
+        + " Layers that share channels (a residual add) are pruned together at the group's lowest ratio.")
     layers: LayerSelect = LayerSelect()
     finetune: Finetune = Finetune()
 

@@ -6,7 +6,7 @@ from typing import Any
 from gate.config.steps import ClusterInit, ClusterStep
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit
-from gate.optimize.select import TOO_FEW, choose, kernel_size, model_roles, wrap_chosen
+from gate.optimize.select import TOO_FEW, check_per_layer, choose, kernel_size, model_roles, wrap_chosen
 
 INITS = {ClusterInit.linear: "LINEAR", ClusterInit.kmeans_pp: "KMEANS_PLUS_PLUS",
          ClusterInit.density: "DENSITY_BASED", ClusterInit.random: "RANDOM"}
@@ -29,8 +29,9 @@ def unsupported_for(spec: ClusterStep):
             return f"unsupported by tfmot clustering ({cls} is not in its ClusteringRegistry)"
         if ClusteringRegistry._LAYERS_WEIGHTS_MAP.get(layer.__class__) == [] or not layer.trainable_weights:  # noqa: SLF001
             return f"unsupported by tfmot clustering (no clusterable weights: tfmot does not cluster {cls})"
-        if kernel_size(layer) <= spec.clusters:
-            return f"{TOO_FEW} ({kernel_size(layer)} weights for {spec.clusters} clusters)"
+        clusters = spec.per_layer.get(layer.name, spec.clusters)
+        if kernel_size(layer) <= clusters:
+            return f"{TOO_FEW} ({kernel_size(layer)} weights for {clusters} clusters)"
         return None
     return unsupported
 
@@ -41,14 +42,15 @@ def apply(model: Any, spec: ClusterStep, ctx: StepContext) -> StepOutput:
     k, ck = keras(), tfmot().clustering.keras
     work = copy_model(model)
     selection = choose(work.layers, spec.layers, unsupported_for(spec), "cluster", model_roles(work, spec.layers))
+    check_per_layer(spec.per_layer, work.layers, selection, "cluster")
     chosen = set(selection.chosen)
-    kwargs = {"number_of_clusters": spec.clusters,
-              "cluster_centroids_init": getattr(ck.CentroidInitialization, INITS[spec.init]),
+    kwargs = {"cluster_centroids_init": getattr(ck.CentroidInitialization, INITS[spec.init]),
               "preserve_sparsity": spec.preserve_sparsity}
 
     def wrap(layer: Any) -> Any:
         per_channel = spec.per_channel and isinstance(layer, k.layers.Conv2D)
-        return ck.cluster_weights(layer, cluster_per_channel=per_channel, **kwargs)
+        return ck.cluster_weights(layer, number_of_clusters=spec.per_layer.get(layer.name, spec.clusters),
+                                  cluster_per_channel=per_channel, **kwargs)
 
     wrapped = wrap_chosen(work, selection.chosen, wrap)
     compile_for(wrapped, spec.finetune, ctx.compile_info, step="cluster")
@@ -56,4 +58,7 @@ def apply(model: Any, spec: ClusterStep, ctx: StepContext) -> StepOutput:
     notes = []
     if spec.per_channel and any(not isinstance(work.get_layer(n), k.layers.Conv2D) for n in chosen):
         notes.append("per_channel applies to Conv2D only; other layers were clustered per tensor")
-    return StepOutput(ck.strip_clustering(wrapped), selection.to_dict(), notes)
+    out = selection.to_dict()
+    if spec.per_layer:
+        out["per_layer"] = dict(spec.per_layer)
+    return StepOutput(ck.strip_clustering(wrapped), out, notes)

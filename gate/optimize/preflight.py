@@ -118,7 +118,7 @@ def _check_loss(step: Step, ctx: Any) -> None:
 def _plan_prune(model: Any, spec: Any, ctx: Any, roles: dict, sp: StepPlan) -> None:
     from gate.optimize import prune
     from gate.optimize.finetune import train_steps
-    from gate.optimize.select import choose, select_layers
+    from gate.optimize.select import check_per_layer, choose, select_layers
 
     total = max(train_steps(ctx.train.n, spec.finetune), 1)
     _schedule, notes = prune.build_schedule(spec, total, ctx)
@@ -136,14 +136,18 @@ def _plan_prune(model: Any, spec: Any, ctx: Any, roles: dict, sp: StepPlan) -> N
                     sp.changes.append(layer.name)
         return
     sel = choose(model.layers, spec.layers, prune.unsupported, "prune", roles)
-    sp.changes, sp.left = list(sel.chosen), list(sel.skipped)
+    check_per_layer(spec.per_layer, model.layers, sel, "prune")
+    dense = {n for n, s in spec.per_layer.items() if s == 0}
+    sp.changes = [n for n in sel.chosen if n not in dense]
+    sp.left = list(sel.skipped) + [(n, "per_layer sparsity 0") for n in sorted(dense)]
 
 
 def _plan_cluster(model: Any, spec: Any, ctx: Any, roles: dict, sp: StepPlan) -> None:
     from gate.optimize import cluster
-    from gate.optimize.select import choose
+    from gate.optimize.select import check_per_layer, choose
 
     sel = choose(model.layers, spec.layers, cluster.unsupported_for(spec), "cluster", roles)
+    check_per_layer(spec.per_layer, model.layers, sel, "cluster")
     sp.changes, sp.left = list(sel.chosen), list(sel.skipped)
 
 
@@ -170,7 +174,7 @@ def _plan_structured(model: Any, spec: Any, ctx: Any, roles: dict, sp: StepPlan)
 
     sel = structured_step.selection(model, spec)
     result = structured_plan(model, ratio=spec.ratio, norm=spec.norm, selected=set(sel.chosen),
-                             min_units=spec.min_units)
+                             min_units=spec.min_units, ratios=dict(spec.per_layer))
     shrunk = {s.name for s in result.shrunk if s.after < s.before}
     kept = [g for g in result.groups if g.reason is not None]
     sp.changes = [n for n in sel.chosen if n in shrunk]

@@ -8,7 +8,7 @@ from gate.config.steps import CustomSchedule, PruneStep, ScheduleName
 from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, copy_model, fit, train_steps
-from gate.optimize.select import choose, model_roles, select_layers, wrap_chosen
+from gate.optimize.select import check_per_layer, choose, model_roles, select_layers, wrap_chosen
 
 XNNPACK_HINT = ("PruneForLatencyOnXNNPack needs the stem XNNPACK's sparse kernels start from: a Conv2D 3x3 over 3 "
                 "input channels, strides 2, padding 'valid' after ZeroPadding2D(((1, 1), (1, 1))), symmetric "
@@ -68,6 +68,17 @@ def build_schedule(spec: PruneStep, total_steps: int, ctx: StepContext) -> tuple
         return sk.ConstantSparsity(spec.target_sparsity, begin, end_step=end, frequency=freq), notes
     final = spec.final_sparsity if spec.final_sparsity is not None else 0.5
     return sk.PolynomialDecay(spec.initial_sparsity, final, begin, end, power=spec.power, frequency=freq), notes
+
+
+def layer_spec(spec: PruneStep, name: str) -> PruneStep:
+    """The step as it applies to one layer: its `per_layer` sparsity in place of the global
+    one, the schedule's shape kept (a polynomial decay starts no higher than it ends)."""
+    if name not in spec.per_layer:
+        return spec
+    s = spec.per_layer[name]
+    if spec.schedule == ScheduleName.constant:
+        return spec.model_copy(update={"target_sparsity": s})
+    return spec.model_copy(update={"final_sparsity": s, "initial_sparsity": min(spec.initial_sparsity, s)})
 
 
 def unsupported(layer: Any) -> str | None:
@@ -143,8 +154,20 @@ def apply(model: Any, spec: PruneStep, ctx: StepContext) -> StepOutput:
         selection_dict = {"changed": chosen, "skipped": skipped, "note": "layers chosen by PruneForLatencyOnXNNPack"}
     else:
         selection = choose(work.layers, spec.layers, unsupported, "prune", roles)
-        wrapped = wrap_chosen(work, selection.chosen, lambda layer: sk.prune_low_magnitude(layer, **kwargs))
+        check_per_layer(spec.per_layer, work.layers, selection, "prune")
+        dense = {n for n, s in spec.per_layer.items() if s == 0}
+        schedules = {n: build_schedule(layer_spec(spec, n), total, ctx)[0] for n in spec.per_layer if n not in dense}
+
+        def wrap(layer: Any) -> Any:
+            return sk.prune_low_magnitude(layer, **{**kwargs, "pruning_schedule": schedules.get(layer.name, schedule)})
+
+        wrapped = wrap_chosen(work, tuple(n for n in selection.chosen if n not in dense), wrap)
         selection_dict = selection.to_dict()
+        if spec.per_layer:
+            selection_dict["per_layer"] = dict(spec.per_layer)
+            if dense:
+                selection_dict["changed"] = [n for n in selection_dict["changed"] if n not in dense]
+                selection_dict["skipped"] += [{"layer": n, "reason": "per_layer sparsity 0"} for n in sorted(dense)]
     compile_for(wrapped, spec.finetune, ctx.compile_info, step="prune")
     # UpdatePruningStep advances the schedule; without it nothing is pruned (the classic mistake).
     fit(wrapped, spec.finetune, ctx.x, ctx.y, callbacks=[sk.UpdatePruningStep()], ctx=ctx)

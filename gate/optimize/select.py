@@ -108,3 +108,26 @@ def _policy_reason(name: str, cls: str, sel: LayerSelect, roles: set[str] = froz
     if sel.include_regex and not re.search(sel.include_regex, name):
         return NOT_INCLUDED
     return None
+
+
+def check_per_layer(per_layer: dict, layers: list[Any], selection: Selection, step: str) -> None:
+    """Every name of a step's `per_layer` table must be a layer the step changes: a name
+    that does not exist (a typo, a renamed layer) or that the selection leaves alone would
+    otherwise be ignored silently."""
+    from gate.errors import PolicyError
+
+    names = {layer.name for layer in layers}
+    skipped = dict(selection.skipped)
+    for name in per_layer:
+        if name in selection.chosen:
+            continue
+        if name not in names:
+            close = sorted(n for n in names if name.lower() in n.lower() or n.lower() in name.lower())[:4]
+            raise PolicyError(f"{step}: per_layer names {name!r}, which is not a layer of this model",
+                              field=f"steps.{step}.per_layer.{name}",
+                              hint=("similar names: " + ", ".join(close)) if close else
+                              "`gate check` lists the model's layers in the report's plan")
+        why = skipped.get(name, "it has no weights")
+        raise PolicyError(f"{step}: per_layer names {name!r}, which this step leaves alone ({why})",
+                          field=f"steps.{step}.per_layer.{name}",
+                          hint="remove it from per_layer, or change the step's layers selection")

@@ -145,8 +145,11 @@ def _producer_reason(dg: DepGraph, name: str, root: int, outputs: dict[int, str]
     return None
 
 
-def _plan(dg: DepGraph, selected: set[str] | None, ratio: float, norm: str, min_units: int):
-    """Decide the kept channels of each prunable group: (masks, rows, skipped, reports)."""
+def _plan(dg: DepGraph, selected: set[str] | None, ratio: float, norm: str, min_units: int,
+          ratios: dict[str, float] | None = None):
+    """Decide the kept channels of each prunable group: (masks, rows, skipped, reports).
+    `ratios`: per-layer ratios (a policy's per_layer); a group takes its members' lowest."""
+    ratios = ratios or {}
     members: dict[int, list[str]] = defaultdict(list)
     for name in dg.producers:                       # insertion order is topological
         members[dg.group_of(name)].append(name)
@@ -165,7 +168,7 @@ def _plan(dg: DepGraph, selected: set[str] | None, ratio: float, norm: str, min_
             continue
         if selected is not None and not any(n in selected for n in names):
             continue
-        n_keep = keep_count(size, ratio, min_units)
+        n_keep = keep_count(size, min(ratios.get(n, ratio) for n in names), min_units)
         after[root] = n_keep
         reports.append(GroupReport(tuple(names), size, n_keep, None))
         if n_keep == size:
@@ -359,15 +362,16 @@ def _other_skips(dg: DepGraph, model: Any, selected: set[str], inline_error: str
 
 
 def structured_prune(model: Any, *, ratio: float, norm: str = "l1", selected: set[str] | None = None,
-                     min_units: int = 1) -> StructuredResult:
+                     min_units: int = 1, ratios: dict[str, float] | None = None) -> StructuredResult:
     """Remove the lowest-scoring channels of every prunable channel group and rebuild a smaller
     model with the remaining weights. The original model's weights are not modified.
 
     ratio: fraction of each group's channels removed; each keeps
       max(min_units, round(n * (1 - ratio))). selected: producer layers the policy allows
-      (None: all); a group shrinks only if all its producers are selected.
+      (None: all); a group shrinks only if all its producers are selected. ratios: per-layer
+      ratios overriding `ratio` (a group of coupled layers takes its members' lowest).
     """
-    k, tf, work, dg, (masks, rows, skipped, reports) = _analyze(model, ratio, norm, selected, min_units)
+    k, tf, work, dg, (masks, rows, skipped, reports) = _analyze(model, ratio, norm, selected, min_units, ratios)
     slices = _slices(dg, masks)
     new = _rebuild(k, work, dg, slices)
     _verify(tf, model, new, bool(masks))
@@ -385,13 +389,15 @@ class StructuredPlan:
 
 
 def structured_plan(model: Any, *, ratio: float, norm: str = "l1", selected: set[str] | None = None,
-                    min_units: int = 1) -> StructuredPlan:
+                    min_units: int = 1, ratios: dict[str, float] | None = None) -> StructuredPlan:
     """The channel groups that would shrink and the layers kept whole, with reasons."""
-    _k, _tf, _work, _dg, (_masks, rows, skipped, reports) = _analyze(model, ratio, norm, selected, min_units)
+    _k, _tf, _work, _dg, (_masks, rows, skipped, reports) = _analyze(model, ratio, norm, selected, min_units,
+                                                                     ratios)
     return StructuredPlan(tuple(rows), tuple(skipped), tuple(reports))
 
 
-def _analyze(model: Any, ratio: float, norm: str, selected: set[str] | None, min_units: int):
+def _analyze(model: Any, ratio: float, norm: str, selected: set[str] | None, min_units: int,
+             ratios: dict[str, float] | None = None):
     """Checks, the inlined working copy, its dependency graph and the plan on it:
     (k, tf, work, graph, (masks, rows, skipped, reports))."""
     k, tf = _keras()
@@ -400,7 +406,7 @@ def _analyze(model: Any, ratio: float, norm: str, selected: set[str] | None, min
     work, inline_error = _inline(k, tf, model)
     dg = analyze(k, tf, work)
     chosen = None if selected is None else set(selected)
-    masks, rows, skipped, reports = _plan(dg, chosen, ratio, norm, min_units)
+    masks, rows, skipped, reports = _plan(dg, chosen, ratio, norm, min_units, ratios)
     if chosen is not None:
         skipped += _other_skips(dg, model, chosen, inline_error)
     return k, tf, work, dg, (masks, rows, skipped, reports)

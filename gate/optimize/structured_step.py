@@ -10,7 +10,7 @@ from gate.config.steps import StructuredStep
 from gate.errors import PolicyError
 from gate.optimize.context import StepContext, StepOutput
 from gate.optimize.finetune import compile_for, fit
-from gate.optimize.select import Selection, choose, model_roles
+from gate.optimize.select import Selection, check_per_layer, choose, model_roles
 
 SHRINKABLE = ("Dense", "Conv2D", "SeparableConv2D")
 OUTPUT = "the output layer defines the classes"
@@ -28,7 +28,9 @@ def selection(model: Any, spec: StructuredStep) -> Selection:
             return OUTPUT
         return None
 
-    return choose(model.layers, spec.layers, unsupported, "structured_prune", model_roles(model, spec.layers))
+    chosen = choose(model.layers, spec.layers, unsupported, "structured_prune", model_roles(model, spec.layers))
+    check_per_layer(spec.per_layer, model.layers, chosen, "structured_prune")
+    return chosen
 
 
 def apply(model: Any, spec: StructuredStep, ctx: StepContext) -> StepOutput:
@@ -37,7 +39,7 @@ def apply(model: Any, spec: StructuredStep, ctx: StepContext) -> StepOutput:
     sel = selection(model, spec)
     try:
         result = structured_prune(model, ratio=spec.ratio, norm=spec.norm, selected=set(sel.chosen),
-                                  min_units=spec.min_units)
+                                  min_units=spec.min_units, ratios=dict(spec.per_layer))
     except PolicyError as err:
         err.field = err.field or "steps.structured_prune"
         raise
@@ -53,4 +55,6 @@ def apply(model: Any, spec: StructuredStep, ctx: StepContext) -> StepOutput:
     chosen_shrunk = {s.name for s in result.shrunk}
     out["changed"] = [n for n in out["changed"] if n in chosen_shrunk]
     out["skipped"] += [{"layer": n, "reason": r} for n, r in result.skipped]
+    if spec.per_layer:
+        out["per_layer"] = dict(spec.per_layer)
     return StepOutput(smaller, out, notes)

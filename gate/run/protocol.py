@@ -16,7 +16,7 @@ JOB, RESULT, STATE = "job.json", "result.json", "state.json"
 ARTIFACT_PREFIX = "artifact."
 CANDIDATE_FILE = "candidate.tflite"   # the optimized model, written next to the report
 
-Task = Literal["check", "calibrate"]
+Task = Literal["check", "calibrate", "sensitivity"]
 
 
 @dataclass(frozen=True)

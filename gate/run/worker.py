@@ -54,6 +54,11 @@ def run_task(job: Job, cfg, log: StageLog) -> dict:
         calibration = calibrate(cfg, log, job)
         return {"status": "pass", "exit_code": 0, "summary": "calibrated", "error": None,
                 "calibration": calibration.to_dict()}
+    if job.task == "sensitivity":        # gate tune: per-layer sensitivity (gate.run.sensitivity)
+        from gate.run.sensitivity import sensitivity
+
+        return {"status": "pass", "exit_code": 0, "summary": "measured", "error": None,
+                "sensitivity": sensitivity(cfg, log, job)}
     from gate.run.check import check
 
     outcome = check(cfg, log, job)

@@ -1,0 +1,223 @@
+"""`gate tune`: search policies, cheapest first, for the smallest (or fastest) one that
+passes every threshold of gate.yml. Parent side, no TensorFlow: each trial is a `gate
+check` (gate.tune.trial), the per-layer sensitivity a worker task (gate.run.sensitivity).
+
+The order and the early stops (docs/tune.md):
+- families in order: post-training, selective fallback, QAT, then pruning, clustering and
+  structured pruning, each strongest first with a per-layer table from the sensitivity;
+- a candidate whose optimistic size cannot beat the best passing size is skipped (size
+  objective); a family stops at its first pass (its weaker settings are larger);
+- a family's trial failing accuracy by far (FAR) jumps to the family's weakest setting;
+- compression families build on the cheapest quantization that passed accuracy; when none
+  did, they are skipped (a cheaper family already fails accuracy);
+- before each trial: the time left against its estimated cost (measured from earlier
+  trials: a post-training trial's seconds plus seconds per fine-tuning epoch).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal
+
+import gate.tune.space as space
+from gate.tune.space import Candidate
+from gate.tune.trial import RunTrial, Trial
+
+Objective = Literal["size", "latency"]
+FAR = 5.0              # a failure "by far": an accuracy drop of FAR x the limit (and at least FAR_MIN)
+FAR_MIN = 0.05
+EPOCH_PRIOR = 2.0      # before any fine-tuning trial: an epoch costs this many post-training trials
+
+
+@dataclass
+class Skip:
+    name: str
+    family: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "family": self.family, "reason": self.reason}
+
+
+@dataclass
+class Search:
+    """The state of one search; `run` fills it."""
+
+    objective: Objective
+    budget_s: float
+    run_trial: RunTrial
+    measure_sensitivity: Callable[[], dict] | None = None    # None: no per-layer tables
+    is_tflite: bool = False
+    has_keep_float: bool = False
+    max_drop: float | None = None          # thresholds.accuracy.max_drop, for "by far"
+    progress: Callable[[str], None] = lambda _line: None
+    clock: Callable[[], float] = time.monotonic
+    trials: list[Trial] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    sensitivity: dict | None = None
+    start: float = 0.0
+    ptq_seconds: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def by_name(self, name: str | None) -> Trial | None:
+        return next((t for t in self.trials if t.name == name), None)
+
+    def best(self) -> Trial | None:
+        passing = [t for t in self.trials if t.passed]
+        if not passing:
+            return None
+        return min(passing, key=self.key)
+
+    def key(self, t: Trial) -> tuple:
+        size = t.bytes_gzip if t.bytes_gzip is not None else float("inf")
+        lat = t.latency_ms if t.latency_ms is not None else float("inf")
+        return (size, lat) if self.objective == "size" else (lat, size)
+
+    def estimate(self, c: Candidate) -> float:
+        base = sum(self.ptq_seconds) / len(self.ptq_seconds) if self.ptq_seconds else 0.0
+        per_epoch = (sum(self.epoch_seconds) / len(self.epoch_seconds) if self.epoch_seconds
+                     else EPOCH_PRIOR * base)
+        return base + c.epochs * per_epoch
+
+    def far(self, t: Trial) -> bool:
+        if t.accuracy_drop is None or self.max_drop is None or not t.accuracy_failed:
+            return False
+        return t.accuracy_drop >= max(FAR * self.max_drop, FAR_MIN)
+
+    def skip(self, c: Candidate, reason: str) -> None:
+        self.skipped.append(Skip(c.name, c.family, reason))
+        self.progress(f"  skip  {c.name:<22} {reason}")
+
+    # ------------------------------------------------------------------ one candidate
+    def cannot_win(self, c: Candidate) -> str | None:
+        """Why `c` cannot beat the best passing trial on size (None: it might)."""
+        best = self.best()
+        if best is None or self.objective != "size" or best.bytes_gzip is None:
+            return None
+        route = self.by_name(c.route) if c.route else None
+        basis = route.bytes_gzip if route is not None else best.reference_gzip
+        if basis is None:
+            return None
+        optimistic = basis * c.size_factor
+        if optimistic >= best.bytes_gzip:
+            return (f"cannot beat {best.name} ({best.bytes_gzip:,} B gzip): at best ~{optimistic:,.0f} B "
+                    f"({c.size_factor:.2f} x {c.route or 'the float reference'})")
+        return None
+
+    def try_one(self, c: Candidate, *, force: bool = False) -> Trial | None:
+        """`force`: run it even when it cannot win on size (a route later families build on)."""
+        reason = None if force else self.cannot_win(c)
+        if reason:
+            self.skip(c, reason)
+            return None
+        left = self.budget_s - self.elapsed()
+        cost = self.estimate(c)
+        if self.trials and cost > left:
+            self.skip(c, f"estimated {cost / 60:.1f} min, {max(left, 0) / 60:.1f} min of the budget left")
+            return None
+        t = self.run_trial(len(self.trials) + 1, c.name, c.family, c.policy)
+        self.trials.append(t)
+        if not t.cached:
+            if c.epochs == 0:
+                self.ptq_seconds.append(t.seconds)
+            elif self.ptq_seconds:
+                self.epoch_seconds.append(max(t.seconds - self.estimate(Candidate("", "", {})), 0.0) / c.epochs)
+        self.progress(line(t, self))
+        return t
+
+    # ------------------------------------------------------------------ the order
+    def run(self) -> Trial | None:
+        if not self.start:          # set by the caller when it ran the configured policy first
+            self.start = self.clock()
+        for c in space.ptq(self.is_tflite):
+            self.try_one(c, force=self.route_needed(c.name))
+        if self.is_tflite:
+            return self.best()
+        int8 = self.by_name("int8")
+        if int8 is not None and not int8.passed and int8.accuracy_failed:
+            for c in space.fallback(self.has_keep_float):
+                t = self.try_one(c)
+                if t is not None and t.passed:
+                    break
+        elif self.has_keep_float:
+            self.skipped.append(Skip("keep_float", "fallback", "int8 did not fail accuracy: nothing to keep float"))
+        qat_needed = int8 is None or int8.accuracy_failed
+        for c in space.qat():
+            if not qat_needed:
+                self.skip(c, "int8 post-training already passes accuracy")
+            else:
+                self.try_one(c)
+        passed_accuracy = {t.name for t in self.trials if not t.accuracy_failed and t.status != "error"}
+        route = space.route_from(passed_accuracy)
+        families = [("prune", space.prune, "prune"), ("cluster", space.cluster, "cluster"),
+                    ("structured", space.structured, "structured_prune")]
+        if route is None:
+            for name, _make, _kind in families:
+                self.skip(Candidate(name, name, {}), "no post-training or QAT route passed accuracy: a cheaper "
+                                                     "family already fails, stronger compression cannot pass")
+            return self.best()
+        self.progress(f"  compression families convert as {route.name}"
+                      + (" after a preserving QAT" if route.preserve_qat else ""))
+        for name, make, kind in families:
+            tables = self.tables(kind, make)
+            self.family(make(route, tables))
+        return self.best()
+
+    def route_needed(self, name: str) -> bool:
+        """int8 is the route compression families build on; dynamic range when int8 failed
+        accuracy, float16 when dynamic range did too: measured even when they cannot win."""
+        if self.is_tflite:
+            return False
+        failed = {t.name for t in self.trials if t.accuracy_failed or t.status == "error"}
+        chain = ["int8", "dynamic-range", "float16"]
+        if name not in chain:
+            return False
+        return all(prev in failed for prev in chain[:chain.index(name)])
+
+    def family(self, candidates: list[Candidate]) -> None:
+        i = 0
+        while i < len(candidates):
+            t = self.try_one(candidates[i])
+            if t is not None and t.passed:
+                for c in candidates[i + 1:]:
+                    self.skipped.append(Skip(c.name, c.family, f"weaker than {t.name}, which passed: larger"))
+                return
+            if t is not None and self.far(t) and i < len(candidates) - 2:
+                for c in candidates[i + 1:-1]:
+                    self.skip(c, f"{t.name} failed accuracy by far ({100 * t.accuracy_drop:.1f} pts): "
+                                 "tried the weakest setting next")
+                i = len(candidates) - 1
+                continue
+            i += 1
+
+    def tables(self, kind: str, make: Callable) -> dict:
+        """Per-layer tables for each strength of a family, from the sensitivity (measured
+        once, at the first family that needs it)."""
+        if self.measure_sensitivity is None:
+            return {}
+        if self.sensitivity is None:
+            t0 = self.clock()
+            self.progress("  measuring per-layer sensitivity (no fine-tuning, one layer at a time)")
+            self.sensitivity = self.measure_sensitivity()
+            self.progress(f"  sensitivity measured in {self.clock() - t0:.0f} s")
+        from gate.tune.tables import tables_for
+
+        return tables_for(self.sensitivity, kind)
+
+
+def line(t: Trial, s: Search) -> str:
+    """One progress line per trial."""
+    verdict = {"pass": "PASS", "fail": "fail", "error": "ERROR"}.get(t.status, t.status)
+    size = f"{t.bytes_gzip / 1024:8.1f} KiB gz" if t.bytes_gzip else "       - KiB gz"
+    ratio = f"{t.compression:5.2f}x" if t.compression else "    -"
+    drop = f"{100 * t.accuracy_drop:+6.2f} pts" if t.accuracy_drop is not None else "      - pts"
+    lat = f"lat {t.latency_ratio:4.2f}x" if t.latency_ratio else "lat    -"
+    why = "" if t.passed else "  " + (t.failed[0][:110] if t.failed else "")
+    return (f"[{t.index:2d}] {verdict:5s} {t.name:<22} {size} {ratio} {drop} {lat} "
+            f"{t.seconds:6.1f} s{' (cache)' if t.cached else ''}  [{s.elapsed() / 60:4.1f}/{s.budget_s / 60:.0f} min]"
+            + why)
