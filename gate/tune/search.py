@@ -150,8 +150,8 @@ class Search:
         for c in space.qat():
             if not qat_needed:
                 self.skip(c, "int8 post-training already passes accuracy")
-            else:
-                self.try_one(c)
+            else:                   # the int8 route of the compression families: run even if it cannot win
+                self.try_one(c, force=True)
         passed_accuracy = {t.name for t in self.trials if not t.accuracy_failed and t.status != "error"}
         route = space.route_from(passed_accuracy)
         families = [("prune", space.prune, "prune"), ("cluster", space.cluster, "cluster"),
