@@ -194,3 +194,8 @@ def test_bad_input_exits_2_naming_the_field(tmp_path, args, thresholds, field):
     with pytest.raises(ConfigError) as err:
         tune(cfg, tmp_path / "o", budget_minutes=0 if args else 1, run_trial=Fake({}), cache_dir=None)
     assert err.value.field == field
+
+
+def test_allocate_with_layers_that_score_better_compressed():
+    curves = [("a", 10, {0.5: -0.01, 0.75: -0.02, 0.9: 0.0}), ("b", 10, {0.5: 0.0, 0.75: 0.1, 0.9: 0.2})]
+    assert allocate(curves, 0.7, "prune") == {"a": 0.9, "b": 0.5}

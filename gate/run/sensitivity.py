@@ -39,6 +39,31 @@ def candidates(model) -> dict[str, list[str]]:
 
 
 def sensitivity(cfg: GateConfig, log: StageLog, job: Job) -> dict:
+    """measure(), or its result from the content-addressed cache (same model, data, sample
+    and tool versions)."""
+    from gate.run.cache import Cache, cache_key
+    from gate.run.cached import tool_versions
+    from gate.run.check import open_cache
+    from gate.run.digest import file_digest
+
+    cache: Cache | None = open_cache(job)
+    key = cache_key({"kind": "sensitivity", "model": file_digest(cfg.model_path),
+                     "data": file_digest(cfg.train_path or cfg.eval_path), "sample": SAMPLE,
+                     "selection": TUNED_SELECTION, "versions": tool_versions()})
+    if cache is not None:
+        entry = cache.get(key)
+        if entry is not None and isinstance(entry.record.get("sensitivity"), dict):
+            return {**entry.record["sensitivity"], "cached": True}
+    result = measure(cfg, log, job)
+    if cache is not None:
+        try:
+            cache.put(key, {"sensitivity": result}, {})
+        except OSError as exc:          # a full disk costs the cache, never the tune
+            log.note(f"sensitivity not cached: {exc}")
+    return result
+
+
+def measure(cfg: GateConfig, log: StageLog, job: Job) -> dict:
     from gate.measure.data import bind, head, load_split
     from gate.measure.evaluate import keras_feed
     from gate.measure.model import load_model

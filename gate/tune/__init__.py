@@ -79,7 +79,8 @@ def tune(config_path: str | Path, out_dir: str | Path, *, budget_minutes: float,
 
     def measure_sensitivity() -> dict:
         slog = StageLog(lambda _line: None)
-        result = execute("sensitivity", cfg, trust, slog, in_process=in_process, show_progress=False)
+        result = execute("sensitivity", cfg, trust, slog, in_process=in_process, show_progress=False,
+                         cache_dir=cache)
         if result.get("status") == "error":
             return {"layers": {}, "error": result.get("summary")}
         return result["sensitivity"]
@@ -97,7 +98,12 @@ def tune(config_path: str | Path, out_dir: str | Path, *, budget_minutes: float,
         if first is not None and first.status == "error" and _bad_input(first, out):
             raise ConfigError(f"the policy in gate.yml is bad input: {first.failed[0] if first.failed else ''}",
                               file=str(cfg.path), field="policy")
-    winner = search.run()
+    try:
+        winner = search.run()
+    except BaseException:           # Ctrl-C or a bug: keep what was measured, then stop
+        outputs.write_all(out, search, None, closest(search.trials), "interrupted: see the trials so far", cfg,
+                          None)
+        raise
     near = None if winner else closest(search.trials)
     if winner is not None:
         summary = (f"found: {winner.name} — {winner.bytes_gzip:,} B gzip ({winner.compression or 0:.2f}x vs float32), "

@@ -122,11 +122,12 @@ class Search:
             return None
         t = self.run_trial(len(self.trials) + 1, c.name, c.family, c.policy)
         self.trials.append(t)
-        if not t.cached:
+        cost = t.seconds if not t.cached else t.cost_seconds      # a cache hit: what it cost when measured
+        if cost is not None:
             if c.epochs == 0:
-                self.ptq_seconds.append(t.seconds)
+                self.ptq_seconds.append(cost)
             elif self.ptq_seconds:
-                self.epoch_seconds.append(max(t.seconds - self.estimate(Candidate("", "", {})), 0.0) / c.epochs)
+                self.epoch_seconds.append(max(cost - self.estimate(Candidate("", "", {})), 0.0) / c.epochs)
         self.progress(line(t, self))
         return t
 

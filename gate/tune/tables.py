@@ -33,7 +33,7 @@ def allocate(curves: list[tuple[str, int, dict[float, float]]], target: float, k
         return 0.0 if s == WEAKEST[kind] else d.get(s, float("inf"))
 
     def table(tol: float) -> dict[str, float]:
-        return {n: next(s for s in options if drop(d, s) <= tol) for n, _w, d in curves}
+        return {n: next((s for s in options if drop(d, s) <= tol), WEAKEST[kind]) for n, _w, d in curves}
 
     def strength(t: dict[str, float]) -> float:
         if kind == "cluster":       # fewer bits is stronger
@@ -41,7 +41,8 @@ def allocate(curves: list[tuple[str, int, dict[float, float]]], target: float, k
         return sum(t[n] * w for n, w, _d in curves) / total
 
     goal = -log2(target) if kind == "cluster" else target
-    tolerances = sorted({v for _n, _w, d in curves for v in d.values()} | {0.0})
+    # a layer that scored better compressed (a negative drop) counts as no drop
+    tolerances = sorted({max(v, 0.0) for _n, _w, d in curves for v in d.values()} | {0.0})
     for tol in tolerances:
         t = table(tol)
         if strength(t) >= goal - 1e-9:

@@ -8,9 +8,10 @@ the one place tune touches the run machinery, and the boundary a test fakes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +45,7 @@ class Trial:
     failed: tuple[str, ...] = ()      # messages of the failed checks (or the error)
     failed_checks: tuple[str, ...] = ()   # their names
     report: str | None = None
+    cost_seconds: float | None = None     # what measuring it took without the cache (estimates)
 
     @property
     def passed(self) -> bool:
@@ -106,15 +108,34 @@ def gate_runner(config_path: Path, out_dir: Path, trust: bool, cache_dir: str | 
     from gate.run.parent import run_gate
 
     def run(index: int, name: str, family: str, policy: dict) -> Trial:
-        work = out_dir / "trials" / f"{index:02d}-{name}"
+        work = out_dir / "trials" / name
         work.mkdir(parents=True, exist_ok=True)
         cfg_path = work / "gate.yml"
-        cfg_path.write_text(yaml.safe_dump(trial_config(config_path, policy, trust), sort_keys=False),
-                            encoding="utf-8")
+        text = yaml.safe_dump(trial_config(config_path, policy, trust), sort_keys=False)
+        cfg_path.write_text(text, encoding="utf-8")
         start = time.perf_counter()
         run_gate(cfg_path, work, show_progress=False, compare_base=False, cache_dir=cache_dir,
                  in_process=in_process)
         report = json.loads((work / "report.json").read_text(encoding="utf-8"))
-        return read_trial(index, name, family, policy, report, time.perf_counter() - start, work / "report.json")
+        trial = read_trial(index, name, family, policy, report, time.perf_counter() - start, work / "report.json")
+        return replace(trial, cost_seconds=remember_cost(work / COST, text, trial))
 
     return run
+
+
+COST = "cost.json"
+
+
+def remember_cost(path: Path, config_text: str, trial: Trial) -> float | None:
+    """The seconds the trial took without the cache: measured now, or (a cache hit) what the
+    earlier run of the same trial config recorded next to it. A re-run then estimates the
+    cost of what it has not measured yet as the first run did."""
+    key = hashlib.sha256(config_text.encode()).hexdigest()
+    if not trial.cached:
+        path.write_text(json.dumps({"config_sha256": key, "seconds": trial.seconds}), encoding="utf-8")
+        return trial.seconds
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return float(data["seconds"]) if data.get("config_sha256") == key else None
