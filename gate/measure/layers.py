@@ -35,6 +35,7 @@ SNR_CAP_DB = 120.0
 DIAGNOSIS_EXAMPLES = 64            # eval examples both models run for the error columns
 BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 _CHUNK = 16
+_WEIGHT_OPS = ("/Conv2D", "/MatMul", "/BatchMatMul", "/depthwise", "/Conv1D", "/conv")
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,10 @@ def keras_layer(tensor_name: str, layer_names: set[str]) -> str | None:
     ops join several such names with ';')."""
     if not layer_names:
         return None
-    for part in tensor_name.split(";"):
+    parts = tensor_name.split(";")
+    # the part naming the op that holds the weights first (a fused Conv+BN+ReLU is the conv's)
+    parts.sort(key=lambda p: not any(w in p for w in _WEIGHT_OPS))
+    for part in parts:
         for piece in part.split("/"):
             if piece in layer_names:
                 return piece
