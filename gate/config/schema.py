@@ -6,10 +6,12 @@ field path and line.
 """
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BeforeValidator,
     Field,
     ValidationInfo,
@@ -65,6 +67,44 @@ class IoType(str, Enum):
     uint8 = "uint8"
 
 
+class KeptActivations(str, Enum):
+    """What the ops kept out of int8 compute in: float32, or int16 activations with int8 weights."""
+
+    float = "float"
+    int16 = "int16"
+
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression ({exc}): {text!r}") from None
+    return text
+
+
+class KeepFloat(Strict):
+    """Ops the quantizing conversion leaves in float (selective fallback): named by regex,
+    and/or the `worst` N ranked by measured harm (gate.measure.fallback)."""
+
+    layers: list[Annotated[str, AfterValidator(_regex)]] = Field(
+        [], description="Regexes (re.search) on Keras layer names and TFLite op/tensor names; every regex must "
+                        "match at least one quantized op.")
+    worst: int = Field(0, ge=0, le=1000, description="Also keep the N ops whose quantization hurts most, ranked "
+                                                     "by ablation on calibration examples (each candidate op kept "
+                                                     "float alone; the gain in agreement with the float model).")
+    activations: KeptActivations = Field(
+        KeptActivations.float, strict=False,
+        description="float: the kept ops compute in float32; int16: int16 activations with int8 weights "
+                    "(LiteRT Quantizer static int8 only).")
+
+    @model_validator(mode="after")
+    def _something_kept(self) -> "KeepFloat":
+        if not self.layers and not self.worst:
+            raise ValueError("set layers (regexes) and/or worst (a number of ops); an empty keep_float keeps "
+                             "nothing")
+        return self
+
+
 class SizeMeasure(str, Enum):
     raw = "raw"
     gzip = "gzip"
@@ -86,6 +126,9 @@ class ConvertSpec(Strict):
                     "(a recipe, or quantization mapped to one: dynamic -> dynamic_legacy_wi8_afp32, int8 -> "
                     "static_wi8_ai8, int16x8 -> static_wi8_ai16).")
     recipe: Recipe | None = Field(None, strict=False, description="A LiteRT Quantizer recipe (quantizer: litert).")
+    keep_float: KeepFloat | None = Field(
+        None, description="Ops left out of quantization: regexes and/or the N most harmful (selective fallback). "
+                          "quantizer: tflite needs quantization: int8; quantizer: litert any recipe.")
 
     @field_validator("io")
     @classmethod
@@ -95,6 +138,32 @@ class ConvertSpec(Strict):
             got = quantization.value if quantization else "?"
             raise ValueError(f"io: {io.value} needs quantization: int8 (got {got}); use io: float32")
         return io
+
+    @field_validator("keep_float")
+    @classmethod
+    def _keep_float_needs_quantizing(cls, keep: KeepFloat | None, info: ValidationInfo) -> KeepFloat | None:
+        if keep is None:
+            return keep
+        quantization, quantizer = info.data.get("quantization"), info.data.get("quantizer")
+        recipe = info.data.get("recipe")
+        if quantizer is Quantizer.litert:
+            if recipe is None and quantization is Quantization.none:
+                raise ValueError("keep_float keeps ops out of quantization, but nothing is quantized "
+                                 "(quantization: none, no recipe); set a recipe or quantization, or remove keep_float")
+            static_int8 = recipe is Recipe.static_wi8_ai8 or (recipe is None and quantization is Quantization.int8)
+            if keep.activations is KeptActivations.int16 and not static_int8:
+                raise ValueError("keep_float.activations: int16 applies to static int8 quantization (int8 or recipe "
+                                 "static_wi8_ai8); use activations: float")
+            return keep
+        if quantization is not Quantization.int8:
+            got = quantization.value if quantization else "?"
+            raise ValueError(f"keep_float needs a quantizing mode: with quantizer: tflite, quantization: int8 (got "
+                             f"{got}); for dynamic range or int16x8 use quantizer: litert (its recipes keep ops "
+                             "float by regex), or remove keep_float")
+        if keep.activations is KeptActivations.int16:
+            raise ValueError("keep_float.activations: int16 (mixed int8/int16 ops) needs quantizer: litert; the "
+                             "TFLite converter keeps ops in float only (activations: float)")
+        return keep
 
     @model_validator(mode="after")
     def _quantizer_fields(self) -> "ConvertSpec":

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from gate.config.schema import ConvertSpec, IoType, Quantization, Quantizer
-from gate.errors import ModelError
+from gate.errors import GateError, ModelError
 
 Samples = Mapping[str, np.ndarray]
 RNN_CLASSES = ("GRU", "LSTM", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
@@ -39,6 +39,7 @@ class Converted:
     calibration_samples: int
     quantizer: str = "tflite"   # tflite | litert | none (the committed file)
     precision: str | None = None   # what the file holds (gate.measure.tflite_inspect): float, int8, ...
+    fallback: dict | None = None   # what convert.keep_float kept float, and the ablation (gate.measure.fallback)
 
     def info(self) -> dict:
         """How it was made, as report.json's artifact records it."""
@@ -124,11 +125,27 @@ def to_tflite(model: Any, spec: ConvertSpec, samples: Samples | None = None) -> 
 
     tf = load_tf()
     start = time.perf_counter()
-    content = _convert(model, tf, spec, samples)
+    fallback: dict = {}
+    content = _convert(model, tf, spec, samples, fallback)
     calibrated = min(_count(samples), spec.representative_samples) if (
         _count(samples) and spec.quantization in (Quantization.int8, Quantization.int16x8)) else 0
+    kept = fallback.get("fallback")
     return Converted(content, spec.quantization.value, spec.io.value, time.perf_counter() - start, calibrated,
-                     "tflite", _precision(content))
+                     "tflite", _precision(content), kept.to_dict() if kept is not None else None)
+
+
+def layer_names(model: Any) -> list[str]:
+    """The Keras layer names of a model, nested models' layers included (the converter
+    names tensors after them)."""
+    names = []
+    for layer in getattr(model, "layers", []) or []:
+        names.append(layer.name)
+        inner = getattr(layer, "layer", None)          # tfmot wrappers
+        if inner is not None and getattr(inner, "name", None):
+            names.append(inner.name)
+        if getattr(layer, "layers", None):
+            names += layer_names(layer)
+    return names
 
 
 def _traceable(model: Any) -> bool:
@@ -156,7 +173,7 @@ def _count(samples: Samples | np.ndarray | None) -> int:
     return len(samples) if isinstance(samples, np.ndarray) else len(next(iter(samples.values()), ()))
 
 
-def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None) -> bytes:
+def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None, fallback: dict | None = None) -> bytes:
     from gate.measure.model import keras_io
 
     dtypes = {name: str(getattr(t.dtype, "name", t.dtype)) for name, t in keras_io(model)[0]}
@@ -175,11 +192,16 @@ def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None) ->
     mode = "float32" if spec.quantization is Quantization.none else spec.quantization.value
     if spec.sparsity:  # store pruned kernels sparse, for XNNPACK sparse inference
         conv.optimizations = [*conv.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    if spec.keep_float is not None and fallback is not None:
+        from gate.measure.fallback import install_tflite_hook
+
+        limited = {k: a[:spec.representative_samples] for k, a in samples.items()} if samples else None
+        install_tflite_hook(conv, spec.keep_float, layer_names(model), limited, fallback)
     try:
         with contextlib.redirect_stdout(io.StringIO()):   # Keras 3's export prints "Saved artifact at ..."
             content = bytes(conv.convert())
         return add_signature(content, in_names, out_names) if traced else content
-    except ModelError:
+    except GateError:
         raise
     except Exception as exc:  # noqa: BLE001 - the converter's refusals are about the model
         raise conversion_error(model, mode, exc) from None
@@ -216,7 +238,7 @@ def conversion_error(model: Any, mode: str, exc: BaseException) -> ModelError:
 def _with_litert(model: Any, spec: ConvertSpec, samples: Samples | None) -> Converted:
     start = time.perf_counter()
     base = to_tflite(model, ConvertSpec(quantization=Quantization.none))
-    return quantize_committed(base.content, spec, samples, start=start)
+    return quantize_committed(base.content, spec, samples, start=start, keras_layers=layer_names(model))
 
 
 def recipe_for(spec: ConvertSpec) -> str | None:
@@ -236,8 +258,9 @@ def recipe_for(spec: ConvertSpec) -> str | None:
 
 
 def quantize_committed(content: bytes, spec: ConvertSpec, samples: Samples | None, *,
-                       start: float | None = None) -> Converted:
-    """A float .tflite through the LiteRT Quantizer recipe the spec maps to."""
+                       start: float | None = None, keras_layers: list[str] | tuple = ()) -> Converted:
+    """A float .tflite through the LiteRT Quantizer recipe the spec maps to (with
+    convert.keep_float applied: gate.measure.fallback)."""
     from gate.measure.litert_quant import STATIC, quantize
 
     start = time.perf_counter() if start is None else start
@@ -248,9 +271,17 @@ def quantize_committed(content: bytes, spec: ConvertSpec, samples: Samples | Non
     limited = None
     if samples and recipe in STATIC:
         limited = {k: a[:spec.representative_samples] for k, a in samples.items()}
-    out = quantize(content, recipe, limited)
+    kept = None
+    if spec.keep_float is not None:
+        from gate.measure.fallback import litert_fallback
+
+        examples = limited or ({k: a[:spec.representative_samples] for k, a in samples.items()} if samples else None)
+        out, kept = litert_fallback(content, recipe, spec.keep_float, examples, keras_layers)
+    else:
+        out = quantize(content, recipe, limited)
     calibrated = len(next(iter(limited.values()))) if limited else 0
-    return Converted(out, recipe, "float32", time.perf_counter() - start, calibrated, "litert", _precision(out))
+    return Converted(out, recipe, "float32", time.perf_counter() - start, calibrated, "litert", _precision(out),
+                     kept.to_dict() if kept is not None else None)
 
 
 def _precision(content: bytes) -> str:

@@ -66,32 +66,45 @@ def calibration_data(content: bytes, samples: Mapping[str, np.ndarray]) -> dict:
                   for i in range(n)]}
 
 
+def recipe_list(name: str) -> list[dict]:
+    """A named recipe as LiteRT Quantizer's list of entries (regex, operation, algorithm_key,
+    op_config), to extend (gate.measure.fallback adds per-op entries)."""
+    return list(_recipe(name))
+
+
 def quantize(content: bytes, recipe_name: str, samples: Mapping[str, np.ndarray] | None = None, *,
              num_threads: int = 1) -> bytes:
     """Quantize a float .tflite with a LiteRT Quantizer recipe; returns the new bytes."""
+    return quantize_with_recipe(content, recipe_list(recipe_name), recipe_name, samples, num_threads=num_threads)[0]
+
+
+def quantize_with_recipe(content: bytes, recipe: list[dict], recipe_name: str,
+                         samples: Mapping[str, np.ndarray] | None = None, calibration=None, *,
+                         num_threads: int = 1):
+    """(quantized bytes, the calibration result): `recipe` as entries; `calibration` from an
+    earlier call on the same float model is reused (no second calibration run)."""
     kind = tflite_kind(content).kind
     if kind != "float":
         raise ModelError(f"the model is already quantized ({kind}); LiteRT Quantizer expects a float32 model",
                          field="policy.convert")
-    recipe = _recipe(recipe_name)
+    _quiet()
     from litert_quantizer import quantizer
 
     try:
         qt = quantizer.Quantizer(bytearray(content))
         qt.load_quantization_recipe(recipe)
-        calibration = None
-        if qt.need_calibration:
+        if qt.need_calibration and calibration is None:
             if not samples:
                 raise ModelError(f"recipe {recipe_name} calibrates activation ranges: it needs data.train",
                                  field="data.train")
             calibration = qt.calibrate(calibration_data(content, samples), num_threads=num_threads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = qt.quantize(calibration, enable_progress_report=False)
+            result = qt.quantize(calibration if qt.need_calibration else None, enable_progress_report=False)
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - the quantizer's refusals are about the model
         first = str(exc).strip().splitlines()
         raise ModelError(f"LiteRT Quantizer ({recipe_name}) failed: {type(exc).__name__}: "
                          f"{first[0][:400] if first else ''}", field="policy.convert") from None
-    return bytes(result.quantized_model)
+    return bytes(result.quantized_model), calibration

@@ -30,6 +30,15 @@ def tf():
     return tensorflow
 
 
+def lite_convert():
+    """TensorFlow's `tensorflow.lite.python.convert` (mlir_quantize: the step the
+    QuantizationDebugger's denylist goes through; gate.measure.fallback)."""
+    tf()
+    from tensorflow.lite.python import convert
+
+    return convert
+
+
 @functools.cache
 def keras():
     tf()

@@ -59,6 +59,49 @@ class Artifact(_M):
     proxies: dict | None = None      # deterministic figures of the .tflite (gate.measure.proxies)
 
 
+class LayerRow(_M):
+    """One op of the candidate .tflite (gate.measure.layers.LayerRow): size, precision and
+    the quantization error at its output against the float model on eval examples."""
+
+    index: int = Field(ge=0)
+    name: str                            # the op's output tensor name
+    layer: str | None = None             # the Keras layer it came from
+    op: str
+    parameters: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    share: float = Field(ge=0)           # of the file's bytes
+    dtype: str
+    weight_dtype: str | None = None
+    bits: int | None = None
+    sparsity: float | None = None
+    unique_values: int | None = None
+    quantized: bool
+    snr_db: float | None = None          # 10 log10(signal / error) at its output, end to end
+    rmse_per_scale: float | None = None  # sqrt(mse) / output scale (int8 outputs; ~0.29 is rounding alone)
+    float_reason: str | None = None      # why it stayed float in a quantized model
+
+
+class KeptOp(_M):
+    name: str
+    layer: str | None = None
+    op: str
+    snr_drop_db: float | None = None
+    agreement_gain: float
+    snr_gain_db: float
+
+
+class KeepFloatInfo(_M):
+    """What convert.keep_float kept float (gate.measure.fallback) and the ablation behind `worst`."""
+
+    kept: list[str]
+    by_rule: dict[str, str]
+    activations: str
+    ranking: list[KeptOp] = []
+    examples: int = 0
+    baseline: dict[str, float] = {}
+    seconds: float = 0.0
+
+
 class Report(_M):
     schema_version: Literal[1] = SCHEMA_VERSION
     tool: str = "model-gate"
@@ -82,6 +125,8 @@ class Report(_M):
     stages: list[dict] | None = None         # optimization stages: original, pruned, ..., converted
     verification: dict | None = None         # what a later stage lost of an earlier one's work
     bridge: dict | None = None               # Keras 3 -> tf_keras bridge check (max_abs_diff, tolerance)
+    layers: list[LayerRow] | None = None     # the candidate's ops (gate.measure.layers), a quantized candidate only
+    keep_float: KeepFloatInfo | None = None  # the policy's selective fallback, as applied
     checks: list[Check] = []
     notes: list[str] = []
     timings_s: dict[str, float] = {}

@@ -14,6 +14,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from gate.config.metrics import parse_metric
+from gate.report import layers
 from gate.verdict.check import format_value
 
 DEFAULT_TEMPLATE = "report.md.j2"
@@ -145,7 +146,9 @@ def environment(kind: type[SandboxedEnvironment] = SandboxedEnvironment) -> Sand
                        chart_number=chart_number, chart_top=chart_top, stage_table=stage_table,
                        check_status=check_status, metric_rows=metric_rows, unavailable_metrics=unavailable_metrics,
                        reference_label=reference_label, shows_legacy_accuracy=shows_legacy_accuracy,
-                       time_split=time_split)
+                       time_split=time_split, worst_by_error=layers.worst_by_error,
+                       worst_by_size=layers.worst_by_size, layer_label=layers.layer_label,
+                       layer_advice=layers.advice, layer_coverage=layers.coverage)
     return env
 
 

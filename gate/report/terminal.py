@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gate.report.layers import advice_lines
 from gate.report.render import (
     check_value,
     metric_rows,
@@ -38,6 +39,8 @@ def print_report(report: dict, console: Console, *, quiet: bool = False) -> None
                           *((interval,) if intervals else ()), f"{c['direction']} {check_value(c['limit'], c)}",
                           _status(c))
         console.print(table)
+    for line in advice_lines(report):       # a failed accuracy / fidelity check: the worst layer, what to try
+        console.print(f"[yellow]→[/yellow] {escape(line)}", soft_wrap=True)
     if not quiet:
         print_notes(report, console)
         spent = time_split(report.get("timings_s"))

@@ -20,6 +20,7 @@ from gate.measure.data import Split
 from gate.measure.evaluate import EvalResult, Scoring
 from gate.measure.model import LoadedModel, ModelFacts
 from gate.measure.sizes import FileSizes
+from gate.run.layer_diagnosis import diagnose_candidate
 
 if TYPE_CHECKING:
     from gate.config.schema import ConvertSpec, Policy
@@ -92,7 +93,7 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
     eval_split, train, scoring = read_data(cfg, model.facts, log, label, eval_split, parts, extra_metrics)
     policy = cfg.policy.policy if cfg.policy else None
     if model.is_tflite:
-        return _measure_tflite(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes)
+        return _measure_tflite(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes, parts)
     return _measure_keras(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes, trust_model_code,
                           parts)
 
@@ -117,7 +118,7 @@ def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, label: str, eva
 
 def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag, notes,
                    trust_model_code, parts) -> MeasuredModel:
-    from gate.measure.convert import reference_spec, to_tflite
+    from gate.measure.convert import layer_names, reference_spec, to_tflite
     from gate.measure.data import representative
     from gate.measure.evaluate import evaluate_keras, evaluate_tflite
 
@@ -162,12 +163,15 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
                                    where=f"{label}reference .tflite", layers=model.facts.output_layers)
         cand_eval = evaluate_tflite(cand.content, scoring, batch, names, original=original.outputs,
                                     where=f"{label}candidate .tflite", layers=model.facts.output_layers)
+    diagnose_candidate(log, parts, cand, lambda: ref.content if not policy.steps and optimized is model.keras
+                       else to_tflite(optimized, reference_spec()).content, eval_split, layer_names(optimized),
+                       label=label, tag=tag)
     return _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, stages, policy, notes,
                    scoring, bridge)
 
 
 def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag,
-                    notes) -> MeasuredModel:
+                    notes, parts: dict | None = None) -> MeasuredModel:
     from gate.measure.convert import quantize_committed
     from gate.measure.data import representative
     from gate.measure.evaluate import evaluate_tflite
@@ -203,6 +207,8 @@ def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, po
         ref_eval = scoring.score(original.outputs, original.seconds, original.outputs)
         cand_eval = ref_eval if cand is ref else evaluate_tflite(
             cand.content, scoring, batch, names, original=original.outputs, where=f"{label}candidate .tflite")
+    if cand is not ref and parts is not None:
+        diagnose_candidate(log, parts, cand, lambda: content, eval_split, label=label, tag=tag)
     return _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, None, policy, notes,
                    scoring, None)
 

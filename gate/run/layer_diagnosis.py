@@ -1,0 +1,39 @@
+"""The candidate's per-layer table (report.json `layers`) and what keep_float kept
+(`keep_float`), written into the report's parts during the measurement, so the cache
+keeps them with it. Only the pull request's candidate is diagnosed (not the base's), and
+only a quantized one; a diagnosis that fails costs a note, never the run."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from gate.errors import GateError
+from gate.measure.convert import Converted
+from gate.measure.data import Split
+
+
+def diagnose_candidate(log, parts: dict, cand: Converted, float_reference: Callable[[], bytes | None],
+                       eval_split: Split, keras_layers: Sequence[str] = (), *, label: str = "",
+                       tag: str = "") -> None:
+    """`float_reference()`: the float .tflite the candidate was quantized from (called only
+    when the candidate is quantized: it may convert)."""
+    if label:
+        return
+    if cand.fallback is not None:
+        parts["keep_float"] = cand.fallback
+    if cand.precision in (None, "float") and cand.fallback is None:
+        return
+    from gate.measure.layers import coverage, diagnose
+
+    with log.stage(f"{tag}layers", "diagnosing the candidate layer by layer"):
+        try:
+            rows = diagnose(cand.content, float_reference(), eval_split.x, keras_layers=keras_layers,
+                            kept=(cand.fallback or {}).get("kept", ()), quantizer=cand.quantizer)
+        except (GateError, RuntimeError, ValueError, OSError) as exc:
+            log.note(f"the per-layer diagnosis failed ({type(exc).__name__}: {str(exc)[:200]}); report.json has "
+                     "no layers table")
+            return
+    parts["layers"] = [r.to_dict() for r in rows]
+    measured, quantized = coverage(rows)
+    if quantized and measured < quantized:
+        log.note(f"per-layer error measured for {measured} of {quantized} quantized ops (the others' tensors have "
+                 "no same-named float counterpart)")
