@@ -34,14 +34,15 @@ class Fake:
     """Trials judged from a table name -> (gzip bytes, accuracy drop, seconds); the accuracy
     limit is 1 point. Unlisted names: float-sized, passing."""
 
-    def __init__(self, table: dict[str, tuple[int, float]], seconds: float = 10.0, clock=None):
-        self.table, self.seconds, self.calls, self.clock = table, seconds, [], clock
+    def __init__(self, table: dict[str, tuple[int, float]], seconds: float = 10.0, clock=None,
+                 default: tuple[int, float] = (REF_GZIP, 0.0)):
+        self.table, self.seconds, self.calls, self.clock, self.default = table, seconds, [], clock, default
 
     def __call__(self, index: int, name: str, family: str, policy: dict) -> Trial:
         self.calls.append(name)
         if self.clock is not None:
             self.clock.now += self.seconds
-        gz, drop = self.table.get(name, (REF_GZIP, 0.0))
+        gz, drop = self.table.get(name, self.default)
         failed = drop > 0.01
         return Trial(index, name, family, policy, "fail" if failed else "pass", self.seconds, bytes_gzip=gz,
                      reference_gzip=REF_GZIP, compression=round(REF_GZIP / gz, 3), accuracy=0.9 - drop,
@@ -173,8 +174,7 @@ def test_tune_writes_policy_json_md_png_and_exits_0(tmp_path):
 
 
 def test_tune_exits_1_naming_the_closest(tmp_path):
-    fake = Fake({n: (25_000, 0.2) for n in ("gate.yml-int8", "int4-dynamic", "int4-weight-only", "int8",
-                                            "dynamic-range", "int16x8", "qat-int8")} | {"float16": (50_000, 0.02)})
+    fake = Fake({"float16": (50_000, 0.02)}, default=(25_000, 0.2))
     result = tune(config(tmp_path), tmp_path / "out", budget_minutes=5, run_trial=fake, cache_dir=None,
                   write=tmp_path / "p.yml")
     assert result.exit_code == 1 and result.closest.name == "float16"
@@ -199,3 +199,17 @@ def test_bad_input_exits_2_naming_the_field(tmp_path, args, thresholds, field):
 def test_allocate_with_layers_that_score_better_compressed():
     curves = [("a", 10, {0.5: -0.01, 0.75: -0.02, 0.9: 0.0}), ("b", 10, {0.5: 0.0, 0.75: 0.1, 0.9: 0.2})]
     assert allocate(curves, 0.7, "prune") == {"a": 0.9, "b": 0.5}
+
+
+def test_selective_fallback_after_a_failing_post_training_mode():
+    fake = Fake({"int4-dynamic": (14_000, 0.05), "int4-weight-only": (14_000, 0.05), "int8": (25_000, 0.03),
+                 "int4-dynamic-keep-float-1": (15_000, 0.02), "int4-dynamic-keep-float-3": (16_000, 0.0),
+                 "int8-keep-float-1": (26_000, 0.0)})
+    s = search(fake, has_keep_float=True)
+    s.run()
+    order = [n for n in fake.calls if "keep-float" in n]
+    assert order == ["int4-dynamic-keep-float-1", "int4-dynamic-keep-float-3"]   # int8's cannot beat 16 kB
+    t = s.by_name("int4-dynamic-keep-float-3")
+    assert t.policy == {"convert": {"quantizer": "litert", "recipe": "dynamic_wi4_afp32", "keep_float": {"worst": 3}}}
+    assert "int4-dynamic-keep-float-8" in {k.name for k in s.skipped}
+    assert fake.calls.index("int4-dynamic-keep-float-3") < fake.calls.index("qat-int8")

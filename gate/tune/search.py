@@ -140,13 +140,19 @@ class Search:
         if self.is_tflite:
             return self.best()
         int8 = self.by_name("int8")
-        if int8 is not None and not int8.passed and int8.accuracy_failed:
-            for c in space.fallback(self.has_keep_float):
-                t = self.try_one(c)
-                if t is not None and t.passed:
-                    break
-        elif self.has_keep_float:
-            self.skipped.append(Skip("keep_float", "fallback", "int8 did not fail accuracy: nothing to keep float"))
+        failed = {t.name for t in self.trials if t.accuracy_failed}
+        fallbacks = space.fallback(self.has_keep_float, failed)
+        if self.has_keep_float and not fallbacks:
+            self.skipped.append(Skip("keep_float", "fallback", "no post-training mode failed accuracy: nothing "
+                                                               "to keep float"))
+        passed_base: set[str] = set()
+        for c in fallbacks:
+            if c.route in passed_base:
+                self.skipped.append(Skip(c.name, c.family, f"a smaller keep_float of {c.route} passed"))
+                continue
+            t = self.try_one(c)
+            if t is not None and t.passed:
+                passed_base.add(c.route)
         qat_needed = int8 is None or int8.accuracy_failed
         for c in space.qat():
             if not qat_needed:

@@ -2,8 +2,8 @@
 
 1. post-training: LiteRT Quantizer int4 recipes, int8, dynamic range, int16x8, float16
    (ordered by expected size: once one passes, the larger ones cannot win);
-2. selective fallback: int8 with the most harmful layers kept float (`convert.keep_float`),
-   when the policy schema has it;
+2. selective fallback: a post-training mode that failed accuracy (int4, int8) with its
+   most harmful ops kept float (`convert.keep_float`);
 3. QAT (whole model) -> int8;
 4. pruning, clustering, structured pruning at decreasing strength, each with a per-layer
    table from the measured sensitivity (gate.optimize.sensitivity.allocate), built on the
@@ -64,17 +64,27 @@ def ptq(is_tflite: bool) -> list[Candidate]:
                   Candidate("float16", "ptq", {"convert": {"quantization": "float16"}}, size_factor=0.5)]
 
 
-def fallback(has_keep_float: bool) -> list[Candidate]:
-    """int8 with the N most harmful layers kept float, then int16 activations for them
-    (convert.keep_float; only when the installed schema has it)."""
+FALLBACK_BASES = {"int4-dynamic": {"quantizer": "litert", "recipe": "dynamic_wi4_afp32"},
+                  "int8": {"quantization": "int8"}}
+
+
+def fallback(has_keep_float: bool, failed: set[str]) -> list[Candidate]:
+    """For each post-training mode that failed accuracy (int4 dynamic, int8): the same mode
+    with the N most harmful ops kept float (convert.keep_float: worst N, ranked by
+    ablation), N = 1, 3, 8; for int8 also int16 activations for the worst 3. Only when the
+    installed policy schema has keep_float."""
     if not has_keep_float:
         return []
-    out = [Candidate(f"int8-keep-float-{n}", "fallback",
-                     {"convert": {"quantization": "int8", "keep_float": {"worst": n}}}, size_factor=0.25, route="int8")
-           for n in (1, 3, 8)]
-    out.append(Candidate("int8-int16-act-3", "fallback",
-                         {"convert": {"quantization": "int8", "keep_float": {"worst": 3, "activations": "int16"}}},
-                         size_factor=1.0, route="int8"))
+    out = []
+    for base, convert in FALLBACK_BASES.items():
+        if base not in failed:
+            continue
+        out += [Candidate(f"{base}-keep-float-{n}", "fallback", {"convert": {**convert, "keep_float": {"worst": n}}},
+                          size_factor=1.0, route=base) for n in (1, 3, 8)]
+        if base == "int8":
+            out.append(Candidate("int8-int16-act-3", "fallback",
+                                 {"convert": {**convert, "keep_float": {"worst": 3, "activations": "int16"}}},
+                                 size_factor=1.0, route=base))
     return out
 
 
