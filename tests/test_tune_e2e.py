@@ -51,3 +51,13 @@ def test_tune_finds_a_policy_gate_check_reproduces_and_a_rerun_hits_the_cache(ti
     assert [t["name"] for t in again["trials"]] == [t["name"] for t in data["trials"]]
     assert all(t["cached"] for t in again["trials"])
     assert second_s < first_s
+
+
+def test_a_bad_policy_in_gate_yml_ends_the_tune_with_exit_2_naming_the_field(tiny, tmp_path):
+    policy = {"steps": [{"prune": {"final_sparsity": 0.5, "per_layer": {"convv": 0.5}}}],
+              "convert": {"quantization": "int8"}}
+    cfg = write_config(tmp_path, tiny, policy=policy)
+    result = CliRunner().invoke(main, ["tune", "--config", str(cfg), "--out", str(tmp_path / "o"),
+                                       "--budget-minutes", "2", "--no-cache"])
+    assert result.exit_code == 2, result.output
+    assert "policy.steps.prune.per_layer.convv" in result.output and "not a layer of this model" in result.output

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from gate.errors import EXIT_BAD_INPUT, EXIT_FAIL, EXIT_PASS, ConfigError
+from gate.errors import EXIT_BAD_INPUT, EXIT_FAIL, EXIT_PASS, ConfigError, PolicyError
 from gate.tune.search import Objective, Search
 from gate.tune.trial import RunTrial, Trial
 
@@ -95,9 +95,12 @@ def tune(config_path: str | Path, out_dir: str | Path, *, budget_minutes: float,
     if configured is not None:
         search.start = search.clock()
         first = search.try_one(configured)
-        if first is not None and first.status == "error" and _bad_input(first, out):
-            raise ConfigError(f"the policy in gate.yml is bad input: {first.failed[0] if first.failed else ''}",
-                              file=str(cfg.path), field="policy")
+        bad = _bad_input(first)
+        if bad is not None:
+            field = bad.get("field") or ""
+            raise PolicyError(f"the policy in gate.yml is bad input ({first.name}): {bad.get('message')}",
+                              file=str(cfg.path), field=field if field.startswith("policy") else
+                              "policy" + (f".{field}" if field else ""), hint=bad.get("hint"))
     try:
         winner = search.run()
     except BaseException:           # Ctrl-C or a bug: keep what was measured, then stop
@@ -129,13 +132,16 @@ def configured_trial(cfg):
     return Candidate(f"gate.yml-{name}", "configured", policy_data(cfg.policy.policy))
 
 
-def _bad_input(trial: Trial, out: Path) -> bool:
+def _bad_input(trial: Trial | None) -> dict | None:
+    """The error of a trial that ended in bad input (exit 2), from its report."""
     import json
 
-    if not trial.report:
-        return False
+    if trial is None or trial.status != "error" or not trial.report:
+        return None
     report = json.loads(Path(trial.report).read_text(encoding="utf-8"))
-    return report.get("exit_code") == EXIT_BAD_INPUT
+    if report.get("exit_code") != EXIT_BAD_INPUT:
+        return None
+    return report.get("error") or {"message": report.get("summary")}
 
 
 def _pts(drop: float | None) -> str:
