@@ -213,3 +213,17 @@ def test_selective_fallback_after_a_failing_post_training_mode():
     assert t.policy == {"convert": {"quantizer": "litert", "recipe": "dynamic_wi4_afp32", "keep_float": {"worst": 3}}}
     assert "int4-dynamic-keep-float-8" in {k.name for k in s.skipped}
     assert fake.calls.index("int4-dynamic-keep-float-3") < fake.calls.index("qat-int8")
+
+
+def test_fallback_that_keeps_nothing_stops_that_mode():
+    class KeepsNothing(Fake):
+        def __call__(self, index, name, family, policy):
+            t = super().__call__(index, name, family, policy)
+            from dataclasses import replace
+            return replace(t, kept_float=0 if "keep-float" in name else None)
+
+    fake = KeepsNothing({"int4-dynamic": (14_000, 0.05), "int8": (25_000, 0.03)}, default=(25_000, 0.05))
+    s = search(fake, has_keep_float=True)
+    s.run()
+    assert [n for n in fake.calls if n.startswith("int4-dynamic-keep")] == ["int4-dynamic-keep-float-1"]
+    assert "kept no op" in next(k.reason for k in s.skipped if k.name == "int4-dynamic-keep-float-3")

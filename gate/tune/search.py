@@ -145,14 +145,16 @@ class Search:
         if self.has_keep_float and not fallbacks:
             self.skipped.append(Skip("keep_float", "fallback", "no post-training mode failed accuracy: nothing "
                                                                "to keep float"))
-        passed_base: set[str] = set()
+        done: dict[str, str] = {}          # base mode -> why its further fallbacks are skipped
         for c in fallbacks:
-            if c.route in passed_base:
-                self.skipped.append(Skip(c.name, c.family, f"a smaller keep_float of {c.route} passed"))
+            if c.route in done:
+                self.skip(c, done[c.route])
                 continue
             t = self.try_one(c)
             if t is not None and t.passed:
-                passed_base.add(c.route)
+                done[c.route] = f"a smaller keep_float of {c.route} passed"
+            elif t is not None and t.kept_float == 0:
+                done[c.route] = f"keep_float kept no op of {c.route} (nothing ranked): more would change nothing"
         qat_needed = int8 is None or int8.accuracy_failed
         for c in space.qat():
             if not qat_needed:

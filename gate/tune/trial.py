@@ -46,6 +46,7 @@ class Trial:
     failed_checks: tuple[str, ...] = ()   # their names
     report: str | None = None
     cost_seconds: float | None = None     # what measuring it took without the cache (estimates)
+    kept_float: int | None = None         # ops convert.keep_float kept out of quantization (None: no keep_float)
 
     @property
     def passed(self) -> bool:
@@ -99,7 +100,9 @@ def read_trial(index: int, name: str, family: str, policy: dict, report: dict, s
                  metrics=(cand.get("evaluation") or {}).get("metrics") or {},
                  latency_ratio=round(p50 / rp50, 3) if p50 and rp50 else None, latency_ms=p50,
                  failed=messages, failed_checks=tuple(c.get("name", "") for c in failed),
-                 report=str(path) if path else None)
+                 report=str(path) if path else None,
+                 kept_float=len(report["keep_float"].get("kept") or []) if isinstance(report.get("keep_float"), dict)
+                 else None)
 
 
 def gate_runner(config_path: Path, out_dir: Path, trust: bool, cache_dir: str | None,
