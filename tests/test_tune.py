@@ -227,3 +227,13 @@ def test_fallback_that_keeps_nothing_stops_that_mode():
     s.run()
     assert [n for n in fake.calls if n.startswith("int4-dynamic-keep")] == ["int4-dynamic-keep-float-1"]
     assert "kept no op" in next(k.reason for k in s.skipped if k.name == "int4-dynamic-keep-float-3")
+
+
+def test_a_family_whose_strongest_setting_passes_escalates():
+    fake = Fake({"int8": (25_000, 0.0), "prune-85": (6_000, 0.0), "prune-90": (5_500, 0.0),
+                 "structured-50": (7_000, 0.0), "structured-65": (5_500, 0.03)}, default=(30_000, 0.2))
+    s = search(fake)
+    best = s.run()
+    assert fake.calls.index("prune-85") < fake.calls.index("prune-90")
+    assert "structured-65" in fake.calls and best.name == "prune-90"
+    assert s.by_name("prune-90").policy["steps"][0]["prune"]["final_sparsity"] == 0.9

@@ -163,18 +163,19 @@ class Search:
                 self.try_one(c, force=True)
         passed_accuracy = {t.name for t in self.trials if not t.accuracy_failed and t.status != "error"}
         route = space.route_from(passed_accuracy)
-        families = [("prune", space.prune, "prune"), ("cluster", space.cluster, "cluster"),
-                    ("structured", space.structured, "structured_prune")]
+        families = [("prune", space.prune, "prune", space.PRUNE_STRONGER),
+                    ("cluster", space.cluster, "cluster", space.CLUSTER_STRONGER),
+                    ("structured", space.structured, "structured_prune", space.STRUCTURED_STRONGER)]
         if route is None:
-            for name, _make, _kind in families:
+            for name, *_rest in families:
                 self.skip(Candidate(name, name, {}), "no post-training or QAT route passed accuracy: a cheaper "
                                                      "family already fails, stronger compression cannot pass")
             return self.best()
         self.progress(f"  compression families convert as {route.name}"
                       + (" after a preserving QAT" if route.preserve_qat else ""))
-        for name, make, kind in families:
+        for _name, make, kind, stronger in families:
             tables = self.tables(kind, make)
-            self.family(make(route, tables))
+            self.family(make(route, tables), make(route, tables, stronger))
         return self.best()
 
     def route_needed(self, name: str) -> bool:
@@ -188,13 +189,20 @@ class Search:
             return False
         return all(prev in failed for prev in chain[:chain.index(name)])
 
-    def family(self, candidates: list[Candidate]) -> None:
+    def family(self, candidates: list[Candidate], stronger: list[Candidate] = ()) -> None:
+        """Strongest first, stop at the first pass; when the strongest passes, escalate
+        through `stronger` while each passes."""
         i = 0
         while i < len(candidates):
             t = self.try_one(candidates[i])
             if t is not None and t.passed:
                 for c in candidates[i + 1:]:
                     self.skipped.append(Skip(c.name, c.family, f"weaker than {t.name}, which passed: larger"))
+                if i == 0:
+                    for c in stronger:
+                        up = self.try_one(c)
+                        if up is None or not up.passed:
+                            break
                 return
             if t is not None and self.far(t) and i < len(candidates) - 2:
                 for c in candidates[i + 1:-1]:

@@ -5,7 +5,8 @@
 2. selective fallback: a post-training mode that failed accuracy (int4, int8) with its
    most harmful ops kept float (`convert.keep_float`);
 3. QAT (whole model) -> int8;
-4. pruning, clustering, structured pruning at decreasing strength, each with a per-layer
+4. pruning, clustering, structured pruning at decreasing strength (stronger still when the
+   strongest passes), each with a per-layer
    table from the measured sensitivity (gate.optimize.sensitivity.allocate), built on the
    cheapest route to a quantized model that passed (int8 PTQ; int8 with preserving QAT when
    only QAT passed; else dynamic range or float16).
@@ -30,6 +31,10 @@ NOT_OUTPUT = {"exclude_roles": ["output"]}
 PRUNE_STRENGTHS = (0.85, 0.75, 0.6, 0.45)       # overall final sparsity, strongest first
 CLUSTER_STRENGTHS = (8, 16, 32)                # clusters per kernel, strongest first
 STRUCTURED_STRENGTHS = (0.5, 0.35, 0.2)        # ratio of units removed, strongest first
+# Tried only after a family's strongest setting passed, while each passes (escalation).
+PRUNE_STRONGER = (0.9,)
+STRUCTURED_STRONGER = (0.65,)
+CLUSTER_STRONGER = ()                          # 8 is the smallest count the sensitivity measures
 
 
 @dataclass(frozen=True)
@@ -131,9 +136,9 @@ def _with_route(steps: list[dict], route: Route, preserve: list[str]) -> tuple[d
     return {"steps": steps, "convert": dict(route.convert)}, epochs
 
 
-def prune(route: Route, tables: dict[float, dict[str, float]]) -> list[Candidate]:
+def prune(route: Route, tables: dict[float, dict[str, float]], strengths=PRUNE_STRENGTHS) -> list[Candidate]:
     out = []
-    for s in PRUNE_STRENGTHS:
+    for s in strengths:
         step = {"prune": {"schedule": "polynomial_decay", "initial_sparsity": round(min(0.25, s / 3), 3),
                           "final_sparsity": s, **_table(tables, s), "layers": dict(NOT_OUTPUT),
                           "finetune": dict(PRUNE_FT)}}
@@ -144,9 +149,9 @@ def prune(route: Route, tables: dict[float, dict[str, float]]) -> list[Candidate
     return out
 
 
-def cluster(route: Route, tables: dict[float, dict[str, int]]) -> list[Candidate]:
+def cluster(route: Route, tables: dict[float, dict[str, int]], strengths=CLUSTER_STRENGTHS) -> list[Candidate]:
     out = []
-    for k in CLUSTER_STRENGTHS:
+    for k in strengths:
         step = {"cluster": {"clusters": k, "init": "kmeans++", **_table(tables, k),
                             "layers": dict(NOT_OUTPUT), "finetune": dict(CLUSTER_FT)}}
         policy, epochs = _with_route([step], route, ["clusters"])
@@ -155,9 +160,10 @@ def cluster(route: Route, tables: dict[float, dict[str, int]]) -> list[Candidate
     return out
 
 
-def structured(route: Route, tables: dict[float, dict[str, float]]) -> list[Candidate]:
+def structured(route: Route, tables: dict[float, dict[str, float]], strengths=STRUCTURED_STRENGTHS
+               ) -> list[Candidate]:
     out = []
-    for r in STRUCTURED_STRENGTHS:
+    for r in strengths:
         step = {"structured_prune": {"ratio": r, "norm": "l1", **_table(tables, r),
                                      "layers": dict(NOT_OUTPUT), "finetune": dict(STRUCTURED_FT)}}
         policy, epochs = _with_route([step], route, [])

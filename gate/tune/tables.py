@@ -11,10 +11,18 @@ from __future__ import annotations
 
 from math import log2
 
-from gate.tune.space import CLUSTER_STRENGTHS, PRUNE_STRENGTHS, STRUCTURED_STRENGTHS
+from gate.tune.space import (
+    CLUSTER_STRENGTHS,
+    CLUSTER_STRONGER,
+    PRUNE_STRENGTHS,
+    PRUNE_STRONGER,
+    STRUCTURED_STRENGTHS,
+    STRUCTURED_STRONGER,
+)
 
 WEAKEST = {"prune": 0.0, "cluster": 64, "structured_prune": 0.0}
-TARGETS = {"prune": PRUNE_STRENGTHS, "cluster": CLUSTER_STRENGTHS, "structured_prune": STRUCTURED_STRENGTHS}
+TARGETS = {"prune": PRUNE_STRONGER + PRUNE_STRENGTHS, "cluster": CLUSTER_STRONGER + CLUSTER_STRENGTHS,
+           "structured_prune": STRUCTURED_STRONGER + STRUCTURED_STRENGTHS}
 
 
 def curves_of(sensitivity: dict, kind: str) -> list[tuple[str, int, dict[float, float]]]:
