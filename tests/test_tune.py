@@ -237,3 +237,15 @@ def test_a_family_whose_strongest_setting_passes_escalates():
     assert fake.calls.index("prune-85") < fake.calls.index("prune-90")
     assert "structured-65" in fake.calls and best.name == "prune-90"
     assert s.by_name("prune-90").policy["steps"][0]["prune"]["final_sparsity"] == 0.9
+
+
+def test_one_bisection_step_between_a_pass_and_a_near_failure():
+    fake = Fake({"int8": (25_000, 0.0), "prune-85": (6_000, 0.02), "prune-75": (7_000, 0.0),
+                 "prune-80": (6_500, 0.0), "structured-50": (6_400, 0.0), "structured-65": (4_000, 0.015),
+                 "structured-57": (5_000, 0.0)}, default=(30_000, 0.2))
+    s = search(fake)
+    best = s.run()
+    assert fake.calls.index("prune-75") < fake.calls.index("prune-80")        # between 85 (near fail) and 75
+    assert fake.calls.index("structured-65") < fake.calls.index("structured-57")  # after a failed escalation
+    assert best.name == "structured-57"
+    assert s.by_name("structured-57").policy["steps"][0]["structured_prune"]["ratio"] == 0.575

@@ -175,7 +175,14 @@ class Search:
                       + (" after a preserving QAT" if route.preserve_qat else ""))
         for _name, make, kind, stronger in families:
             tables = self.tables(kind, make)
-            self.family(make(route, tables), make(route, tables, stronger))
+
+            def midpoint(passed: float, failed: float, make=make, kind=kind) -> Candidate | None:
+                if kind == "cluster":          # counts: 8 / 16 / 32 are the measured ones
+                    return None
+                m = round((passed + failed) / 2, 3)
+                return make(route, self.tables(kind, make, (m,)), (m,))[0]
+
+            self.family(make(route, tables), make(route, tables, stronger), midpoint)
         return self.best()
 
     def route_needed(self, name: str) -> bool:
@@ -189,30 +196,44 @@ class Search:
             return False
         return all(prev in failed for prev in chain[:chain.index(name)])
 
-    def family(self, candidates: list[Candidate], stronger: list[Candidate] = ()) -> None:
+    def family(self, candidates: list[Candidate], stronger: list[Candidate] = (),
+               midpoint: Callable[[float, float], Candidate | None] | None = None) -> None:
         """Strongest first, stop at the first pass; when the strongest passes, escalate
-        through `stronger` while each passes."""
-        i = 0
+        through `stronger` while each passes. Then one step of bisection: the strength
+        halfway between the weakest failure above the pass and the pass, unless that failure
+        was by far."""
+        i, above = 0, None                 # above: (candidate, trial) of the nearest failure stronger than a pass
         while i < len(candidates):
-            t = self.try_one(candidates[i])
+            c = candidates[i]
+            t = self.try_one(c)
             if t is not None and t.passed:
-                for c in candidates[i + 1:]:
-                    self.skipped.append(Skip(c.name, c.family, f"weaker than {t.name}, which passed: larger"))
+                for w in candidates[i + 1:]:
+                    self.skipped.append(Skip(w.name, w.family, f"weaker than {t.name}, which passed: larger"))
                 if i == 0:
-                    for c in stronger:
-                        up = self.try_one(c)
-                        if up is None or not up.passed:
+                    for up in stronger:
+                        u = self.try_one(up)
+                        if u is None:
                             break
+                        if not u.passed:
+                            above = (up, u)
+                            break
+                        c, t = up, u
+                if above is not None and midpoint is not None and not self.far(above[1]):
+                    m = midpoint(c.strength, above[0].strength)
+                    if m is not None and self.by_name(m.name) is None:
+                        self.try_one(m)
                 return
+            if t is not None:
+                above = (c, t)
             if t is not None and self.far(t) and i < len(candidates) - 2:
-                for c in candidates[i + 1:-1]:
-                    self.skip(c, f"{t.name} failed accuracy by far ({100 * t.accuracy_drop:.1f} pts): "
+                for w in candidates[i + 1:-1]:
+                    self.skip(w, f"{t.name} failed accuracy by far ({100 * t.accuracy_drop:.1f} pts): "
                                  "tried the weakest setting next")
                 i = len(candidates) - 1
                 continue
             i += 1
 
-    def tables(self, kind: str, make: Callable) -> dict:
+    def tables(self, kind: str, make: Callable, targets: tuple | None = None) -> dict:
         """Per-layer tables for each strength of a family, from the sensitivity (measured
         once, at the first family that needs it)."""
         if self.measure_sensitivity is None:
@@ -224,7 +245,7 @@ class Search:
             self.progress(f"  sensitivity measured in {self.clock() - t0:.0f} s")
         from gate.tune.tables import tables_for
 
-        return tables_for(self.sensitivity, kind)
+        return tables_for(self.sensitivity, kind, targets)
 
 
 def line(t: Trial, s: Search) -> str:

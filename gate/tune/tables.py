@@ -58,12 +58,12 @@ def allocate(curves: list[tuple[str, int, dict[float, float]]], target: float, k
     return table(tolerances[-1])
 
 
-def tables_for(sensitivity: dict, kind: str) -> dict[float, dict]:
-    """strength -> per-layer table for each of the family's strengths."""
+def tables_for(sensitivity: dict, kind: str, targets: tuple | None = None) -> dict[float, dict]:
+    """strength -> per-layer table for each of the family's strengths (or `targets`)."""
     curves = curves_of(sensitivity, kind)
     weights = {n: w for n, w, _d in curves}
     out = {}
-    for target in TARGETS[kind]:
+    for target in targets or TARGETS[kind]:
         t = allocate(curves, target, kind)
         if kind == "cluster":      # tfmot needs more weights than clusters
             t = {n: int(min(v, 2 ** int(log2(max(weights[n] - 1, 2))))) for n, v in t.items()}
