@@ -47,9 +47,12 @@ def test_tune_finds_a_policy_gate_check_reproduces_and_a_rerun_hits_the_cache(ti
     second_s = time.perf_counter() - start
     assert second.exit_code == 0, second.output
     again = json.loads((out / "tune.json").read_text())
-    assert again["winner"] == data["winner"]
-    assert [t["name"] for t in again["trials"]] == [t["name"] for t in data["trials"]]
-    assert all(t["cached"] for t in again["trials"])
+    first_names = [t["name"] for t in data["trials"]]
+    # the same order; what the first run finished is served by the cache (with the time the
+    # first run's budget ran out on, the re-run may get one trial further)
+    assert [t["name"] for t in again["trials"]][:len(first_names)] == first_names
+    assert all(t["cached"] for t in again["trials"][:len(first_names)])
+    assert min(t["bytes_gzip"] for t in again["trials"] if t["status"] == "pass") <= winner["bytes_gzip"]
     assert second_s < first_s
 
 
