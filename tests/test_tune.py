@@ -75,14 +75,16 @@ def test_ptq_first_then_qat_then_families_strongest_first():
     # int8 fails accuracy (so fallback/QAT run), QAT passes: families build on int8 + preserving QAT
     fake = Fake({"int4-dynamic": (14_000, 0.3), "int4-weight-only": (14_000, 0.3), "int8": (25_000, 0.03),
                  "dynamic-range": (25_000, 0.0), "qat-int8": (25_000, 0.0), "prune-85": (5_000, 0.03),
-                 "prune-75": (6_000, 0.02), "prune-60": (9_000, 0.0), "cluster-8": (8_000, 0.0)})
+                 "prune-85-uniform": (5_000, 0.05), "prune-75": (6_000, 0.02), "prune-75-uniform": (6_000, 0.02),
+                 "prune-60": (9_000, 0.0), "cluster-8": (8_000, 0.0)})
     s = search(fake)
     best = s.run()
     assert fake.calls[:4] == ["int4-dynamic", "int4-weight-only", "int8", "dynamic-range"]
     assert "int16x8" not in fake.calls and "float16" not in fake.calls      # cannot beat dynamic-range
     assert fake.calls.index("qat-int8") < fake.calls.index("prune-85")
-    assert fake.calls[fake.calls.index("prune-85"):fake.calls.index("prune-85") + 3] == \
-        ["prune-85", "prune-75", "prune-60"]
+    assert fake.calls[fake.calls.index("prune-85"):fake.calls.index("prune-85") + 5] == \
+        ["prune-85", "prune-85-uniform", "prune-75", "prune-75-uniform", "prune-60"]   # tabled, then as presets do
+    assert "per_layer" not in s.by_name("prune-75-uniform").policy["steps"][0]["prune"]
     assert "prune-45" not in fake.calls                                      # prune-60 passed: weaker is larger
     assert "cluster-16" not in fake.calls and "cluster-32" not in fake.calls  # cannot beat prune-60 (9 kB)
     assert best.name == "cluster-8"
@@ -245,7 +247,8 @@ def test_one_bisection_step_between_a_pass_and_a_near_failure():
                  "structured-57": (5_000, 0.0)}, default=(30_000, 0.2))
     s = search(fake)
     best = s.run()
-    assert fake.calls.index("prune-75") < fake.calls.index("prune-80")        # between 85 (near fail) and 75
+    # between 85 (a near failure) and 75: with two layers, 80 % makes the same table as 75 %: not run again
+    assert "same per-layer table as prune-75" in next(k.reason for k in s.skipped if k.name == "prune-80")
     assert fake.calls.index("structured-65") < fake.calls.index("structured-57")  # after a failed escalation
     assert best.name == "structured-57"
     assert s.by_name("structured-57").policy["steps"][0]["structured_prune"]["ratio"] == 0.575

@@ -25,8 +25,8 @@ from gate.tune.space import Candidate
 from gate.tune.trial import RunTrial, Trial
 
 Objective = Literal["size", "latency"]
-FAR = 5.0              # a failure "by far": an accuracy drop of FAR x the limit (and at least FAR_MIN)
-FAR_MIN = 0.05
+FAR = 10.0             # a failure "by far": an accuracy drop of FAR x the limit (and at least FAR_MIN)
+FAR_MIN = 0.10
 EPOCH_PRIOR = 0.5      # before any fine-tuning trial: an epoch costs this many post-training trials (measured 0.3-1.3)
 
 
@@ -221,8 +221,19 @@ class Search:
                 if above is not None and midpoint is not None and not self.far(above[1]):
                     m = midpoint(c.strength, above[0].strength)
                     if m is not None and self.by_name(m.name) is None:
-                        self.try_one(m)
+                        if per_layer(m) and per_layer(m) in (per_layer(c), per_layer(above[0])):
+                            self.skip(m, f"the same per-layer table as {c.name if per_layer(m) == per_layer(c) else above[0].name}")
+                        else:
+                            self.try_one(m)
                 return
+            if t is not None and not t.passed and not self.far(t):
+                u = self.uniform(c)
+                if u is not None:
+                    ut = self.try_one(u)
+                    if ut is not None and ut.passed:
+                        for w in candidates[i + 1:]:
+                            self.skipped.append(Skip(w.name, w.family, f"weaker than {ut.name}, which passed: larger"))
+                        return
             if t is not None:
                 above = (c, t)
             if t is not None and self.far(t) and i < len(candidates) - 2:
@@ -232,6 +243,18 @@ class Search:
                 i = len(candidates) - 1
                 continue
             i += 1
+
+    def uniform(self, c: Candidate) -> Candidate | None:
+        """The same step at the same strength without its per-layer table (the way the
+        presets apply it): tried when the tabled candidate failed, not by far."""
+        table = per_layer(c)
+        if not table:
+            return None
+        steps = [dict(s) for s in c.policy["steps"]]
+        kind, spec = next(iter(steps[0].items()))
+        steps[0] = {kind: {k: v for k, v in spec.items() if k != "per_layer"}}
+        return Candidate(f"{c.name}-uniform", c.family, {**c.policy, "steps": steps}, c.epochs, c.size_factor,
+                         c.route, c.strength)
 
     def tables(self, kind: str, make: Callable, targets: tuple | None = None) -> dict:
         """Per-layer tables for each strength of a family, from the sensitivity (measured
@@ -246,6 +269,11 @@ class Search:
         from gate.tune.tables import tables_for
 
         return tables_for(self.sensitivity, kind, targets)
+
+
+def per_layer(c: Candidate) -> dict | None:
+    steps = c.policy.get("steps") or []
+    return next(iter(steps[0].values())).get("per_layer") if steps else None
 
 
 def line(t: Trial, s: Search) -> str:
