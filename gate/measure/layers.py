@@ -24,6 +24,7 @@ keep float needs the accuracy effect (gate.measure.fallback ablates), not this a
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -256,7 +257,9 @@ def _run_all(content: bytes, examples: Mapping[str, np.ndarray], wanted: list[in
 
     from gate.measure.litert import match_inputs, quantize_input, signature_io
 
-    interp = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
+    with warnings.catch_warnings():     # "intended for debugging purposes only": this is debugging
+        warnings.simplefilter("ignore")
+        interp = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
     interp.allocate_tensors()
     ins, _ = signature_io(interp)
     mapping = match_inputs(list(ins), examples, where="layer diagnosis")
