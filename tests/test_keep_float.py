@@ -84,8 +84,10 @@ def test_worst_ranks_by_ablation_and_keeps_the_top(tiny, tiny_model):
     assert fb["examples"] == 60 and 0 <= fb["baseline"]["agreement"] <= 1
     ranking = fb["ranking"]
     assert ranking and ranking == sorted(ranking, key=lambda h: (-h["agreement_gain"], -h["snr_gain_db"]))
-    assert fb["kept"] == [ranking[0]["name"]] and fb["by_rule"] == {ranking[0]["name"]: "worst"}
-    assert _kinds(cand.content)[ranking[0]["name"]] == "FLOAT32"
+    helped = [h for h in ranking if h["agreement_gain"] > 0 or (h["agreement_gain"] == 0 and h["snr_gain_db"] >= 0.1)]
+    assert fb["worst"] == 1 and fb["kept"] == [h["name"] for h in helped[:1]]
+    assert fb["by_rule"] == {h["name"]: "worst" for h in helped[:1]}
+    assert all(_kinds(cand.content)[name] == "FLOAT32" for name in fb["kept"])
 
 
 def test_a_regex_matching_nothing_ends_in_exit_2_naming_the_field(tiny, tmp_path):

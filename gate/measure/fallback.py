@@ -20,8 +20,14 @@ Ablation (`worst: N`): candidates are the quantized ops that lose the most SNR b
 their input and output on calibration examples (gate.measure.layers.tensor_errors), at
 most ABLATION_CANDIDATES; each is kept float alone on top of the named ones and the model
 run on those examples again. Harm = the gain in top-1 agreement with the float model
-(then in output SNR) when that op alone stays float. The examples are train (calibration)
-examples, never the eval examples the gate judges on.
+(then in output SNR) when that op alone stays float; the N most harmful ops whose fallback
+recovers something (`helps`) stay float — fewer when fewer do. The examples are train
+(calibration) examples, never the eval examples the gate judges on.
+
+A kept op inside an int8 chain still reads and writes int8 tensors (DEQUANTIZE before it,
+QUANTIZE after it): fallback removes its weight and arithmetic error, not the rounding of
+the activations at its boundaries. Consecutive kept ops (a regex matching a whole block)
+keep the tensors between them float.
 """
 from __future__ import annotations
 
@@ -67,9 +73,11 @@ class Fallback:
     examples: int = 0                                # calibration examples the ablation ran
     baseline: dict = field(default_factory=dict)     # all-int8 agreement / output SNR on them
     seconds: float = 0.0
+    worst: int = 0                                   # keep_float.worst as asked (fewer kept when fewer helped)
 
     def to_dict(self) -> dict:
         return {"kept": list(self.kept), "by_rule": dict(self.by_rule), "activations": self.activations,
+                "worst": self.worst,
                 "ranking": [h.to_dict() for h in self.ranking], "examples": self.examples,
                 "baseline": dict(self.baseline), "seconds": round(self.seconds, 3)}
 
@@ -163,6 +171,16 @@ def rank_by_ablation(float_content: bytes, quantize: Callable[[Sequence[str]], b
     return ranking, {"agreement": round(base_agree, 4), "output_snr_db": round(base_snr, 2), "examples": n}
 
 
+MIN_SNR_GAIN_DB = 0.1
+
+
+def helps(h: Harm) -> bool:
+    """Whether keeping the op float measurably recovered something: more agreement with the
+    float model, or (agreement unchanged) a better output SNR. An op whose fallback recovers
+    nothing costs bytes for nothing and is not kept."""
+    return h.agreement_gain > 0 or (h.agreement_gain == 0 and h.snr_gain_db >= MIN_SNR_GAIN_DB)
+
+
 def choose(keep, float_content: bytes, quantize: Callable[[Sequence[str]], bytes],
            examples: Mapping[str, np.ndarray] | None, keras_layers: Sequence[str]) -> Fallback:
     """The ops keep_float names, plus its `worst` N by ablation."""
@@ -178,10 +196,10 @@ def choose(keep, float_content: bytes, quantize: Callable[[Sequence[str]], bytes
         ranking, baseline = rank_by_ablation(float_content, quantize, examples, always=list(by_rule),
                                              keras_layers=keras_layers,
                                              candidates=max(ABLATION_CANDIDATES, 2 * keep.worst))
-        for h in ranking[:keep.worst]:
+        for h in [h for h in ranking if helps(h)][:keep.worst]:
             by_rule.setdefault(h.name, "worst")
     return Fallback(tuple(by_rule), by_rule, keep.activations.value, tuple(ranking),
-                    baseline.get("examples", 0), baseline, time.perf_counter() - start)
+                    baseline.get("examples", 0), baseline, time.perf_counter() - start, keep.worst)
 
 
 # --- the TFLite converter -------------------------------------------------------------------------

@@ -96,6 +96,7 @@ class KeepFloatInfo(_M):
     kept: list[str]
     by_rule: dict[str, str]
     activations: str
+    worst: int = 0                       # keep_float.worst as asked; fewer are kept when fewer helped
     ranking: list[KeptOp] = []
     examples: int = 0
     baseline: dict[str, float] = {}

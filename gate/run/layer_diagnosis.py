@@ -20,6 +20,7 @@ def diagnose_candidate(log, parts: dict, cand: Converted, float_reference: Calla
         return
     if cand.fallback is not None:
         parts["keep_float"] = cand.fallback
+        log.note(keep_float_note(cand.fallback))
     if cand.precision in (None, "float") and cand.fallback is None:
         return
     from gate.measure.layers import coverage, diagnose
@@ -37,3 +38,23 @@ def diagnose_candidate(log, parts: dict, cand: Converted, float_reference: Calla
     if quantized and measured < quantized:
         log.note(f"per-layer error measured for {measured} of {quantized} quantized ops (the others' tensors have "
                  "no same-named float counterpart)")
+
+
+def keep_float_note(fallback: dict) -> str:
+    """One line: what convert.keep_float kept float, by which rule."""
+    kept = [f"{name.split(';')[0]} ({rule})" for name, rule in fallback.get("by_rule", {}).items()]
+    shown = ", ".join(kept[:6]) + (f" and {len(kept) - 6} more" if len(kept) > 6 else "")
+    text = f"convert.keep_float kept {len(kept)} op(s) " + (
+        "in int16 activations" if fallback.get("activations") == "int16" else "float") + f": {shown}"
+    wanted = fallback.get("worst") or 0
+    found = sum(1 for rule in fallback.get("by_rule", {}).values() if rule == "worst")
+    if wanted > found:
+        text += (f"; worst: {wanted} asked, {found} kept: keeping any other ranked op float alone recovered "
+                 "nothing on the calibration examples (a kept op still reads and writes int8 tensors; a regex "
+                 "matching a whole block keeps the tensors inside it float)")
+    if fallback.get("ranking"):
+        base = fallback.get("baseline") or {}
+        text += (f"; worst ranked by ablation of {len(fallback['ranking'])} ops on {fallback.get('examples')} "
+                 f"calibration examples (all int8: agreement {base.get('agreement')}, output SNR "
+                 f"{base.get('output_snr_db')} dB) in {fallback.get('seconds')} s")
+    return text
