@@ -13,6 +13,8 @@ int8 output whose name the quantizer changed is matched through the DEQUANTIZE t
 it), dequantized with its scale and zero point, and compared:
 
   snr_db          10·log10(Σ float² / Σ (float − dequantized)²), capped at 120 dB (identical)
+  snr_drop_db     its inputs' lowest SNR minus its own: the precision lost at this op (a
+                  QUANTIZE of a float input is compared with that input: the input's rounding)
   rmse_per_scale  sqrt(mean squared error) / the output's scale (int8 outputs only);
                   TFLite's QuantizationDebugger reports the same figure per op (≈ 0.29 is a
                   healthy op: the rounding error of a uniform quantizer)
@@ -64,6 +66,7 @@ class LayerRow:
     quantized: bool                  # its output is a quantized integer tensor
     snr_db: float | None = None
     rmse_per_scale: float | None = None
+    snr_drop_db: float | None = None  # SNR lost at this op: its inputs' lowest SNR - its own (local damage)
     float_reason: str | None = None  # why a float op stayed float in a quantized model
 
     def to_dict(self) -> dict:
@@ -103,6 +106,12 @@ def diagnose(candidate: bytes, float_reference: bytes | None, examples: Mapping[
         quantized = bool(out is not None and out.quantized and out.type in ("INT8", "UINT8", "INT16"))
         err = errors.get(out.name) if out is not None else None
         name = out.name if out is not None else f"op{op.index}"
+        drop = None
+        if err is not None:
+            ins = [errors.get(graph.tensors[i].name) for i in op.inputs
+                   if 0 <= i < len(graph.tensors) and not graph.tensors[i].constant]
+            measured = [e.snr_db for e in ins if e is not None]
+            drop = round(min(measured) - err.snr_db, 2) if measured else None
         rows.append(LayerRow(
             index=op.index, name=name, layer=keras_layer(name, layer_names), op=op.type, parameters=params,
             bytes=nbytes, share=round(nbytes / graph.file_bytes, 5) if graph.file_bytes else 0.0,
@@ -110,6 +119,7 @@ def diagnose(candidate: bytes, float_reference: bytes | None, examples: Mapping[
             bits=BITS.get(weight.type) if weight else None, sparsity=sparsity, unique_values=unique,
             quantized=quantized, snr_db=None if err is None else round(err.snr_db, 2),
             rmse_per_scale=None if err is None or err.rmse_per_scale is None else round(err.rmse_per_scale, 4),
+            snr_drop_db=drop,
             float_reason=_float_reason(op, graph, quantized, model_quantized, name in kept_set, quantizer)))
     return rows
 
@@ -218,17 +228,18 @@ def _accumulate(float_content: bytes, quant_content: bytes, examples: Mapping[st
 def _pairs(fgraph: Graph, qgraph: Graph) -> dict[int, tuple[int, str]]:
     """Candidate op-output tensor index -> (float tensor index, name), by name; an output the
     quantizer renamed (`Identity1`) is matched through the DEQUANTIZE that reads it."""
-    fnames: dict[str, int] = {}
-    for op in fgraph.ops:
-        for i in op.outputs:
-            if 0 <= i < len(fgraph.tensors):
-                fnames.setdefault(fgraph.tensors[i].name, i)
+    fnames = {t.name: t.index for t in fgraph.tensors if not t.constant}
     readers: dict[int, Op] = {}
     for op in qgraph.ops:
         if op.type == "DEQUANTIZE" and op.inputs:
             readers[op.inputs[0]] = op
     pairs = {}
     for op in qgraph.ops:
+        if op.type == "QUANTIZE" and op.inputs and op.outputs and 0 <= op.inputs[0] < len(qgraph.tensors):
+            source = qgraph.tensors[op.inputs[0]].name      # the model input, quantized: its rounding error
+            if source in fnames and qgraph.tensors[op.inputs[0]].type == "FLOAT32":
+                pairs[op.outputs[0]] = (fnames[source], source)
+            continue
         if op.type in BOUNDARY_OPS:
             continue
         for i in op.outputs:
