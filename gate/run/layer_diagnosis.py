@@ -44,12 +44,13 @@ def keep_float_note(fallback: dict) -> str:
     """One line: what convert.keep_float kept float, by which rule."""
     kept = [f"{name.split(';')[0]} ({rule})" for name, rule in fallback.get("by_rule", {}).items()]
     shown = ", ".join(kept[:6]) + (f" and {len(kept) - 6} more" if len(kept) > 6 else "")
-    text = f"convert.keep_float kept {len(kept)} op(s) " + (
-        "in int16 activations" if fallback.get("activations") == "int16" else "float") + f": {shown}"
+    how = "with int16 activations" if fallback.get("activations") == "int16" else "float"
+    text = (f"convert.keep_float kept {len(kept)} op(s) {how}: {shown}" if kept
+            else f"convert.keep_float kept no op {how}")
     wanted = fallback.get("worst") or 0
     found = sum(1 for rule in fallback.get("by_rule", {}).values() if rule == "worst")
     if wanted > found:
-        text += (f"; worst: {wanted} asked, {found} kept: keeping any other ranked op float alone recovered "
+        text += (f"; worst: {wanted} asked, {found} kept: keeping " + ("any other" if found else "any") + " ranked op float alone recovered "
                  "nothing on the calibration examples (a kept op still reads and writes int8 tensors; a regex "
                  "matching a whole block keeps the tensors inside it float)")
     if fallback.get("ranking"):
