@@ -42,6 +42,22 @@ def test_int8_rows_cover_every_op_with_an_snr(tiny, tiny_model, float_tflite):
     assert dq and all("back to float" in r.float_reason for r in dq)
 
 
+def test_quantization_debugger_column_is_the_ops_own_error(tiny, tiny_model, float_tflite):
+    """The TFLite converter's int8 candidate carries its NumericVerify debug model; the
+    debugger's per-op rmse/scale is near the rounding error (0.29); the reshape after the
+    float conv carries that conv output's quantization, nothing more."""
+    spec = ConvertSpec.model_validate({"quantization": "int8", "keep_float": {"layers": ["^conv$"]}})
+    cand = to_tflite(tiny_model.keras, spec, train_samples(tiny, 50))
+    assert cand.debug_model is not None
+    rows = diagnose(cand.content, float_tflite, {"image": tiny.x_eval}, debug_model=cand.debug_model,
+                    kept=cand.fallback["kept"])
+    by_op = {r.op: r for r in rows if r.quantized}
+    assert 0.1 < by_op["FULLY_CONNECTED"].debugger_rmse_per_scale < 1.0
+    assert 0.1 < by_op["RESHAPE"].debugger_rmse_per_scale < 0.5
+    conv = next(r for r in rows if r.op == "CONV_2D")
+    assert conv.dtype == "FLOAT32" and conv.debugger_rmse_per_scale is None and "keep_float" in conv.float_reason
+
+
 def test_a_float_model_against_itself_has_no_error(tiny, float_tflite):
     rows = diagnose(float_tflite, float_tflite, {"image": tiny.x_eval})
     assert all(r.snr_db == 120.0 and r.rmse_per_scale is None and r.float_reason is None for r in rows)

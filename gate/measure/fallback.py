@@ -207,11 +207,13 @@ def choose(keep, float_content: bytes, quantize: Callable[[Sequence[str]], bytes
 def install_tflite_hook(conv, keep, keras_layers: Sequence[str], examples: Mapping[str, np.ndarray] | None,
                         result: dict) -> None:
     """Make `conv.convert()` keep ops float: its quantization step calibrates, chooses the
-    ops (`choose`), and quantizes with them denylisted. `result["fallback"]` gets the
-    Fallback."""
-    from gate.measure.tfenv import lite_convert
+    ops (`choose`; none when `keep` is None), and quantizes with them denylisted.
+    `result["fallback"]` gets the Fallback (when `keep` is set), `result["debug_model"]` the
+    same quantization with NumericVerify ops (QuantizationDebugger's debug model), when the
+    quantizer makes one."""
+    from gate.measure.tfenv import lite_convert, tf
 
-    tf_convert = lite_convert()
+    tf_convert, float32 = lite_convert(), tf().float32
 
     original = conv._quantize   # noqa: SLF001 - the converter's own step, wrapped
 
@@ -224,19 +226,27 @@ def install_tflite_hook(conv, keep, keras_layers: Sequence[str], examples: Mappi
         finally:
             conv._experimental_calibrate_only = False  # noqa: SLF001
 
-        def quantize(nodes: Sequence[str]) -> bytes:
+        def quantize(nodes: Sequence[str], numeric_verify: bool = False) -> bytes:
             return bytes(tf_convert.mlir_quantize(
                 calibrated, conv._experimental_disable_per_channel,  # noqa: SLF001
-                input_data_type=input_type, output_data_type=output_type,
+                input_data_type=float32 if numeric_verify else input_type,
+                output_data_type=float32 if numeric_verify else output_type,
+                enable_numeric_verify=numeric_verify,
                 enable_variable_quantization=variable_quantization,
                 disable_per_channel_for_dense_layers=(
                     conv._experimental_disable_per_channel_quantization_for_dense_layers),  # noqa: SLF001
                 debug_options_str=debug_options.SerializeToString(),
                 denylisted_nodes=list(nodes) or None))
 
-        fallback = choose(keep, calibrated, quantize, examples, keras_layers)
-        result["fallback"] = fallback
-        return quantize(fallback.kept)
+        kept: Sequence[str] = ()
+        if keep is not None:
+            fallback = choose(keep, calibrated, quantize, examples, keras_layers)
+            result["fallback"], kept = fallback, fallback.kept
+        try:
+            result["debug_model"] = quantize(kept, numeric_verify=True)
+        except Exception:  # noqa: BLE001 - the debug model is a diagnosis extra, never the conversion's failure
+            result["debug_model"] = None
+        return quantize(kept)
 
     conv._quantize = quantize_step  # noqa: SLF001
 

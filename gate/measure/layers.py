@@ -68,6 +68,7 @@ class LayerRow:
     snr_db: float | None = None
     rmse_per_scale: float | None = None
     snr_drop_db: float | None = None  # SNR lost at this op: its inputs' lowest SNR - its own (local damage)
+    debugger_rmse_per_scale: float | None = None  # QuantizationDebugger: the op's own error, sqrt(mse)/scale
     float_reason: str | None = None  # why a float op stayed float in a quantized model
 
     def to_dict(self) -> dict:
@@ -76,16 +77,21 @@ class LayerRow:
 
 def diagnose(candidate: bytes, float_reference: bytes | None, examples: Mapping[str, np.ndarray] | None, *,
              keras_layers: Sequence[str] = (), kept: Sequence[str] = (), quantizer: str = "tflite",
-             max_examples: int = DIAGNOSIS_EXAMPLES) -> list[LayerRow]:
+             max_examples: int = DIAGNOSIS_EXAMPLES, debug_model: bytes | None = None) -> list[LayerRow]:
     """Rows for every op of `candidate`. The error columns need `float_reference` (the float
     .tflite the candidate was quantized from, same tensor names) and `examples` ({input
     name: (N, ...) array}); without them they stay None. `kept`: tensor names the policy
-    kept float (convert.keep_float)."""
+    kept float (convert.keep_float); `debug_model`: the TFLite converter's NumericVerify
+    model of the same quantization (gate.measure.fallback), for the debugger column."""
     graph = read_graph(candidate)
     errors: dict[str, TensorError] = {}
-    if float_reference is not None and examples:
+    local: dict[str, float] = {}
+    if examples:
         limited = {k: np.asarray(a[:max_examples]) for k, a in examples.items()}
-        errors = tensor_errors(float_reference, candidate, limited)
+        if float_reference is not None:
+            errors = tensor_errors(float_reference, candidate, limited)
+        if debug_model is not None:
+            local = debugger_mse(debug_model, limited, candidate)
     layer_names = set(keras_layers)
     kept_set = set(kept)
     model_quantized = any(t.quantized and not t.constant and t.type in ("INT8", "UINT8", "INT16")
@@ -122,8 +128,71 @@ def diagnose(candidate: bytes, float_reference: bytes | None, examples: Mapping[
             quantized=quantized, snr_db=None if err is None else round(err.snr_db, 2),
             rmse_per_scale=None if err is None or err.rmse_per_scale is None else round(err.rmse_per_scale, 4),
             snr_drop_db=drop,
+            debugger_rmse_per_scale=_per_scale(local.get(name), out),
             float_reason=_float_reason(op, graph, quantized, model_quantized, name in kept_set, quantizer)))
     return rows
+
+
+def _per_scale(mse: float | None, out) -> float | None:
+    if mse is None or out is None or out.type not in ("INT8", "UINT8") or len(out.scale) != 1 or out.scale[0] <= 0:
+        return None
+    return round(math.sqrt(mse) / out.scale[0], 4)
+
+
+def debugger_mse(debug_model: bytes, examples: Mapping[str, np.ndarray], candidate: bytes) -> dict[str, float]:
+    """{candidate op output tensor name: mean squared error} from `tf.lite.experimental.QuantizationDebugger`
+    on the debug model: each op computed in float on its own (dequantized) int8 inputs against
+    its int8 output — the op's own error, not the accumulated one. {} when the debugger
+    cannot run this model."""
+    from gate.measure.litert import match_inputs, signature_io
+    from gate.measure.tfenv import tf as load_tf
+
+    tf = load_tf()
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        probe = Interpreter(model_content=debug_model)
+        ins, _ = signature_io(probe)
+        order = [d["name"] for d in probe.get_input_details()]
+        by_tensor = {d["name"]: name for name, d in ins.items()}
+        mapping = match_inputs(list(ins), examples, where="layer diagnosis")
+        n = len(next(iter(examples.values())))
+
+        def gen():
+            for i in range(n):
+                yield [np.asarray(examples[mapping[by_tensor.get(t, t)]][i:i + 1], dtype=np.float32) for t in order]
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            debugger = tf.lite.experimental.QuantizationDebugger(quant_debug_model_content=debug_model,
+                                                                 debug_dataset=gen)
+            debugger.run()
+    except (ValueError, RuntimeError, KeyError) as exc:   # no NumericVerify ops, inputs that do not match
+        del exc
+        return {}
+    by_index = {}
+    for name, metrics in (debugger.layer_statistics or {}).items():
+        mse = metrics.get("mean_squared_error")
+        index = name.rsplit(":", 1)[-1]
+        if mse is not None and np.isfinite(mse) and index.isdigit():
+            by_index[int(index)] = float(mse)
+    return _by_candidate_name(read_graph(debug_model), by_index, candidate)
+
+
+def _by_candidate_name(debug: Graph, by_index: dict[int, float], candidate: bytes) -> dict[str, float]:
+    """The debugger keys each statistic by the verified (quantized) tensor of the debug model,
+    whose ops are the candidate's with a float twin and a NumericVerify after each quantized
+    op; the quantizer renames the tensors (`MaxPool` -> `MaxPool1`), so the verified ops are
+    matched to the candidate's quantized compute ops in order, op type by op type."""
+    producer = {o: op for op in debug.ops for o in op.outputs}
+    verified = [producer[i] for i in sorted(by_index, key=lambda i: producer[i].index if i in producer else -1)
+                if i in producer]
+    cand = read_graph(candidate)
+    quantized = [op for op in cand.ops if op.type not in BOUNDARY_OPS and op.outputs
+                 and cand.tensors[op.outputs[0]].quantized and not cand.tensors[op.outputs[0]].constant]
+    if len(verified) != len(quantized) or any(a.type != b.type for a, b in zip(verified, quantized)):
+        return {}
+    return {cand.tensors[q.outputs[0]].name: by_index[v.outputs[0]] for v, q in zip(verified, quantized)}
 
 
 def coverage(rows: Sequence[LayerRow]) -> tuple[int, int]:

@@ -79,6 +79,7 @@ class LayerRow(_M):
     snr_db: float | None = None          # 10 log10(signal / error) at its output, end to end
     rmse_per_scale: float | None = None  # sqrt(mse) / output scale (int8 outputs; ~0.29 is rounding alone)
     snr_drop_db: float | None = None     # SNR lost at this op (its inputs' lowest SNR - its own)
+    debugger_rmse_per_scale: float | None = None   # QuantizationDebugger: the op's own error, sqrt(mse)/scale
     float_reason: str | None = None      # why it stayed float in a quantized model
 
 

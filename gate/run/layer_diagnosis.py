@@ -28,7 +28,8 @@ def diagnose_candidate(log, parts: dict, cand: Converted, float_reference: Calla
     with log.stage(f"{tag}layers", "diagnosing the candidate layer by layer"):
         try:
             rows = diagnose(cand.content, float_reference(), eval_split.x, keras_layers=keras_layers,
-                            kept=(cand.fallback or {}).get("kept", ()), quantizer=cand.quantizer)
+                            kept=(cand.fallback or {}).get("kept", ()), quantizer=cand.quantizer,
+                            debug_model=cand.debug_model)
         except (GateError, RuntimeError, ValueError, OSError) as exc:
             log.note(f"the per-layer diagnosis failed ({type(exc).__name__}: {str(exc)[:200]}); report.json has "
                      "no layers table")
