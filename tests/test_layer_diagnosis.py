@@ -119,6 +119,7 @@ def test_report_shows_worst_layers_and_on_failure_what_to_try(passing_run):
     assert "**What to try** (accuracy.max\\_drop failed" in failed
     assert "`gate tune --config gate.yml --budget-minutes 25`" in failed
     assert 'keep_float: {layers: ["^' in failed
+    assert "activations: int16}}`" in failed
     out = io.StringIO()
     print_report(_failed(report), Console(file=out, width=200))
     shown = out.getvalue()
