@@ -31,6 +31,8 @@ BASE = "model: m.keras\ndata:\n  train: train.npz\n  eval: eval.npz\n"
      "not a regular expression"),
     ("{convert: {quantization: int8, keep_float: {worst: -1}}}", "policy.convert.keep_float.worst",
      "greater than or equal to 0"),
+    ("{extends: qat-int8, convert: {keep_float: {worst: 1}}}", "policy",
+     "keep_float applies to post-training quantization"),
 ])
 def test_bad_keep_float_is_refused_naming_the_field(tmp_path, policy, field, words):
     err = config_error(config(tmp_path, BASE + f"policy: {policy}\n"), PolicyError)

@@ -204,6 +204,10 @@ def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None, fa
     try:
         with contextlib.redirect_stdout(io.StringIO()):   # Keras 3's export prints "Saved artifact at ..."
             content = bytes(conv.convert())
+        if spec.keep_float is not None and fallback is not None and "fallback" not in fallback:
+            raise ModelError("convert.keep_float was not applied: the converter did not run its post-training "
+                             "quantization step", field="policy.convert.keep_float",
+                             hint="keep_float needs post-training int8 (no qat step)")
         return add_signature(content, in_names, out_names) if traced else content
     except GateError:
         raise
