@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gate.errors import PolicyError
-from gate.measure.layers import BOUNDARY_OPS, keras_layer, tensor_errors
+from gate.measure.layers import BOUNDARY_OPS, VALUE_TYPES, keras_layer, tensor_errors
 from gate.measure.tflite_graph import Graph, read_graph
 
 ABLATION_EXAMPLES = 128
@@ -157,8 +157,9 @@ def rank_by_ablation(float_content: bytes, quantize: Callable[[Sequence[str]], b
         err = errors.get(out.name)
         if err is None:
             continue
-        ins = [by_tensor.get(i) for i in op.inputs if i >= 0 and not qgraph.tensors[i].constant]
-        upstream = min((e.snr_db for e in ins if e is not None), default=120.0)
+        ins = [by_tensor.get(i) for i in op.inputs if i >= 0 and not qgraph.tensors[i].constant
+               and qgraph.tensors[i].type in VALUE_TYPES]
+        upstream = min((e.snr_db for e in ins if e is not None), default=err.snr_db)   # unmeasured input: no drop
         drops.append((upstream - err.snr_db, op, out.name))
     drops.sort(key=lambda d: -d[0])
     ranking = []

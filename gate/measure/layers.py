@@ -38,7 +38,7 @@ SNR_CAP_DB = 120.0
 DIAGNOSIS_EXAMPLES = 64            # eval examples both models run for the error columns
 BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 _CHUNK = 16
-_VALUES = frozenset({"INT8", "UINT8", "INT16", "FLOAT32", "FLOAT16"})   # tensors that carry values, not shapes
+VALUE_TYPES = frozenset({"INT8", "UINT8", "INT16", "FLOAT32", "FLOAT16"})   # tensors that carry values, not shapes
 _WEIGHT_OPS = ("/Conv2D", "/MatMul", "/BatchMatMul", "/depthwise", "/Conv1D", "/conv")
 
 
@@ -114,10 +114,10 @@ def diagnose(candidate: bytes, float_reference: bytes | None, examples: Mapping[
         err = errors.get(out.name) if out is not None else None
         name = out.name if out is not None else f"op{op.index}"
         drop = None
-        if err is not None and out.type in _VALUES:
+        if err is not None and out.type in VALUE_TYPES:
             ins = [errors.get(graph.tensors[i].name) for i in op.inputs
                    if 0 <= i < len(graph.tensors) and not graph.tensors[i].constant
-                   and graph.tensors[i].type in _VALUES]
+                   and graph.tensors[i].type in VALUE_TYPES]
             measured = [e.snr_db for e in ins if e is not None]
             drop = round(min(measured) - err.snr_db, 2) if measured else None
         rows.append(LayerRow(
