@@ -2,7 +2,7 @@
 name (regexes) and by measured harm (`worst: N`), through both quantizers.
 
     ops = resolve(keep.layers, float_graph, keras_layers)      # {op output name: why}; PolicyError
-                                                               # naming keep_float.layers[i] when a regex matches nothing
+                                                               # (keep_float.layers[i]) for a regex matching nothing
     harm = rank_by_ablation(float_content, quantize, examples, candidates)   # list[Harm], most harmful first
     content, fallback = tflite_fallback(conv, keep, keras_layers, examples)  # TFLite converter (int8)
     content, fallback = litert_fallback(content, recipe_name, keep, samples, keras_layers)

@@ -51,7 +51,8 @@ def keep_float_note(fallback: dict) -> str:
     wanted = fallback.get("worst") or 0
     found = sum(1 for rule in fallback.get("by_rule", {}).values() if rule == "worst")
     if wanted > found:
-        text += (f"; worst: {wanted} asked, {found} kept: keeping " + ("any other" if found else "any") + " ranked op float alone recovered "
+        other = "any other" if found else "any"
+        text += (f"; worst: {wanted} asked, {found} kept: keeping {other} ranked op float alone recovered "
                  "nothing on the calibration examples (a kept op still reads and writes int8 tensors; a regex "
                  "matching a whole block keeps the tensors inside it float)")
     if fallback.get("ranking"):
