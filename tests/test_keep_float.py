@@ -100,3 +100,21 @@ def test_a_regex_matching_nothing_ends_in_exit_2_naming_the_field(tiny, tmp_path
     assert report["error"]["field"] == "policy.convert.keep_float.layers[1]"
     assert "'no_such_layer' matches no op" in report["error"]["message"]
     assert "classifier" in report["error"]["hint"]
+
+
+def test_keras3_model_layer_names_select_ops():
+    """Keras 3 exports scope tensors as `head_1` for layer `head`: the regex on the layer
+    name still selects the op, and only it stays float."""
+    import numpy as np
+
+    from gate.measure.tfenv import keras3
+
+    k = keras3()
+    model = k.Sequential([k.Input((8, 8, 1), name="image"), k.layers.Conv2D(8, 3, activation="relu", name="conv"),
+                          k.layers.Flatten(name="flat"), k.layers.Dense(10, activation="softmax", name="head")])
+    x = np.random.default_rng(0).uniform(0, 1, (40, 8, 8, 1)).astype(np.float32)
+    cand = to_tflite(model, ConvertSpec.model_validate({"quantization": "int8", "keep_float": {"layers": ["^head$"]}}),
+                     {"image": x})
+    kinds = _kinds(cand.content)
+    assert [dtype for name, dtype in kinds.items() if "/head" in name] == ["FLOAT32"]
+    assert [dtype for name, dtype in kinds.items() if "/conv" in name] == ["INT8"]

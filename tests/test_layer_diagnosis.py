@@ -77,6 +77,8 @@ def test_keras_layer_prefers_the_op_with_the_weights():
     assert keras_layer("m/block_1_project_BN/FusedBatchNormV3;m/block_1_project/Conv2D", names) == "block_1_project"
     assert keras_layer("m/dense/MatMul;m/dense/Relu", {"dense"}) == "dense"
     assert keras_layer("Identity", {"dense"}) is None
+    assert keras_layer("sequential_1/head_1/MatMul", {"head"}) == "head"          # Keras 3's export scopes
+    assert keras_layer("m/conv2d_1/Conv2D", {"conv2d", "conv2d_1"}) == "conv2d_1"
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ keep float needs the accuracy effect (gate.measure.fallback ablates), not this a
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -39,7 +40,8 @@ DIAGNOSIS_EXAMPLES = 64            # eval examples both models run for the error
 BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 _CHUNK = 16
 VALUE_TYPES = frozenset({"INT8", "UINT8", "INT16", "FLOAT32", "FLOAT16"})   # tensors that carry values, not shapes
-_WEIGHT_OPS = ("/Conv2D", "/MatMul", "/BatchMatMul", "/depthwise", "/Conv1D", "/conv")
+_WEIGHT_OPS = ("/Conv2D", "/MatMul", "/BatchMatMul", "/depthwise", "/Conv1D", "/conv", "/convolution")
+_EXPORT_SUFFIX = re.compile(r"_\d+$")
 
 
 @dataclass(frozen=True)
@@ -224,13 +226,17 @@ def keras_layer(tensor_name: str, layer_names: set[str]) -> str | None:
         for piece in part.split("/"):
             if piece in layer_names:
                 return piece
+            base = _EXPORT_SUFFIX.sub("", piece)      # Keras 3's export names scopes `head_1` for layer `head`
+            if base != piece and base in layer_names:
+                return base
     return None
 
 
 def _float_reason(op: Op, graph: Graph, quantized: bool, model_quantized: bool, kept: bool,
                   quantizer: str) -> str | None:
-    if quantized or op.type == "QUANTIZE":
-        return None
+    out = graph.tensor(op.outputs[0]) if op.outputs else None
+    if quantized or op.type == "QUANTIZE" or (out is not None and out.type not in ("FLOAT32", "FLOAT16")):
+        return None             # quantized, or integer shape arithmetic (SHAPE, PACK...): not "float"
     if op.type == "DEQUANTIZE":
         return "converts int8 back to float (a model output, or the input of a float op)"
     if kept:
