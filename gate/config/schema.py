@@ -218,6 +218,10 @@ class Policy(Strict):
             if self.convert.quantization not in (Quantization.int8, Quantization.dynamic):
                 raise ValueError(f"a qat step converts to int8; set convert.quantization: int8 "
                                  f"(got {self.convert.quantization.value})")
+            if self.convert.keep_float is not None:
+                raise ValueError("convert.keep_float applies to post-training quantization; a qat step quantizes "
+                                 "during training (its fake-quant ranges convert as they are): remove keep_float, "
+                                 "or the qat step")
         return self
 
 

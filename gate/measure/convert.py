@@ -40,6 +40,8 @@ class Converted:
     quantizer: str = "tflite"   # tflite | litert | none (the committed file)
     precision: str | None = None   # what the file holds (gate.measure.tflite_inspect): float, int8, ...
     fallback: dict | None = None   # what convert.keep_float kept float, and the ablation (gate.measure.fallback)
+    debug_model: bytes | None = None   # TFLite converter int8: the same quantization with NumericVerify ops
+                                       # (QuantizationDebugger's debug model, for gate.measure.layers)
 
     def info(self) -> dict:
         """How it was made, as report.json's artifact records it."""
@@ -131,7 +133,8 @@ def to_tflite(model: Any, spec: ConvertSpec, samples: Samples | None = None) -> 
         _count(samples) and spec.quantization in (Quantization.int8, Quantization.int16x8)) else 0
     kept = fallback.get("fallback")
     return Converted(content, spec.quantization.value, spec.io.value, time.perf_counter() - start, calibrated,
-                     "tflite", _precision(content), kept.to_dict() if kept is not None else None)
+                     "tflite", _precision(content), kept.to_dict() if kept is not None else None,
+                     fallback.get("debug_model"))
 
 
 def layer_names(model: Any) -> list[str]:
@@ -192,7 +195,8 @@ def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None, fa
     mode = "float32" if spec.quantization is Quantization.none else spec.quantization.value
     if spec.sparsity:  # store pruned kernels sparse, for XNNPACK sparse inference
         conv.optimizations = [*conv.optimizations, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    if spec.keep_float is not None and fallback is not None:
+    if spec.quantization is Quantization.int8 and fallback is not None:
+        # calibrate once, then quantize (keeping keep_float's ops float) and keep the debug model
         from gate.measure.fallback import install_tflite_hook
 
         limited = {k: a[:spec.representative_samples] for k, a in samples.items()} if samples else None
@@ -200,6 +204,10 @@ def _convert(model: Any, tf: Any, spec: ConvertSpec, samples: Samples | None, fa
     try:
         with contextlib.redirect_stdout(io.StringIO()):   # Keras 3's export prints "Saved artifact at ..."
             content = bytes(conv.convert())
+        if spec.keep_float is not None and fallback is not None and "fallback" not in fallback:
+            raise ModelError("convert.keep_float was not applied: the converter did not run its post-training "
+                             "quantization step", field="policy.convert.keep_float",
+                             hint="keep_float needs post-training int8 (no qat step)")
         return add_signature(content, in_names, out_names) if traced else content
     except GateError:
         raise

@@ -2,7 +2,7 @@
 name (regexes) and by measured harm (`worst: N`), through both quantizers.
 
     ops = resolve(keep.layers, float_graph, keras_layers)      # {op output name: why}; PolicyError
-                                                               # naming keep_float.layers[i] when a regex matches nothing
+                                                               # (keep_float.layers[i]) for a regex matching nothing
     harm = rank_by_ablation(float_content, quantize, examples, candidates)   # list[Harm], most harmful first
     content, fallback = tflite_fallback(conv, keep, keras_layers, examples)  # TFLite converter (int8)
     content, fallback = litert_fallback(content, recipe_name, keep, samples, keras_layers)
@@ -20,8 +20,14 @@ Ablation (`worst: N`): candidates are the quantized ops that lose the most SNR b
 their input and output on calibration examples (gate.measure.layers.tensor_errors), at
 most ABLATION_CANDIDATES; each is kept float alone on top of the named ones and the model
 run on those examples again. Harm = the gain in top-1 agreement with the float model
-(then in output SNR) when that op alone stays float. The examples are train (calibration)
-examples, never the eval examples the gate judges on.
+(then in output SNR) when that op alone stays float; the N most harmful ops whose fallback
+recovers something (`helps`) stay float — fewer when fewer do. The examples are train
+(calibration) examples, never the eval examples the gate judges on.
+
+A kept op inside an int8 chain still reads and writes int8 tensors (DEQUANTIZE before it,
+QUANTIZE after it): fallback removes its weight and arithmetic error, not the rounding of
+the activations at its boundaries. Consecutive kept ops (a regex matching a whole block)
+keep the tensors between them float.
 """
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from gate.errors import PolicyError
-from gate.measure.layers import BOUNDARY_OPS, keras_layer, tensor_errors
+from gate.measure.layers import BOUNDARY_OPS, VALUE_TYPES, keras_layer, tensor_errors
 from gate.measure.tflite_graph import Graph, read_graph
 
 ABLATION_EXAMPLES = 128
@@ -67,9 +73,11 @@ class Fallback:
     examples: int = 0                                # calibration examples the ablation ran
     baseline: dict = field(default_factory=dict)     # all-int8 agreement / output SNR on them
     seconds: float = 0.0
+    worst: int = 0                                   # keep_float.worst as asked (fewer kept when fewer helped)
 
     def to_dict(self) -> dict:
         return {"kept": list(self.kept), "by_rule": dict(self.by_rule), "activations": self.activations,
+                "worst": self.worst,
                 "ranking": [h.to_dict() for h in self.ranking], "examples": self.examples,
                 "baseline": dict(self.baseline), "seconds": round(self.seconds, 3)}
 
@@ -149,8 +157,9 @@ def rank_by_ablation(float_content: bytes, quantize: Callable[[Sequence[str]], b
         err = errors.get(out.name)
         if err is None:
             continue
-        ins = [by_tensor.get(i) for i in op.inputs if i >= 0 and not qgraph.tensors[i].constant]
-        upstream = min((e.snr_db for e in ins if e is not None), default=120.0)
+        ins = [by_tensor.get(i) for i in op.inputs if i >= 0 and not qgraph.tensors[i].constant
+               and qgraph.tensors[i].type in VALUE_TYPES]
+        upstream = min((e.snr_db for e in ins if e is not None), default=err.snr_db)   # unmeasured input: no drop
         drops.append((upstream - err.snr_db, op, out.name))
     drops.sort(key=lambda d: -d[0])
     ranking = []
@@ -161,6 +170,16 @@ def rank_by_ablation(float_content: bytes, quantize: Callable[[Sequence[str]], b
     ranking.sort(key=lambda h: (-h.agreement_gain, -h.snr_gain_db))
     n = len(next(iter(examples.values()))) if examples else 0
     return ranking, {"agreement": round(base_agree, 4), "output_snr_db": round(base_snr, 2), "examples": n}
+
+
+MIN_SNR_GAIN_DB = 0.1
+
+
+def helps(h: Harm) -> bool:
+    """Whether keeping the op float measurably recovered something: more agreement with the
+    float model, or (agreement unchanged) a better output SNR. An op whose fallback recovers
+    nothing costs bytes for nothing and is not kept."""
+    return h.agreement_gain > 0 or (h.agreement_gain == 0 and h.snr_gain_db >= MIN_SNR_GAIN_DB)
 
 
 def choose(keep, float_content: bytes, quantize: Callable[[Sequence[str]], bytes],
@@ -178,10 +197,10 @@ def choose(keep, float_content: bytes, quantize: Callable[[Sequence[str]], bytes
         ranking, baseline = rank_by_ablation(float_content, quantize, examples, always=list(by_rule),
                                              keras_layers=keras_layers,
                                              candidates=max(ABLATION_CANDIDATES, 2 * keep.worst))
-        for h in ranking[:keep.worst]:
+        for h in [h for h in ranking if helps(h)][:keep.worst]:
             by_rule.setdefault(h.name, "worst")
     return Fallback(tuple(by_rule), by_rule, keep.activations.value, tuple(ranking),
-                    baseline.get("examples", 0), baseline, time.perf_counter() - start)
+                    baseline.get("examples", 0), baseline, time.perf_counter() - start, keep.worst)
 
 
 # --- the TFLite converter -------------------------------------------------------------------------
@@ -189,11 +208,13 @@ def choose(keep, float_content: bytes, quantize: Callable[[Sequence[str]], bytes
 def install_tflite_hook(conv, keep, keras_layers: Sequence[str], examples: Mapping[str, np.ndarray] | None,
                         result: dict) -> None:
     """Make `conv.convert()` keep ops float: its quantization step calibrates, chooses the
-    ops (`choose`), and quantizes with them denylisted. `result["fallback"]` gets the
-    Fallback."""
-    from gate.measure.tfenv import lite_convert
+    ops (`choose`; none when `keep` is None), and quantizes with them denylisted.
+    `result["fallback"]` gets the Fallback (when `keep` is set), `result["debug_model"]` the
+    same quantization with NumericVerify ops (QuantizationDebugger's debug model), when the
+    quantizer makes one."""
+    from gate.measure.tfenv import lite_convert, tf
 
-    tf_convert = lite_convert()
+    tf_convert, float32 = lite_convert(), tf().float32
 
     original = conv._quantize   # noqa: SLF001 - the converter's own step, wrapped
 
@@ -206,19 +227,27 @@ def install_tflite_hook(conv, keep, keras_layers: Sequence[str], examples: Mappi
         finally:
             conv._experimental_calibrate_only = False  # noqa: SLF001
 
-        def quantize(nodes: Sequence[str]) -> bytes:
+        def quantize(nodes: Sequence[str], numeric_verify: bool = False) -> bytes:
             return bytes(tf_convert.mlir_quantize(
                 calibrated, conv._experimental_disable_per_channel,  # noqa: SLF001
-                input_data_type=input_type, output_data_type=output_type,
+                input_data_type=float32 if numeric_verify else input_type,
+                output_data_type=float32 if numeric_verify else output_type,
+                enable_numeric_verify=numeric_verify,
                 enable_variable_quantization=variable_quantization,
                 disable_per_channel_for_dense_layers=(
                     conv._experimental_disable_per_channel_quantization_for_dense_layers),  # noqa: SLF001
                 debug_options_str=debug_options.SerializeToString(),
                 denylisted_nodes=list(nodes) or None))
 
-        fallback = choose(keep, calibrated, quantize, examples, keras_layers)
-        result["fallback"] = fallback
-        return quantize(fallback.kept)
+        kept: Sequence[str] = ()
+        if keep is not None:
+            fallback = choose(keep, calibrated, quantize, examples, keras_layers)
+            result["fallback"], kept = fallback, fallback.kept
+        try:
+            result["debug_model"] = quantize(kept, numeric_verify=True)
+        except Exception:  # noqa: BLE001 - the debug model is a diagnosis extra, never the conversion's failure
+            result["debug_model"] = None
+        return quantize(kept)
 
     conv._quantize = quantize_step  # noqa: SLF001
 

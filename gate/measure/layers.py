@@ -13,6 +13,8 @@ int8 output whose name the quantizer changed is matched through the DEQUANTIZE t
 it), dequantized with its scale and zero point, and compared:
 
   snr_db          10·log10(Σ float² / Σ (float − dequantized)²), capped at 120 dB (identical)
+  snr_drop_db     its inputs' lowest SNR minus its own: the precision lost at this op (a
+                  QUANTIZE of a float input is compared with that input: the input's rounding)
   rmse_per_scale  sqrt(mean squared error) / the output's scale (int8 outputs only);
                   TFLite's QuantizationDebugger reports the same figure per op (≈ 0.29 is a
                   healthy op: the rounding error of a uniform quantizer)
@@ -24,6 +26,8 @@ keep float needs the accuracy effect (gate.measure.fallback ablates), not this a
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -35,7 +39,9 @@ SNR_CAP_DB = 120.0
 DIAGNOSIS_EXAMPLES = 64            # eval examples both models run for the error columns
 BOUNDARY_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 _CHUNK = 16
-_WEIGHT_OPS = ("/Conv2D", "/MatMul", "/BatchMatMul", "/depthwise", "/Conv1D", "/conv")
+VALUE_TYPES = frozenset({"INT8", "UINT8", "INT16", "FLOAT32", "FLOAT16"})   # tensors that carry values, not shapes
+_WEIGHT_OPS = ("/Conv2D", "/MatMul", "/BatchMatMul", "/depthwise", "/Conv1D", "/conv", "/convolution")
+_EXPORT_SUFFIX = re.compile(r"_\d+$")
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class LayerRow:
     quantized: bool                  # its output is a quantized integer tensor
     snr_db: float | None = None
     rmse_per_scale: float | None = None
+    snr_drop_db: float | None = None  # SNR lost at this op: its inputs' lowest SNR - its own (local damage)
+    debugger_rmse_per_scale: float | None = None  # QuantizationDebugger: the op's own error, sqrt(mse)/scale
     float_reason: str | None = None  # why a float op stayed float in a quantized model
 
     def to_dict(self) -> dict:
@@ -71,16 +79,21 @@ class LayerRow:
 
 def diagnose(candidate: bytes, float_reference: bytes | None, examples: Mapping[str, np.ndarray] | None, *,
              keras_layers: Sequence[str] = (), kept: Sequence[str] = (), quantizer: str = "tflite",
-             max_examples: int = DIAGNOSIS_EXAMPLES) -> list[LayerRow]:
+             max_examples: int = DIAGNOSIS_EXAMPLES, debug_model: bytes | None = None) -> list[LayerRow]:
     """Rows for every op of `candidate`. The error columns need `float_reference` (the float
     .tflite the candidate was quantized from, same tensor names) and `examples` ({input
     name: (N, ...) array}); without them they stay None. `kept`: tensor names the policy
-    kept float (convert.keep_float)."""
+    kept float (convert.keep_float); `debug_model`: the TFLite converter's NumericVerify
+    model of the same quantization (gate.measure.fallback), for the debugger column."""
     graph = read_graph(candidate)
     errors: dict[str, TensorError] = {}
-    if float_reference is not None and examples:
+    local: dict[str, float] = {}
+    if examples:
         limited = {k: np.asarray(a[:max_examples]) for k, a in examples.items()}
-        errors = tensor_errors(float_reference, candidate, limited)
+        if float_reference is not None:
+            errors = tensor_errors(float_reference, candidate, limited)
+        if debug_model is not None:
+            local = debugger_mse(debug_model, limited, candidate)
     layer_names = set(keras_layers)
     kept_set = set(kept)
     model_quantized = any(t.quantized and not t.constant and t.type in ("INT8", "UINT8", "INT16")
@@ -102,6 +115,13 @@ def diagnose(candidate: bytes, float_reference: bytes | None, examples: Mapping[
         quantized = bool(out is not None and out.quantized and out.type in ("INT8", "UINT8", "INT16"))
         err = errors.get(out.name) if out is not None else None
         name = out.name if out is not None else f"op{op.index}"
+        drop = None
+        if err is not None and out.type in VALUE_TYPES:
+            ins = [errors.get(graph.tensors[i].name) for i in op.inputs
+                   if 0 <= i < len(graph.tensors) and not graph.tensors[i].constant
+                   and graph.tensors[i].type in VALUE_TYPES]
+            measured = [e.snr_db for e in ins if e is not None]
+            drop = round(min(measured) - err.snr_db, 2) if measured else None
         rows.append(LayerRow(
             index=op.index, name=name, layer=keras_layer(name, layer_names), op=op.type, parameters=params,
             bytes=nbytes, share=round(nbytes / graph.file_bytes, 5) if graph.file_bytes else 0.0,
@@ -109,8 +129,72 @@ def diagnose(candidate: bytes, float_reference: bytes | None, examples: Mapping[
             bits=BITS.get(weight.type) if weight else None, sparsity=sparsity, unique_values=unique,
             quantized=quantized, snr_db=None if err is None else round(err.snr_db, 2),
             rmse_per_scale=None if err is None or err.rmse_per_scale is None else round(err.rmse_per_scale, 4),
+            snr_drop_db=drop,
+            debugger_rmse_per_scale=_per_scale(local.get(name), out),
             float_reason=_float_reason(op, graph, quantized, model_quantized, name in kept_set, quantizer)))
     return rows
+
+
+def _per_scale(mse: float | None, out) -> float | None:
+    if mse is None or out is None or out.type not in ("INT8", "UINT8") or len(out.scale) != 1 or out.scale[0] <= 0:
+        return None
+    return round(math.sqrt(mse) / out.scale[0], 4)
+
+
+def debugger_mse(debug_model: bytes, examples: Mapping[str, np.ndarray], candidate: bytes) -> dict[str, float]:
+    """{candidate op output tensor name: mean squared error} from `tf.lite.experimental.QuantizationDebugger`
+    on the debug model: each op computed in float on its own (dequantized) int8 inputs against
+    its int8 output — the op's own error, not the accumulated one. {} when the debugger
+    cannot run this model."""
+    from gate.measure.litert import match_inputs, signature_io
+    from gate.measure.tfenv import tf as load_tf
+
+    tf = load_tf()
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        probe = Interpreter(model_content=debug_model)
+        ins, _ = signature_io(probe)
+        order = [d["name"] for d in probe.get_input_details()]
+        by_tensor = {d["name"]: name for name, d in ins.items()}
+        mapping = match_inputs(list(ins), examples, where="layer diagnosis")
+        n = len(next(iter(examples.values())))
+
+        def gen():
+            for i in range(n):
+                yield [np.asarray(examples[mapping[by_tensor.get(t, t)]][i:i + 1], dtype=np.float32) for t in order]
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            debugger = tf.lite.experimental.QuantizationDebugger(quant_debug_model_content=debug_model,
+                                                                 debug_dataset=gen)
+            debugger.run()
+    except (ValueError, RuntimeError, KeyError) as exc:   # no NumericVerify ops, inputs that do not match
+        del exc
+        return {}
+    by_index = {}
+    for name, metrics in (debugger.layer_statistics or {}).items():
+        mse = metrics.get("mean_squared_error")
+        index = name.rsplit(":", 1)[-1]
+        if mse is not None and np.isfinite(mse) and index.isdigit():
+            by_index[int(index)] = float(mse)
+    return _by_candidate_name(read_graph(debug_model), by_index, candidate)
+
+
+def _by_candidate_name(debug: Graph, by_index: dict[int, float], candidate: bytes) -> dict[str, float]:
+    """The debugger keys each statistic by the verified (quantized) tensor of the debug model,
+    whose ops are the candidate's with a float twin and a NumericVerify after each quantized
+    op; the quantizer renames the tensors (`MaxPool` -> `MaxPool1`), so the verified ops are
+    matched to the candidate's quantized compute ops in order, op type by op type."""
+    producer = {o: op for op in debug.ops for o in op.outputs}
+    verified = [producer[i] for i in sorted(by_index, key=lambda i: producer[i].index if i in producer else -1)
+                if i in producer]
+    cand = read_graph(candidate)
+    quantized = [op for op in cand.ops if op.type not in BOUNDARY_OPS and op.outputs
+                 and cand.tensors[op.outputs[0]].quantized and not cand.tensors[op.outputs[0]].constant]
+    if len(verified) != len(quantized) or any(a.type != b.type for a, b in zip(verified, quantized)):
+        return {}
+    return {cand.tensors[q.outputs[0]].name: by_index[v.outputs[0]] for v, q in zip(verified, quantized)}
 
 
 def coverage(rows: Sequence[LayerRow]) -> tuple[int, int]:
@@ -142,13 +226,17 @@ def keras_layer(tensor_name: str, layer_names: set[str]) -> str | None:
         for piece in part.split("/"):
             if piece in layer_names:
                 return piece
+            base = _EXPORT_SUFFIX.sub("", piece)      # Keras 3's export names scopes `head_1` for layer `head`
+            if base != piece and base in layer_names:
+                return base
     return None
 
 
 def _float_reason(op: Op, graph: Graph, quantized: bool, model_quantized: bool, kept: bool,
                   quantizer: str) -> str | None:
-    if quantized or op.type == "QUANTIZE":
-        return None
+    out = graph.tensor(op.outputs[0]) if op.outputs else None
+    if quantized or op.type == "QUANTIZE" or (out is not None and out.type not in ("FLOAT32", "FLOAT16")):
+        return None             # quantized, or integer shape arithmetic (SHAPE, PACK...): not "float"
     if op.type == "DEQUANTIZE":
         return "converts int8 back to float (a model output, or the input of a float op)"
     if kept:
@@ -217,17 +305,18 @@ def _accumulate(float_content: bytes, quant_content: bytes, examples: Mapping[st
 def _pairs(fgraph: Graph, qgraph: Graph) -> dict[int, tuple[int, str]]:
     """Candidate op-output tensor index -> (float tensor index, name), by name; an output the
     quantizer renamed (`Identity1`) is matched through the DEQUANTIZE that reads it."""
-    fnames: dict[str, int] = {}
-    for op in fgraph.ops:
-        for i in op.outputs:
-            if 0 <= i < len(fgraph.tensors):
-                fnames.setdefault(fgraph.tensors[i].name, i)
+    fnames = {t.name: t.index for t in fgraph.tensors if not t.constant}
     readers: dict[int, Op] = {}
     for op in qgraph.ops:
         if op.type == "DEQUANTIZE" and op.inputs:
             readers[op.inputs[0]] = op
     pairs = {}
     for op in qgraph.ops:
+        if op.type == "QUANTIZE" and op.inputs and op.outputs and 0 <= op.inputs[0] < len(qgraph.tensors):
+            source = qgraph.tensors[op.inputs[0]].name      # the model input, quantized: its rounding error
+            if source in fnames and qgraph.tensors[op.inputs[0]].type == "FLOAT32":
+                pairs[op.outputs[0]] = (fnames[source], source)
+            continue
         if op.type in BOUNDARY_OPS:
             continue
         for i in op.outputs:
@@ -256,7 +345,9 @@ def _run_all(content: bytes, examples: Mapping[str, np.ndarray], wanted: list[in
 
     from gate.measure.litert import match_inputs, quantize_input, signature_io
 
-    interp = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
+    with warnings.catch_warnings():     # "intended for debugging purposes only": this is debugging
+        warnings.simplefilter("ignore")
+        interp = Interpreter(model_content=content, num_threads=1, experimental_preserve_all_tensors=True)
     interp.allocate_tensors()
     ins, _ = signature_io(interp)
     mapping = match_inputs(list(ins), examples, where="layer diagnosis")

@@ -84,10 +84,14 @@ def advice(report: dict) -> dict | None:
         return None
     worst = next(iter(worst_by_error(report, 1)), None)
     largest = next(iter(worst_by_size(report, 1)), None)
-    keep = None
+    keep = int16 = None
     if worst is not None and _keep_float_applies(report):
         keep = f'convert: {{keep_float: {{layers: ["{layer_regex(worst)}"]}}}}'
-    return {"failed": failed, "worst": worst, "largest": largest, "keep_float": keep, "tune": tune_command(report)}
+    if worst is not None and (report.get("candidate") or {}).get("quantization") in ("int8", "static_wi8_ai8"):
+        int16 = (f'convert: {{quantizer: litert, keep_float: {{layers: ["{layer_regex(worst)}"], '
+                 'activations: int16}}')
+    return {"failed": failed, "worst": worst, "largest": largest, "keep_float": keep, "int16": int16,
+            "tune": tune_command(report)}
 
 
 def advice_lines(report: dict) -> list[str]:
@@ -108,5 +112,7 @@ def advice_lines(report: dict) -> list[str]:
     if a["keep_float"]:
         lines.append(f"try keeping it float in the policy: {a['keep_float']} (or keep_float: {{worst: 3}} to rank "
                      "ops by measured harm)")
+    if a["int16"]:
+        lines.append(f"or int16 activations there, int8 weights (LiteRT Quantizer): {a['int16']}")
     lines.append(f"or search for a passing policy: {a['tune']} (gate check never tunes by itself)")
     return lines

@@ -78,6 +78,8 @@ class LayerRow(_M):
     quantized: bool
     snr_db: float | None = None          # 10 log10(signal / error) at its output, end to end
     rmse_per_scale: float | None = None  # sqrt(mse) / output scale (int8 outputs; ~0.29 is rounding alone)
+    snr_drop_db: float | None = None     # SNR lost at this op (its inputs' lowest SNR - its own)
+    debugger_rmse_per_scale: float | None = None   # QuantizationDebugger: the op's own error, sqrt(mse)/scale
     float_reason: str | None = None      # why it stayed float in a quantized model
 
 
@@ -96,6 +98,7 @@ class KeepFloatInfo(_M):
     kept: list[str]
     by_rule: dict[str, str]
     activations: str
+    worst: int = 0                       # keep_float.worst as asked; fewer are kept when fewer helped
     ranking: list[KeptOp] = []
     examples: int = 0
     baseline: dict[str, float] = {}

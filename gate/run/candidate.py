@@ -10,7 +10,7 @@ through this same code; it runs in the worker (TF is imported lazily).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from gate.config.load import GateConfig
@@ -166,6 +166,7 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
     diagnose_candidate(log, parts, cand, lambda: ref.content if not policy.steps and optimized is model.keras
                        else to_tflite(optimized, reference_spec()).content, eval_split, layer_names(optimized),
                        label=label, tag=tag)
+    cand = replace(cand, debug_model=None)     # used by the diagnosis only: not kept, not cached
     return _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, stages, policy, notes,
                    scoring, bridge)
 
