@@ -252,3 +252,19 @@ def test_one_bisection_step_between_a_pass_and_a_near_failure():
     assert fake.calls.index("structured-65") < fake.calls.index("structured-57")  # after a failed escalation
     assert best.name == "structured-57"
     assert s.by_name("structured-57").policy["steps"][0]["structured_prune"]["ratio"] == 0.575
+
+
+def test_every_candidate_policy_validates():
+    from gate.config.schema import Policy
+    from gate.tune import space
+
+    tables = {kind: tables_for(SENS, kind, targets) for kind, targets in
+              (("prune", (0.9, 0.85, 0.75, 0.6, 0.45)), ("cluster", (8, 16, 32)), ("structured_prune", (0.5, 0.65)))}
+    candidates = space.ptq(False) + space.ptq(True) + space.qat()
+    candidates += space.fallback(True, {"int4-dynamic", "int8"})
+    for route in (space.route_from({"int8"}), space.route_from({"qat-int8"}), space.route_from({"float16"})):
+        candidates += space.prune(route, tables["prune"]) + space.prune(route, tables["prune"], (0.9,))
+        candidates += space.cluster(route, tables["cluster"]) + space.structured(route, tables["structured_prune"])
+    assert len({c.name for c in candidates}) > 15
+    for c in candidates:
+        Policy.model_validate(c.policy)

@@ -86,9 +86,10 @@ def fallback(has_keep_float: bool, failed: set[str]) -> list[Candidate]:
             continue
         out += [Candidate(f"{base}-keep-float-{n}", "fallback", {"convert": {**convert, "keep_float": {"worst": n}}},
                           size_factor=1.0, route=base) for n in (1, 3, 8)]
-        if base == "int8":
+        if base == "int8":         # int16 activations for kept ops: a LiteRT Quantizer option
             out.append(Candidate("int8-int16-act-3", "fallback",
-                                 {"convert": {**convert, "keep_float": {"worst": 3, "activations": "int16"}}},
+                                 {"convert": {"quantizer": "litert", "quantization": "int8",
+                                              "keep_float": {"worst": 3, "activations": "int16"}}},
                                  size_factor=1.0, route=base))
     return out
 
