@@ -268,3 +268,13 @@ def test_every_candidate_policy_validates():
     assert len({c.name for c in candidates}) > 15
     for c in candidates:
         Policy.model_validate(c.policy)
+
+
+def test_no_sensitivity_when_no_family_trial_fits_the_budget():
+    clock = Clock()
+    measured = []
+    fake = Fake({"int8": (25_000, 0.0)}, seconds=60, clock=clock)
+    s = Search("size", 4 * 60, fake, measure_sensitivity=lambda: measured.append(1) or SENS, max_drop=0.01,
+               clock=clock)
+    s.run()
+    assert not measured and s.sensitivity is None

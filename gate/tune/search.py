@@ -171,6 +171,13 @@ class Search:
                 self.skip(Candidate(name, name, {}), "no post-training or QAT route passed accuracy: a cheaper "
                                                      "family already fails, stronger compression cannot pass")
             return self.best()
+        untabled = [c for _n, make, _k, _s in families for c in make(route, {})]
+        cheapest = min(untabled, key=self.estimate)
+        left = self.budget_s - self.elapsed()
+        if self.estimate(cheapest) > left:     # no family trial would fit: no sensitivity either
+            for c in untabled:
+                self.skip(c, f"estimated {self.estimate(c) / 60:.1f} min, {max(left, 0) / 60:.1f} min of the budget left")
+            return self.best()
         self.progress(f"  compression families convert as {route.name}"
                       + (" after a preserving QAT" if route.preserve_qat else ""))
         for _name, make, kind, stronger in families:
