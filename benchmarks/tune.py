@@ -66,8 +66,8 @@ def run_tune(model_dir: Path, out: Path, budget: float, max_drop: float, force: 
     name = data["winner"] or data["closest"]
     t = next((t for t in data["trials"] if t["name"] == name), None)
     if t is not None:
-        row.update(passed=t["status"] == "pass", gzip_ratio=t["compression"], drop_pts=round(100 * t["accuracy_drop"], 2),
-                   latency_ratio=t["latency_ratio"])
+        row.update(passed=t["status"] == "pass", gzip_ratio=t["compression"],
+                   drop_pts=round(100 * t["accuracy_drop"], 2), latency_ratio=t["latency_ratio"])
     return row
 
 

@@ -33,8 +33,9 @@ def test_tune_finds_a_policy_gate_check_reproduces_and_a_rerun_hits_the_cache(ti
     policy = out / "policy.yml"
     assert CliRunner().invoke(main, ["policy", "validate", str(policy)]).exit_code == 0
     winner = next(t for t in data["trials"] if t["name"] == data["winner"])
-    check_cfg = write_config(tmp_path / "check" if (tmp_path / "check").mkdir() is None else None, tiny,
-                             policy=str(policy), thresholds={"accuracy": {"max_drop": 0.02}, "compression": {"min": 2.0}})
+    (tmp_path / "check").mkdir()
+    check_cfg = write_config(tmp_path / "check", tiny, policy=str(policy),
+                             thresholds={"accuracy": {"max_drop": 0.02}, "compression": {"min": 2.0}})
     result = CliRunner().invoke(main, ["check", "--config", str(check_cfg), "--out", str(tmp_path / "check-out"),
                                        "--no-baseline", "--cache-dir", str(cache)])
     assert result.exit_code == 0, result.output

@@ -109,7 +109,8 @@ def tune(config_path: str | Path, out_dir: str | Path, *, budget_minutes: float,
         raise
     near = None if winner else closest(search.trials)
     if winner is not None:
-        summary = (f"found: {winner.name} — {winner.bytes_gzip:,} B gzip ({winner.compression or 0:.2f}x vs float32), "
+        summary = (f"found: {winner.name} — {winner.bytes_gzip:,} B gzip "
+                   f"({winner.compression or 0:.2f}x vs float32), "
                    f"accuracy drop {_pts(winner.accuracy_drop)}, latency {winner.latency_ratio or 0:.2f}x; "
                    f"{len(search.trials)} trial(s) in {search.elapsed() / 60:.1f} min")
     else:

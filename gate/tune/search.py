@@ -176,7 +176,8 @@ class Search:
         left = self.budget_s - self.elapsed()
         if self.estimate(cheapest) > left:     # no family trial would fit: no sensitivity either
             for c in untabled:
-                self.skip(c, f"estimated {self.estimate(c) / 60:.1f} min, {max(left, 0) / 60:.1f} min of the budget left")
+                self.skip(c, f"estimated {self.estimate(c) / 60:.1f} min, {max(left, 0) / 60:.1f} min of the "
+                             "budget left")
             return self.best()
         self.progress(f"  compression families convert as {route.name}"
                       + (" after a preserving QAT" if route.preserve_qat else ""))
@@ -229,7 +230,8 @@ class Search:
                     m = midpoint(c.strength, above[0].strength)
                     if m is not None and self.by_name(m.name) is None:
                         if per_layer(m) and per_layer(m) in (per_layer(c), per_layer(above[0])):
-                            self.skip(m, f"the same per-layer table as {c.name if per_layer(m) == per_layer(c) else above[0].name}")
+                            same = c.name if per_layer(m) == per_layer(c) else above[0].name
+                            self.skip(m, f"the same per-layer table as {same}")
                         else:
                             self.try_one(m)
                 return
