@@ -10,11 +10,12 @@ from typing import Mapping
 
 from pydantic import ValidationError
 
+from gate.config.models import entry_doc, entry_sha256, is_multi, model_names
 from gate.config.policies import ResolvedPolicy, resolve_policy
 from gate.config.schema import BenchmarkSpec, ConfigFile, EvaluateSpec, Thresholds
 from gate.config.validation import field_path, raise_validation
 from gate.config.yamlio import Loc, YamlDoc, read_yaml
-from gate.errors import ConfigError
+from gate.errors import ConfigError, GateError
 from gate.formats import MODEL_FILE_FORMATS, SAVEDMODEL_MARKER, format_of
 
 DEFAULT_CONFIG = "gate.yml"
@@ -31,6 +32,8 @@ class GateConfig:
     policy: ResolvedPolicy | None
     sha256: str                # of gate.yml's bytes, for provenance
     threshold_lines: Mapping[str, int] = field(default_factory=dict)  # "accuracy.max_drop" -> its line
+    name: str | None = None    # the entry under `models:` (None: a single-model gate.yml)
+    entry_sha256: str = ""     # of this model's config as merged (gate.config.models)
 
     @property
     def thresholds(self) -> Thresholds:
@@ -81,9 +84,35 @@ def _existing(doc: YamlDoc, root: Path, value: str, loc: Loc, *, what: str, allo
     return path
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
+def config_models(path: str | Path = DEFAULT_CONFIG) -> list[str]:
+    """The model names of a gate.yml with `models:`; [] for a single-model gate.yml."""
+    return model_names(read_yaml(Path(path), kind="config"))
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG, model: str | None = None) -> GateConfig:
+    """One model's config. A gate.yml with `models:` needs `model` (the entry's name)."""
     path = Path(path)
     doc = read_yaml(path, kind="config")
+    if is_multi(doc.data):
+        names = model_names(doc)
+        if model is None:
+            raise ConfigError(f"gate.yml lists {len(names)} models ({', '.join(names)}): name one",
+                              file=doc.file, field="models", line=doc.line_of(("models",)),
+                              hint="`gate check` runs them all; `--model NAME` runs one")
+        entry = doc.data["models"][model] if model in names else {}
+        try:
+            return _load(path, entry_doc(doc, model), model)
+        except GateError as err:   # name the field where it is written: in the entry, or a default
+            if err.field and err.field.split(".")[0].split("[")[0] in entry:
+                err.field = f"models.{model}.{err.field}"
+            raise
+    if model is not None:
+        raise ConfigError(f"no model named {model!r}: this gate.yml has no `models:` mapping (it is one model)",
+                          file=doc.file, field="models", hint="drop --model, or list the models under `models:`")
+    return _load(path, doc, None)
+
+
+def _load(path: Path, doc: YamlDoc, model: str | None) -> GateConfig:
     if not isinstance(doc.data, dict):
         got = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
         raise ConfigError(f"expected a mapping with keys model, data, policy, thresholds; got {got}",
@@ -129,7 +158,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
     lines = {".".join(map(str, loc[1:])): line for loc, line in doc.lines.items()
              if len(loc) > 1 and loc[0] == "thresholds"}
     return GateConfig(path=path.resolve(), root=root, file=cfg, model_path=model_path, train_path=train_path,
-                      eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines)
+                      eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines, name=model,
+                      entry_sha256=entry_sha256(doc.data))
 
 
 def _calibrating(convert) -> str:
@@ -141,6 +171,7 @@ def config_summary(cfg: GateConfig) -> dict:
     """The config as recorded in the report (paths relative to the config's directory)."""
     return {
         "path": str(cfg.path), "sha256": cfg.sha256, "model": cfg.relative(cfg.model_path),
+        **({"name": cfg.name, "entry_sha256": cfg.entry_sha256} if cfg.name else {}),
         "data": {"train": cfg.relative(cfg.train_path), "eval": cfg.relative(cfg.eval_path)},
         "thresholds": json.loads(cfg.thresholds.model_dump_json(exclude_none=True)),
         "benchmark": cfg.benchmark.model_dump(mode="json"),

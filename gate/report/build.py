@@ -23,9 +23,9 @@ def finish(parts: dict, *, status: str, exit_code: int, summary: str, error: Gat
         if error is None:
             raise
         # An error report must always be written: keep only what is known to be valid.
-        keep = {k: report[k] for k in _ALWAYS}
+        keep = {k: report.get(k) for k in _ALWAYS}
         keep["notes"] = [f"partial results dropped from this error report: {exc.error_count()} invalid field(s)"]
         return Report.model_validate(keep).model_dump(mode="json")
 
 
-_ALWAYS = ("created_at", "status", "exit_code", "summary", "versions", "environment", "error")
+_ALWAYS = ("created_at", "status", "exit_code", "summary", "name", "versions", "environment", "error")

@@ -66,6 +66,7 @@ class Report(_M):
     status: Literal["pass", "fail", "error"]
     exit_code: int = Field(ge=0, le=255)
     summary: str
+    name: str | None = None                  # the model's entry under gate.yml's `models:` (None: one model)
     versions: dict[str, str]
     environment: dict[str, str | int | None]
     config: dict | None = None

@@ -14,9 +14,11 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from gate.config.metrics import parse_metric
+from gate.report.combined import NO_REPORT, demote_headings, is_combined
 from gate.verdict.check import format_value
 
 DEFAULT_TEMPLATE = "report.md.j2"
+COMBINED_TEMPLATE = "combined.md.j2"
 ICON = {"pass": "✅", "fail": "❌", "error": "⛔"}
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
@@ -54,6 +56,15 @@ def pct(value: object) -> str:
 
 def points(value: object) -> str:
     return "–" if value is None else f"{100 * float(value):+.2f} pts"
+
+
+def points_drop(value: object) -> str:
+    """An accuracy drop (a fraction, + is a loss) in points."""
+    return "–" if value is None else f"{100 * float(value):.2f} pts"
+
+
+def ratio(value: object) -> str:
+    return "–" if value is None else f"{float(value):.2f}x"
 
 
 def signed_pct(value: object) -> str:
@@ -145,7 +156,7 @@ def environment(kind: type[SandboxedEnvironment] = SandboxedEnvironment) -> Sand
                        chart_number=chart_number, chart_top=chart_top, stage_table=stage_table,
                        check_status=check_status, metric_rows=metric_rows, unavailable_metrics=unavailable_metrics,
                        reference_label=reference_label, shows_legacy_accuracy=shows_legacy_accuracy,
-                       time_split=time_split)
+                       time_split=time_split, points_drop=points_drop, ratio=ratio)
     return env
 
 
@@ -154,9 +165,29 @@ def _template_text(name: str) -> str:
 
 
 def render_markdown(report: dict, template: str | None = None) -> str:
+    if is_combined(report) and template is None:
+        return render_combined(report)
     env = environment()
     tpl = env.from_string(template if template is not None else _template_text(DEFAULT_TEMPLATE))
     return tpl.render(r=report, ICON=ICON)
+
+
+def render_combined(report: dict) -> str:
+    """The combined report: the summary table, then each model's report folded (a model
+    whose report cannot be rendered gets its summary line)."""
+    sections = {}
+    for row in report.get("rows") or []:
+        name = row["name"]
+        model = (report.get("reports") or {}).get(name)
+        if model is None:
+            sections[name] = md(NO_REPORT) + "\n"
+            continue
+        try:
+            sections[name] = demote_headings(render_markdown(model))
+        except Exception:  # noqa: BLE001 - one odd report must not cost the others
+            sections[name] = demote_headings(minimal_markdown(model))
+    tpl = environment().from_string(_template_text(COMBINED_TEMPLATE))
+    return tpl.render(r=report, ICON=ICON, sections=sections)
 
 
 # -- filters for the comment's extra parts -------------------------------------------------

@@ -112,3 +112,22 @@ def stages_table(stages: list[dict]) -> Table:
                       _opt(w.get("max_unique_per_channel"), "d"), _opt(s.get("bytes_raw"), ","),
                       _opt(s.get("bytes_gzip"), ","), score)
     return table
+
+
+def print_combined(report: dict, console: Console) -> None:
+    """The combined report of several models: one row per model, then the verdict line."""
+    from gate.report.render import kib, points_drop, ratio, signed_pct
+
+    table = Table(title="models", title_justify="left")
+    for col in ("model", "verdict", "size", "vs base", "accuracy drop", "latency ratio"):
+        table.add_column(col, justify="left" if col in ("model", "verdict") else "right")
+    for row in report["rows"]:
+        style = STYLE[row["status"]]
+        table.add_row(escape(row["name"]), f"[{style}]{row['status']}[/{style}]", kib(row["size_bytes"]),
+                      signed_pct(row["size_change_vs_base"]), points_drop(row["accuracy_drop"]),
+                      ratio(row["latency_ratio"]))
+    if report["rows"]:
+        console.print(table)
+    status = report["status"]
+    console.print(f"[{STYLE[status]}]{status.upper()}[/{STYLE[status]}] {escape(report['summary'])}", markup=True,
+                  soft_wrap=True)

@@ -39,7 +39,7 @@ def measure_base(job: BaseJob | None, cfg: GateConfig, pr: MeasuredModel, log: S
         side = Side(pr.candidate_eval.accuracy, pr.candidate_eval.predictions, pr.candidate_sizes,
                     pr.candidate.content, metrics=pr.candidate_eval.metrics)
         return Base(job, side, job.label, True)
-    base_cfg = load_config(job.config)
+    base_cfg = load_config(job.config, job.model)
     wanted = tuple(threshold_metrics(cfg)) + tuple(cfg.evaluate.metrics or ())   # what the PR's rows look up
     try:
         base = measure_cached(base_cfg, log, cache, trust_model_code=job.trust_model_code, label="base: ",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
-from gate.config.load import GateConfig, load_config
+from gate.config.load import GateConfig, config_models, load_config
 from gate.errors import GateError
 from gate.github.event import PULL_REQUEST_EVENTS
 from gate.run.digest import file_digest
@@ -82,6 +82,14 @@ def fingerprint(cfg: GateConfig) -> dict:
             "policy": hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()}
 
 
+def _base_models(path: Path) -> list[str] | None:
+    """The base's model names; None when its gate.yml cannot be read (load_config says why)."""
+    try:
+        return config_models(path)
+    except GateError:
+        return None
+
+
 @contextmanager
 def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | None = None) -> Iterator[Baseline]:
     """Yield the Baseline with its files checked out (removed afterwards). Raises GitError
@@ -99,8 +107,13 @@ def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | No
                                                        "request adds the model; the regression limits do not "
                                                        "apply",))
             return
+        if cfg.name is not None and cfg.name not in (_base_models(base_cfg_path) or [cfg.name]):
+            yield Baseline(base_ref, None, False, {}, (f"the base's {repo.relative(cfg.path)} has no model "
+                                                       f"{cfg.name!r}: this pull request adds it; the regression "
+                                                       "limits do not apply",))
+            return
         try:
-            base_cfg = load_config(base_cfg_path)
+            base_cfg = load_config(base_cfg_path, cfg.name)
         except GateError as err:
             raise GitError(f"the base's {repo.relative(cfg.path)} cannot be used: {err.message}") from None
         theirs = fingerprint(base_cfg)

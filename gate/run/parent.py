@@ -16,11 +16,12 @@ from gate.run.protocol import BaseJob, Job, NoBase, Task
 from gate.run.stagelog import StageLog
 
 
-def start(config_path: str | Path, log: StageLog) -> tuple[GateConfig, bool]:
-    """Read gate.yml and decide trust_model_code (a pull request cannot grant itself trust)."""
+def start(config_path: str | Path, log: StageLog, model: str | None = None) -> tuple[GateConfig, bool]:
+    """Read gate.yml (one model of it: `model`) and decide trust_model_code (a pull request
+    cannot grant itself trust)."""
     from gate.run.trust import decide
 
-    cfg = load_config(config_path)
+    cfg = load_config(config_path, model)
     decision = decide(cfg)
     log.keep({"trust": decision.to_dict(), "config": config_summary(cfg)})
     log.note(*decision.notes)
@@ -33,7 +34,7 @@ def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_proce
     """Run a task in the worker under the config's limits (or here, for debugging); the
     worker's parts and files land in `log`. Returns the worker's result."""
     job = Job(task, str(cfg.path), trust, show_progress, baseline, dict(log.parts), repeats,
-              cache_dir=usable_cache_dir(cache_dir, cfg, log))
+              cache_dir=usable_cache_dir(cache_dir, cfg, log), model=cfg.name)
     if in_process:
         from gate.run.worker import run_task
 
@@ -46,17 +47,17 @@ def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_proce
 def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None, *,
              in_process: bool = False, show_progress: bool = True, baseline: str | None = None,
              baseline_report: str | None = None, compare_base: bool = True,
-             cache_dir: str | Path | None = None) -> dict:
-    """`gate check`: run the gate and write report.json + report.md on every path. Returns
+             cache_dir: str | Path | None = None, model: str | None = None) -> dict:
+    """`gate check`: run the gate (on `model`, an entry of gate.yml's `models:`) and write report.json + report.md on every path. Returns
     the report. `in_process` measures here instead of in the limited worker (debugging,
     profiling; never for untrusted models); `cache_dir` (None: no cache) keeps measured
     models for re-runs (gate.run.cache)."""
     from gate.report.build import finish
     from gate.report.write import write_artifacts, write_report
 
-    log = StageLog(progress)
+    log = StageLog(progress, {"name": model} if model else None)
     try:
-        cfg, trust = start(config_path, log)
+        cfg, trust = start(config_path, log, model)
         with base_job(cfg, log, ref=baseline, report=baseline_report, enabled=compare_base) as job:
             result = execute("check", cfg, trust, log, in_process=in_process, show_progress=show_progress,
                              baseline=job, cache_dir=cache_dir)
@@ -132,7 +133,7 @@ def base_job(cfg: GateConfig, log: StageLog, *, ref: str | None, report: str | N
                 yield BaseJob(config=str(base.config.path), sha=base.ref.sha, label=base.ref.label,
                               unchanged=base.unchanged, fingerprint=base.fingerprint,
                               trust_model_code=base.config.file.trust_model_code,
-                              notes=(*base.ref.notes, *base.notes))
+                              notes=(*base.ref.notes, *base.notes), model=cfg.name)
     except GitError as err:
         if ref is not None or entered:   # an explicit ref, or an error from the body: not ours to hide
             raise

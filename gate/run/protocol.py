@@ -32,6 +32,7 @@ class BaseJob:
     fingerprint: dict = field(default_factory=dict)
     trust_model_code: bool = False       # the base's own config, already on the base branch
     notes: tuple[str, ...] = ()
+    model: str | None = None             # the entry under gate.yml's `models:` (None: one model)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Job:
     repeats: int = 0                     # calibrate: A/A comparisons
     cache_dir: str | None = None         # gate.run.cache (None: no cache)
     cache_max_bytes: int | None = None
+    model: str | None = None             # the entry under gate.yml's `models:` (None: one model)
 
     def write(self, directory: Path) -> None:
         write_json(directory / JOB, asdict(self))

@@ -32,6 +32,15 @@ def _base_sha(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     return event.base_sha, event.base_ref
 
 
+def _sets_trust(base: dict, name: str | None) -> bool:
+    """trust_model_code in the base's gate.yml, for model `name` (its entry overrides the default)."""
+    value = base.get("trust_model_code")
+    entry = (base.get("models") or {}).get(name) if name and isinstance(base.get("models"), dict) else None
+    if isinstance(entry, dict) and "trust_model_code" in entry:
+        value = entry["trust_model_code"]
+    return value is True
+
+
 def decide(cfg: GateConfig, env: Mapping[str, str] = os.environ) -> Trust:
     wanted = cfg.file.trust_model_code
     if not wanted:
@@ -56,7 +65,7 @@ def decide(cfg: GateConfig, env: Mapping[str, str] = os.environ) -> Trust:
         base = yaml.safe_load(text) if text is not None else None
     except yaml.YAMLError:
         base = None
-    if isinstance(base, dict) and base.get("trust_model_code") is True:
+    if isinstance(base, dict) and _sets_trust(base, cfg.name):
         return Trust(True, f"base branch {ref or ''} ({sha[:12]}) sets trust_model_code".replace("  ", " "))
     return Trust(False, f"base branch {ref or ''} ({sha[:12]})".replace("  ", " "),
                  (refused + "the base branch's gate.yml does not set it, and a pull request cannot grant "
