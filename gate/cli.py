@@ -287,7 +287,7 @@ def policy_show(name: str) -> None:
 @policy.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def policy_validate(files: tuple[Path, ...]) -> None:
-    """Validate policy files (or gate.yml configs: a file with a `model:` key).
+    """Validate policy files (or gate.yml configs: a file with a `model:` or `models:` key).
 
     Exits 2 when any file is invalid, naming the file, field and line.
 
@@ -295,7 +295,7 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 
         gate policy validate policies/*.yml my-policy.yml
     """
-    from gate.config.load import load_config
+    from gate.config.load import config_models, load_config
     from gate.config.policies import load_policy_file
     from gate.config.yamlio import read_yaml
 
@@ -303,7 +303,12 @@ def policy_validate(files: tuple[Path, ...]) -> None:
     for path in files:
         try:
             doc = read_yaml(path, kind="policy") if path.exists() else None
-            if doc is not None and isinstance(doc.data, dict) and "model" in doc.data:
+            if doc is not None and isinstance(doc.data, dict) and "models" in doc.data:
+                names = config_models(path)
+                for name in names:
+                    load_config(path, name)
+                click.echo(f"ok: {path} (config, {len(names)} models: {', '.join(names)})")
+            elif doc is not None and isinstance(doc.data, dict) and "model" in doc.data:
                 load_config(path)
                 click.echo(f"ok: {path} (config)")
             else:
