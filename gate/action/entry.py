@@ -35,7 +35,7 @@ from gate.report.combined import combined_digest, is_combined, model_reports
 from gate.report.render import ICON, md, render_comment
 
 COMMENT_MODES = ("always", "on-change", "on-failure", "never")
-MODES = ("check", "merge")
+MODES = ("check", "plan", "merge")
 FAIL_ON = ("fail", "error", "never")
 PR_JSON = "pr.json"
 TEMPLATE_MAX_BYTES = 64 * 1024
@@ -100,6 +100,26 @@ def produce_report(config: Path, out_dir: Path, cache_dir: Path | None = None, m
 
         return run_models(config, out_dir, [model] if model else names, progress=progress, cache_dir=cache_dir)
     return run_gate(config, out_dir, progress, cache_dir=cache_dir, model=model or None)
+
+
+def plan_models(config: Path, event: Event | None, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """mode: plan: the models a matrix should gate, and a line per model saying why. In a
+    pull request the ones whose inputs differ from the PR's base (gate.fleet.changed);
+    otherwise (a push, a release, a manual run) all of them."""
+    from gate.fleet.changed import changed_models, names_of
+
+    if event is None or not event.is_pull_request:
+        names = names_of(config)
+        return names, [f"{n}: listed ({event.name if event else 'no event'}: every model is gated)" for n in names]
+    changes = changed_models(config, None, env)
+    return [c.name for c in changes if c.changed], [f"{c.name}: {c.why}" for c in changes]
+
+
+def models_output(report: dict) -> str:
+    """The `models` output: the models this run reported on, as a JSON list."""
+    if is_combined(report):
+        return json.dumps([row["name"] for row in report["rows"]])
+    return json.dumps([report["name"]] if report.get("name") else [])
 
 
 def merge_legs(base: Path, inputs: Inputs, out_dir: Path) -> dict:
@@ -312,6 +332,20 @@ def _give_back(path: Path, workspace: Path) -> None:
         os.chown(item, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
+def run_plan(env: Mapping[str, str], config: Path, event: Event | None, say: Say) -> int:
+    """mode: plan: the `models` output for `strategy.matrix.model: ${{ fromJSON(...) }}`."""
+    try:
+        names, why = plan_models(config, event, env)
+    except GateError as err:
+        return fail_early(env, say, err)
+    for line in why:
+        say(line)
+    listed = ", ".join(md(n) for n in names) if names else "none: no model's inputs changed, nothing needs gating"
+    append_step_summary(env, f"### model-gate plan\n\nModels to gate: {listed}.\n")
+    set_outputs(env, {"models": json.dumps(names)})
+    return EXIT_PASS
+
+
 def run_action(env: Mapping[str, str], say: Say = lambda line: print(line, flush=True)) -> int:
     """The whole action; returns the process exit code."""
     token = read_inputs(env).get("github_token", "")
@@ -326,6 +360,8 @@ def run_action(env: Mapping[str, str], say: Say = lambda line: print(line, flush
     config, out_dir = base / inputs.config, base / inputs.output_dir
     event = _event(env, say)
     cache_dir = base / inputs.cache_dir if inputs.cache_dir else None
+    if inputs.mode == "plan":
+        return run_plan(env, config, event, say)
     try:
         try:
             report = merge_legs(base, inputs, out_dir) if inputs.mode == "merge" else \
@@ -350,7 +386,7 @@ def run_action(env: Mapping[str, str], say: Say = lambda line: print(line, flush
     set_outputs(env, {"verdict": report["status"], "summary": report["summary"],
                       "report-json": relative_to(out_dir / "report.json", workspace),
                       "report-markdown": relative_to(out_dir / "report.md", workspace),
-                      **headline(report), "comment-url": comment_url})
+                      **headline(report), "comment-url": comment_url, "models": models_output(report)})
     for line in annotations(report, config, workspace):
         say(line)
     _give_back(out_dir, workspace)
