@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from gate import __version__
-from gate.errors import EXIT_BAD_INPUT, GateError
+from gate.errors import EXIT_BAD_INPUT, BadInputError, GateError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -78,6 +78,9 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
         names = config_models(config)
     except GateError:
         names = []                      # run_gate reports the problem (and writes the error report)
+    if names and model is None and baseline_report is not None:
+        _fail(BadInputError(f"--baseline-report is one model's report, and gate.yml lists {len(names)} models",
+                            field="--baseline-report", hint="with `models:`, give it to one model: --model NAME"))
     try:
         if names and (model is None or model in names):
             from gate.fleet.run import run_models
@@ -122,7 +125,9 @@ def action_mode() -> None:
 @click.option("--repeats", "-n", default=10, show_default=True, type=click.IntRange(2, 1000),
               help="A/A comparisons of the candidate against itself.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def calibrate(config: Path, repeats: int, as_json: bool) -> None:
+@click.option("--model", "-m", "model", metavar="NAME", default=None,
+              help="The model of gate.yml's `models:` to calibrate (required when there are several).")
+def calibrate(config: Path, repeats: int, as_json: bool, model: str | None) -> None:
     """Measure the candidate against itself (A/A) and suggest regression limits.
 
     Shows how far the latency ratio of two identical models strays on this machine (the
@@ -139,7 +144,7 @@ def calibrate(config: Path, repeats: int, as_json: bool) -> None:
     from gate.run.calibrate import calibrate_config
 
     try:
-        result = calibrate_config(config, repeats, progress_printer())
+        result = calibrate_config(config, repeats, progress_printer(), model=model)
     except GateError as err:
         _fail(err)
     if as_json:

@@ -84,7 +84,8 @@ def test_plan_mode_lists_the_models_a_pull_request_touched(runner):
 
     repo = make_repo(runner.workspace / "repo")
     base = git(repo, "rev-parse", "HEAD").strip()
-    assert runner.run(runner.env(event_name="push", event="push.json", mode="plan", **{"working-directory": "repo"})) == 0
+    push = runner.env(event_name="push", event="push.json", mode="plan", **{"working-directory": "repo"})
+    assert runner.run(push) == 0
     assert json.loads(runner.outputs()["models"]) == NAMES          # a push gates every model
     git(repo, "checkout", "-qb", "touch")
     shutil.copy(EXAMPLES / "regression" / "eval.npz", repo / "tfl" / "eval.npz")

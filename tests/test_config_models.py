@@ -91,7 +91,9 @@ def test_a_single_model_config_is_unchanged(repo):
      "expected a mapping", "models.cnn", 7),
     ("model: cnn/model.keras\n" + CONFIG, "top-level `model:` next to `models:`", "model", 1),
     (CONFIG.split("models:")[0] + "models: {}\n", "expected a mapping of model names", "models", 6),
-    (CONFIG.replace("accuracy: {max_drop: 0.03}", "accuracy: {max_drop: lots}"), "", "models.k3.thresholds.accuracy.max_drop", 13),
+    (CONFIG.replace("accuracy: {max_drop: 0.03}", "accuracy: {max_drop: lots}"), "",
+     "models.k3.thresholds.accuracy.max_drop", 13),
+    (CONFIG.replace("  k3:\n", "  report.json:\n"), "expected a model name", "models.report.json", 8),
     (CONFIG.replace("cnn/eval.npz}}", "cnn/nope.npz}}"), "eval data not found", "models.cnn.data.eval", 7),
     (CONFIG.replace("  size_kb: {max: 500}", "  size_kb: {max: -1}"), "", "thresholds.size_kb.max", 5),
 ])

@@ -31,6 +31,7 @@ evaluate: {max_examples: 100}
 policy: dynamic-range
 thresholds:
   accuracy: {max_drop: 0.05}
+  size: {max_increase: "50%"}         # against main: unchanged here, so nothing is measured twice
 models:
   cnn: {model: cnn/model.keras, data: {eval: cnn/eval.npz}}
   k3:
@@ -74,10 +75,10 @@ def fleet(tmp_path_factory):
     repo = make_repo(tmp_path_factory.mktemp("fleet") / "repo")
     cache = repo / ".gate-cache"
     full = gate("check", "-q", "--config", str(repo / "gate.yml"), "--out", str(repo / "gate-report"),
-                "--cache-dir", str(cache))
+                "--cache-dir", str(cache), "--baseline", "main")
     for name in NAMES:
         leg = gate("check", "-q", "--config", str(repo / "gate.yml"), "--model", name,
-                   "--out", str(repo / "legs" / name), "--cache-dir", str(cache))
+                   "--out", str(repo / "legs" / name), "--cache-dir", str(cache), "--baseline", "main")
         assert leg.exit_code == (1 if name == "tfl" else 0), leg.output
     merged = gate("report", "merge", *(str(repo / "legs" / n) for n in NAMES), "--expect", json.dumps(NAMES),
                   "--out", str(repo / "merged"))
@@ -105,15 +106,19 @@ def test_gate_check_gates_all_three_with_one_verdict(fleet):
         assert row["accuracy_drop"] == pytest.approx(own["original"]["accuracy"]["top1"]
                                                      - own["candidate"]["evaluation"]["accuracy"]["top1"])
         assert (repo / "gate-report" / row["name"] / "candidate.tflite").stat().st_size == row["size_bytes"]
+        assert own["baseline"]["unchanged"] is True and row["size_change_vs_base"] == 0.0
         kinds[row["name"]] = (own["model"]["format"], own["model"].get("flavour"))
     assert kinds["tfl"][0] == "tflite" and kinds["k3"][1] == "keras3" and kinds["cnn"][1] != "keras3"
     # defaults merged key by key: k3 has its own accuracy.min and the shared max_drop
-    assert [c["name"] for c in combined["reports"]["k3"]["checks"]] == ["accuracy.min", "accuracy.max_drop"]
-    assert [c["name"] for c in combined["reports"]["tfl"]["checks"]] == ["size_kb.max", "accuracy.max_drop"]
+    assert [c["name"] for c in combined["reports"]["k3"]["checks"]] == ["accuracy.min", "accuracy.max_drop",
+                                                                        "size.max_increase"]
+    assert [c["name"] for c in combined["reports"]["tfl"]["checks"]] == ["size_kb.max", "accuracy.max_drop",
+                                                                         "size.max_increase"]
     md = (repo / "gate-report" / "report.md").read_text()
     assert md.startswith("## ❌ model-gate: fail — 3 models")
-    assert md.index("| Model | Verdict | Size | Change vs base | Accuracy drop | Latency ratio |") < md.index("<details")
-    assert "| tfl | ❌ fail |" in md and md.count("<details") >= 3
+    table = "| Model | Verdict | Size | Change vs base | Accuracy drop | Latency ratio |"
+    assert md.index(table) < md.index("<details")
+    assert "| tfl | ❌ fail | 23.6 KiB | +0.0 % |" in md and md.count("<details") >= 3
 
 
 def test_three_legs_merged_give_the_same_verdict_and_checks(fleet):
@@ -204,7 +209,8 @@ def test_export_writes_the_gated_candidates_and_a_manifest(fleet, tmp_path):
         assert entry["policy"]["name"] == "dynamic-range" and entry["policy"]["convert"]["quantization"] == "dynamic"
         assert [c["name"] for c in entry["checks"]] == [c["name"] for c in report["checks"]]
         assert all(c["passed"] for c in entry["checks"]) and entry["metrics"]["accuracy"]["top1"] > 0.5
-        assert entry["versions"]["model-gate"] and entry["base"] is None
+        assert entry["versions"]["model-gate"] and entry["base"]["sha"] == git(repo, "rev-parse", "main").strip()
+        assert entry["base"]["candidate_sha256"] == entry["sha256"]          # unchanged against main
     allowed = gate("export", "--reports", str(repo / "merged"), "--out", str(tmp_path / "all"),
                    "--config", str(repo / "gate.yml"), "--allow-failing")
     assert allowed.exit_code == 0, allowed.output

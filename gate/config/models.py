@@ -24,6 +24,7 @@ from gate.errors import ConfigError
 MODELS_KEY = "models"
 REPLACED_WHOLE = frozenset({"policy"})
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")   # a directory and artifact name
+RESERVED = frozenset({"report.json", "report.md", "pr.json", "candidate.tflite"})   # files next to the reports
 
 
 def is_multi(data: Any) -> bool:
@@ -46,9 +47,10 @@ def model_names(doc: YamlDoc) -> list[str]:
                           hint="move `model:` into the entries under `models:`")
     for name, entry in models.items():
         field = f"{MODELS_KEY}.{name}"
-        if not isinstance(name, str) or not NAME_RE.match(name):
+        if not isinstance(name, str) or not NAME_RE.match(name) or name in RESERVED:
             raise ConfigError(f"expected a model name of letters, digits, '.', '_', '-' (at most 64, not starting "
-                              f"with '.' or '-'); got {name!r}", file=doc.file, field=field,
+                              f"with '.' or '-'; not {', '.join(sorted(RESERVED))}); got {name!r}",
+                              file=doc.file, field=field,
                               line=doc.line_of((MODELS_KEY, name)),
                               hint="the name becomes a directory (gate-report/NAME/) and a matrix value")
         if not isinstance(entry, dict):

@@ -56,12 +56,13 @@ class Calibration:
 
 
 def calibrate_config(config_path: str | Path, repeats: int, progress: Progress = lambda _: None, *,
-                     show_progress: bool = True) -> Calibration:
-    """The parent's side: the same config, trust decision and worker as `gate check`."""
+                     show_progress: bool = True, model: str | None = None) -> Calibration:
+    """The parent's side: the same config (`model`: an entry of `models:`), trust decision
+    and worker as `gate check`."""
     from gate.run.parent import execute, start
 
     log = StageLog(progress)
-    cfg, trust = start(config_path, log)
+    cfg, trust = start(config_path, log, model)
     result = execute("calibrate", cfg, trust, log, show_progress=show_progress, repeats=repeats)
     return Calibration.from_dict(result["calibration"])
 
