@@ -288,3 +288,18 @@ def test_bad_input_exits_2_naming_what(tmp_path):
     assert bad.exit_code == 2 and "expected a directory" in bad.output
     expect = gate("report", "merge", "--expect", "[1]", "--out", str(tmp_path / "m"))
     assert expect.exit_code == 2 and "JSON list of model names" in expect.output
+
+
+def test_a_model_that_cannot_run_is_an_error_row_and_the_others_still_run(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (repo / "gate.yml").write_text(CONFIG.replace("cnn/eval.npz}}", "cnn/missing.npz}}").replace(
+        "    thresholds: {accuracy: {min: 0.5}}", "    policy: int9").replace(
+        "    data: {eval: tfl/eval.npz}", "    data: {eval: tfl/eval.npz}\n    benchmark: {runs: 0}"))
+    result = gate("check", "-q", "--config", str(repo / "gate.yml"), "--out", str(tmp_path / "out"), "--no-cache")
+    assert result.exit_code == 2, result.output
+    combined = read(tmp_path / "out" / "report.json")
+    assert [(r["name"], r["status"], r["exit_code"]) for r in combined["rows"]] == \
+        [("cnn", "error", 2), ("k3", "error", 2), ("tfl", "error", 2)]
+    fields = {n: r["error"]["field"] for n, r in combined["reports"].items()}
+    assert fields == {"cnn": "models.cnn.data.eval", "k3": "models.k3.policy", "tfl": "models.tfl.benchmark.runs"}
+    assert all((tmp_path / "out" / n / "report.json").is_file() for n in NAMES)

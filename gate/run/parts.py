@@ -54,6 +54,7 @@ def baseline(base: Base, checks: list[Check]) -> dict:
     return {"sha": base.job.sha, "chosen": base.label, "unchanged": base.unchanged,
             "fingerprint": base.job.fingerprint or None, "notes": [*base.job.notes, *base.notes],
             "candidate": {"bytes_raw": side.sizes.bytes_raw, "bytes_gzip": side.sizes.bytes_gzip,
+                          "sha256": side.sizes.sha256,
                           "accuracy": {f"top{k}": v for k, v in side.accuracy.items()},
                           "metrics": {n: m.value for n, m in side.metrics.items()} or None,
                           "paired": side.predictions is not None or any(
