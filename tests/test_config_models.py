@@ -112,3 +112,17 @@ def test_a_multi_model_config_needs_a_name(repo):
         load_config(path)
     with pytest.raises(ConfigError, match=r"no model named 'nope'; gate.yml's models are: cnn, k3, tfl"):
         load_config(path, "nope")
+
+
+def test_the_editor_schema_takes_models_and_refuses_a_typo_in_an_entry():
+    import jsonschema
+    import yaml
+
+    from gate.config.schema import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema("config"))
+    data = yaml.safe_load((EXAMPLES / "many-models" / "gate.yml").read_text())
+    assert not list(validator.iter_errors(data))
+    data["models"]["keras3-cnn"]["modle"] = "typo.keras"
+    assert list(validator.iter_errors(data))
+    assert list(validator.iter_errors({"data": {"eval": "eval.npz"}}))     # neither model nor models

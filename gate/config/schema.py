@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     BeforeValidator,
+    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -366,10 +367,27 @@ class ConfigFile(Strict):
                            "this is honoured only when the base branch's gate.yml sets it too.")
 
 
-class ConfigFileSchema(ConfigFile):
-    """Schema-only twin of ConfigFile with the inline policy typed, for editors."""
+class ModelEntrySchema(ConfigFile):
+    """Schema-only: one entry of `models:`; every key may come from the top-level defaults."""
 
+    model: str | None = None  # type: ignore[assignment]
+    data: DataSpec | None = None  # type: ignore[assignment]
     policy: str | Policy | None = None  # type: ignore[assignment]
+
+
+class ConfigFileSchema(ConfigFile):
+    """Schema-only twin of ConfigFile with the inline policy typed, for editors: one model
+    (`model:`), or several (`models:`, the other keys their defaults: gate.config.models)."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["model"]}, {"required": ["models"]}]})
+
+    model: str | None = Field(  # type: ignore[assignment]
+        None, description="Path to .keras, .h5, a SavedModel directory or .tflite (or `models:` for several).")
+    data: DataSpec | None = None  # type: ignore[assignment]
+    policy: str | Policy | None = None  # type: ignore[assignment]
+    models: dict[str, ModelEntrySchema] | None = Field(
+        None, description="Several models: name -> what a single config has; the top-level keys are defaults, "
+                          "merged key by key (a policy replaces the default whole).")
 
 
 SchemaKind = Literal["policy", "config"]
