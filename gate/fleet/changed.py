@@ -7,7 +7,8 @@ counts), this model's gate.yml entry as merged with the defaults (thresholds, be
 evaluation), and the gate's version. The base's side is read from a temporary worktree of
 the base commit with the same code, so a renamed-but-identical file or a README change is
 no change, and a changed shared data file or policy is a change for every model that uses
-it. No path guessing, no TF.
+it. No path guessing, no TF. Both sides are read by the gate that runs, so the version
+is the same on both: upgrading model-gate is not seen here (gate every model then).
 """
 from __future__ import annotations
 
