@@ -120,7 +120,8 @@ def print_combined(report: dict, console: Console) -> None:
 
     table = Table(title="models", title_justify="left")
     for col in ("model", "verdict", "size", "vs base", "accuracy drop", "latency ratio"):
-        table.add_column(col, justify="left" if col in ("model", "verdict") else "right")
+        table.add_column(col, justify="left" if col in ("model", "verdict") else "right",
+                         overflow="fold" if col == "model" else "ellipsis")   # a name is never cut
     for row in report["rows"]:
         style = STYLE[row["status"]]
         table.add_row(escape(row["name"]), f"[{style}]{row['status']}[/{style}]", kib(row["size_bytes"]),
