@@ -303,3 +303,13 @@ def test_a_model_that_cannot_run_is_an_error_row_and_the_others_still_run(tmp_pa
     fields = {n: r["error"]["field"] for n, r in combined["reports"].items()}
     assert fields == {"cnn": "models.cnn.data.eval", "k3": "models.k3.policy", "tfl": "models.tfl.benchmark.runs"}
     assert all((tmp_path / "out" / n / "report.json").is_file() for n in NAMES)
+
+
+def test_export_from_one_models_report_directory(fleet, tmp_path):
+    repo, _, _ = fleet
+    result = gate("export", "--reports", str(repo / "gate-report" / "k3"), "--out", str(tmp_path),
+                  "--config", str(repo / "gate.yml"))
+    assert result.exit_code == 0, result.output
+    manifest = read(tmp_path / "manifest.json")
+    assert list(manifest["models"]) == ["k3"] and manifest["not_exported"] == {}
+    assert hashlib.sha256((tmp_path / "k3.tflite").read_bytes()).hexdigest() == manifest["models"]["k3"]["sha256"]

@@ -42,16 +42,16 @@ class Exported:
         return 1 if self.left_out else 0
 
 
-def _models(report_dir: Path) -> list[tuple[str, dict, Path]]:
-    """(name, report, candidate path) of every model under report_dir."""
+def _models(report_dir: Path) -> list[tuple[str, dict | None, Path]]:
+    """(name, report or None, candidate path) of every model under report_dir, in the
+    combined report's order (None: the model has a row but no report)."""
     path = report_dir / REPORT_JSON
     if not path.is_file():
         raise BadInputError("no report.json: run `gate check` (or `gate report merge`) first", file=str(path))
     top = read_report(path)
     if is_combined(top):
-        return [(name, rep, report_dir / name / CANDIDATE_FILE) for name, rep in top["reports"].items()] + \
-               [(row["name"], None, report_dir / row["name"] / CANDIDATE_FILE)   # type: ignore[misc]
-                for row in top["rows"] if row["name"] not in top["reports"]]
+        return [(row["name"], top["reports"].get(row["name"]), report_dir / row["name"] / CANDIDATE_FILE)
+                for row in top["rows"]]
     model = (top.get("config") or {}).get("model") or "model"
     return [(top.get("name") or Path(model).stem or "model", top, report_dir / CANDIDATE_FILE)]
 
