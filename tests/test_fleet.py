@@ -313,3 +313,21 @@ def test_export_from_one_models_report_directory(fleet, tmp_path):
     manifest = read(tmp_path / "manifest.json")
     assert list(manifest["models"]) == ["k3"] and manifest["not_exported"] == {}
     assert hashlib.sha256((tmp_path / "k3.tflite").read_bytes()).hexdigest() == manifest["models"]["k3"]["sha256"]
+
+
+def test_each_model_is_compared_with_its_own_entry_on_the_base(tmp_path):
+    from gate.config.load import load_config
+    from gate.run.baseline import checkout
+
+    repo = make_repo(tmp_path / "repo")
+    git(repo, "checkout", "-qb", "pr")
+    shutil.copy(EXAMPLES / "regression" / "eval.npz", repo / "k3" / "eval.npz")
+    (repo / "gate.yml").write_text(CONFIG + "  new:\n    model: tfl/model.tflite\n    data: {eval: tfl/eval.npz}\n")
+    commit(repo, "k3 data, a new model")
+    seen = {}
+    for name in ["cnn", "k3", "new"]:
+        with checkout(load_config(repo / "gate.yml", name), env={}, ref="main") as base:
+            seen[name] = (base.config.name if base.config else None, base.unchanged, base.notes)
+    assert seen["cnn"] == ("cnn", True, ())
+    assert seen["k3"] == ("k3", False, ())
+    assert seen["new"][:2] == (None, False) and "has no model 'new'" in seen["new"][2][0]
