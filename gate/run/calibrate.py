@@ -63,7 +63,7 @@ def calibrate_config(config_path: str | Path, repeats: int, progress: Progress =
     log = StageLog(progress)
     cfg, trust = start(config_path, log)
     result = execute("calibrate", cfg, trust, log, show_progress=show_progress, repeats=repeats)
-    return Calibration.from_dict(result["calibration"])
+    return Calibration.from_dict(result.calibration)
 
 
 def calibrate(cfg: GateConfig, log: StageLog, job: Job) -> Calibration:

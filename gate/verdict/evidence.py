@@ -41,7 +41,7 @@ class Evidence:
     bench: BenchmarkSpec
     base: Side | None = None            # None: no base branch candidate in this run
     base_unchanged: bool = False        # the base has the same model, data and policy hashes
-    no_base: tuple[str, str] | None = None   # (gate.run.protocol.NoBase kind, why) when base is None
+    no_base: tuple[str, str] | None = None   # (gate.run.protocol.NoBaseReason kind, why) when base is None
     compare_latency: Callable = compare_latency   # gate.verdict.abtest.compare_latency
     tasks: Mapping[str, Task] = field(default_factory=dict)    # output name -> task (metric names resolve here)
     float_reference: bool = True        # the reference is a float32 .tflite (compression vs float applies)
