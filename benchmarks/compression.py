@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from gate.config.load import load_config  # noqa: E402
 from gate.config.policies import preset_names  # noqa: E402
-from gate.run.check import check  # noqa: E402
+from gate.run.worker.check import check  # noqa: E402
 from gate.run.protocol import Job  # noqa: E402
 from gate.run.stagelog import StageLog  # noqa: E402
 

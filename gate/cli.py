@@ -62,7 +62,7 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
 
     from gate.console import progress_printer
     from gate.report.terminal import print_report
-    from gate.run.parent import run_gate
+    from gate.run.parent.run import run_gate
 
     try:
         report = run_gate(config, out, progress_printer(not quiet), in_process=in_process, show_progress=not quiet,
@@ -116,7 +116,7 @@ def calibrate(config: Path, repeats: int, as_json: bool) -> None:
     import yaml
 
     from gate.console import progress_printer
-    from gate.run.calibrate import calibrate_config
+    from gate.run.parent.calibrate import calibrate_config
 
     try:
         result = calibrate_config(config, repeats, progress_printer())

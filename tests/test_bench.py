@@ -51,7 +51,7 @@ def test_integer_io_model_benchmarks_on_real_input(tiny_model, tiny):
 
 def test_a_table_ratio_outside_the_ab_interval_is_explained():
     from gate.measure.bench import BenchResult, Latency
-    from gate.run.check import latency_agreement
+    from gate.run.worker.check import latency_agreement
     from gate.verdict.check import Check
 
     def lat(p50):

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from gate.config.schema import BenchmarkSpec, EvaluateSpec, Thresholds
 from gate.measure.scores import MetricValue
-from gate.measure.tasks import Task
+from gate.measure.tasks import OutputTask
 from gate.verdict.evidence import Evidence, Side
 from gate.verdict.registry import configured, judge
 from gate.verdict.stats import metric_change
@@ -27,7 +27,7 @@ def side(metrics, acc=None):
     return Side(acc or {}, metrics={m.name: m for m in metrics})
 
 
-REG = {"out": Task("out", "regression", 1, "linear")}
+REG = {"out": OutputTask("out", "regression", 1, "linear")}
 ORIG = side([mv("mae", ERR_ORIG.mean(), ERR_ORIG), mv("rmse", 45.0, ERR_ORIG ** 2)])
 CAND = side([mv("mae", ERR_CAND.mean(), ERR_CAND), mv("rmse", 46.0, ERR_CAND ** 2), mv("snr_db", 38.0),
              mv("cosine", 0.999, np.full(400, 0.999)), mv("accuracy", None, why="no targets for output 'out'")])
@@ -79,7 +79,7 @@ def test_rmse_change_resamples_squared_errors():
 
 def test_drop_of_an_accuracy_like_metric_is_in_points():
     correct_o, correct_c = np.ones(100), np.r_[np.ones(97), np.zeros(3)]
-    tasks = {"out": Task("out", "classifier", 10, "softmax")}
+    tasks = {"out": OutputTask("out", "classifier", 10, "softmax")}
     ev = dict(original=side([mv("accuracy", 1.0, correct_o)]), candidate=side([mv("accuracy", 0.97, correct_c)]),
               tasks=tasks)
     c = run({"accuracy": {"max_drop": 0.05}}, **ev)["metrics.accuracy.max_drop"]
@@ -99,7 +99,7 @@ def test_fidelity_min_and_a_metric_without_value_is_not_judged():
 
 
 def test_several_outputs_qualified_names_and_ambiguity():
-    tasks = {"digit": Task("digit", "classifier", 10, "softmax"), "ink": Task("ink", "regression", 1, "linear")}
+    tasks = {"digit": OutputTask("digit", "classifier", 10, "softmax"), "ink": OutputTask("ink", "regression", 1, "linear")}
     cand = side([mv("digit/accuracy", 0.9), mv("ink/mae", 0.1), mv("digit/snr_db", 30.0), mv("ink/snr_db", 40.0)])
     checks = run({"ink/mae": {"max": 0.2}, "digit/accuracy": {"min": 0.8}, "snr_db": {"min": 10}, "mae": {"max": 1}},
                  candidate=cand, tasks=tasks)

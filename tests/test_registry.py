@@ -122,7 +122,9 @@ def test_regression_limits_against_the_base():
     assert drop.value == pytest.approx(0.02) and not drop.passed and drop.unit == "pts"
     assert "not scored on the same examples" in drop.detail          # no predictions: the point estimate
     lat = checks["latency.max_regression"]
-    assert lat.value == pytest.approx(1.0 / 0.9) and lat.limit == pytest.approx(1.05) and not lat.passed
+    # judged in the unit the limit is written in: the change (ratio - 1), "5%" -> 0.05
+    assert lat.value == pytest.approx(1.0 / 0.9 - 1) and lat.limit == pytest.approx(0.05) and not lat.passed
+    assert lat.unit == "%" and lat.ci_low == pytest.approx(lat.value) and "over the limit" in lat.message
     unchanged = {c.name: c for c in judge(t, replace(M, base=base, base_unchanged=True))}
     assert unchanged["latency.max_regression"].outcome == "unchanged" and unchanged["latency.max_regression"].passed
 

@@ -3,13 +3,12 @@ validated config in its Job), and the record crosses from the worker to the pare
 as one typed message."""
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
-from test_baseline import commit_all, git
+from test_baseline import base_repo, commit_all
 
 import gate.config.load
 from gate.config.load import load_config
@@ -35,19 +34,11 @@ def parses(monkeypatch) -> Counter:
 
 def test_pr_and_base_configs_are_each_parsed_once(tmp_path, tiny, parses):
     """A changed policy: the base is measured from its own config, which the parent parsed."""
-    from gate.run.parent import run_gate
+    from gate.run.parent.run import run_gate
 
-    root = tmp_path / "repo"
-    root.mkdir()
-    git(root, "init", "-q", "-b", "main")
-    for name in ("train.npz", "eval.npz"):
-        shutil.copy(getattr(tiny, name.split(".")[0]), root / name)
-    shutil.copy(tiny.keras, root / "model.keras")
     config = {"model": "model.keras", "data": {"train": "train.npz", "eval": "eval.npz"}, "policy": "float16",
               "thresholds": {"size": {"max_increase": "50%"}}, "benchmark": {"warmup": 1, "runs": 3}}
-    (root / "gate.yml").write_text(yaml.safe_dump(config))
-    commit_all(root, "base")
-    git(root, "checkout", "-q", "-b", "feature")
+    root, _ = base_repo(tmp_path, tiny, config)
     (root / "gate.yml").write_text(yaml.safe_dump({**config, "policy": "dynamic-range"}))
     commit_all(root, "dynamic range")
 
@@ -62,7 +53,7 @@ def test_pr_and_base_configs_are_each_parsed_once(tmp_path, tiny, parses):
 
 def test_the_worker_takes_the_validated_config_from_its_job(tmp_path, parses):
     """gate.run.worker.main reads job.json, never gate.yml; its answer is one WorkerResult."""
-    from gate.run.worker import main
+    from gate.run.worker.main import main
 
     cfg = load_config(EXAMPLES / "tflite" / "gate-dynamic.yml")
     parses.clear()

@@ -57,12 +57,12 @@ class NoBaseReason(_Message):
 class Job(_Message):
     kind: JobKind
     config: GateConfig                   # validated once, by the parent
-    trust_model_code: bool               # decided by the parent (gate.run.trust), never by the worker
+    trust_model_code: bool               # decided by the parent (gate.run.parent.trust), never by the worker
     progress: bool = True
     baseline: BaseSource | NoBaseReason | None = None    # None: no regression limit needs the base
     record: RunRecord = RunRecord()      # what the parent already recorded (trust, config, notes)
     repeats: int = 0                     # calibrate: A/A comparisons
-    cache_dir: str | None = None         # gate.run.cache (None: no cache)
+    cache_dir: str | None = None         # gate.run.worker.cache (None: no cache)
     cache_max_bytes: int | None = None
 
     def write(self, directory: Path) -> None:

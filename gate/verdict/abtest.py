@@ -91,7 +91,7 @@ import numpy as np
 from gate.measure.timing import settle_invokes
 from gate.verdict.stats import placement_spread, ratio_ci
 
-Outcome = Literal["pass", "fail", "inconclusive"]
+LatencyOutcome = Literal["pass", "fail", "inconclusive"]
 Invoke = Callable[[], object]
 InvokeFactory = Callable[[str, bytes, np.ndarray, int], Invoke]
 MODELS = ("baseline", "candidate")
@@ -144,7 +144,7 @@ def litert_invoke(name: str, content: bytes, example: Mapping[str, np.ndarray] |
     return interpreter_with_input(content, example, threads=threads, where=f"{name} model").invoke
 
 
-def decide(ci_low: float, ci_high: float, max_ratio: float) -> Outcome:
+def decide(ci_low: float, ci_high: float, max_ratio: float) -> LatencyOutcome:
     if ci_high < max_ratio:
         return "pass"
     if ci_low > max_ratio:

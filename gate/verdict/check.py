@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, computed_field
 # test's decision; unchanged: the base is the same model, not measured again; not_judged: a
 # configured limit nobody could judge (fails unless thresholds.not_judged: pass); not_applicable:
 # a limit that does not apply to this run (the base has no model yet, --no-baseline), passes.
-Outcome = Literal["point", "ci", "pass", "fail", "inconclusive", "unchanged", "not_judged", "not_applicable"]
+CheckOutcome = Literal["point", "ci", "pass", "fail", "inconclusive", "unchanged", "not_judged", "not_applicable"]
+Direction = Literal["<=", ">="]      # the limit kind: a maximum, a minimum
 UNJUDGED = ("not_judged", "not_applicable")
 
 
@@ -26,13 +27,13 @@ class Check(BaseModel):
     metric: str          # human label
     value: float | None     # None only when not judged / not applicable
     limit: float
-    direction: Literal["<=", ">="]
+    direction: Direction
     unit: str            # "" (a fraction, shown as %), "pts" (accuracy points), "%" (a change), KiB, ms, x, count,
                          # value (a metric's own number), dB
     passed: bool
     reference: float | None = None
     detail: str = ""
-    outcome: Outcome = "point"
+    outcome: CheckOutcome = "point"
     ci_low: float | None = None
     ci_high: float | None = None
     line: int | None = None         # the threshold's line in gate.yml (annotations point there)

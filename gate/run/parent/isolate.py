@@ -74,8 +74,16 @@ def crash_hint(stage: str, returncode: int) -> str:
             "file, or raise limits.* in gate.yml")
 
 
+def run_in_process(job: Job, log: StageLog) -> WorkerResult:
+    """The worker's task in this process, for debugging and profiling (`--in-process`);
+    never for untrusted models. The one place the parent imports worker code."""
+    from gate.run.worker.main import run_task
+
+    return run_task(job, log)
+
+
 def run_isolated(job: Job, limits: LimitsSpec, log: StageLog) -> WorkerResult:
-    """Run gate.run.worker on `job`; its record becomes `log`'s, its files land in
+    """Run gate.run.worker.main on `job`; its record becomes `log`'s, its files land in
     `log.artifacts`. Returns the worker's result, or raises the worker's GateError (or a
     ModelError for a dead worker, `log` keeping the record it had written so far)."""
     with tempfile.TemporaryDirectory(prefix="gate-worker-") as tmp:
@@ -83,7 +91,7 @@ def run_isolated(job: Job, limits: LimitsSpec, log: StageLog) -> WorkerResult:
         job.write(work)
         # -P: the working directory (the repository under test) is not put on sys.path, so a
         # committed gate/, numpy.py or tensorflow.py cannot stand in for the real packages.
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "gate.run.worker", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "gate.run.worker.main", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
                                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             returncode = proc.wait(timeout=limits.timeout_s)

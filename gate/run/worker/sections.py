@@ -8,8 +8,8 @@ from gate.measure.proxies import Proxies
 from gate.optimize.metrics import WeightStats
 from gate.optimize.verify import Finding
 from gate.report.record import Artifact, BaselineInfo
-from gate.run.base import BaseMeasurement
-from gate.run.candidate import MeasuredModel
+from gate.run.worker.base import BaseMeasurement
+from gate.run.worker.candidate import MeasuredModel
 from gate.verdict.check import Check
 
 

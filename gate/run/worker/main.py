@@ -1,9 +1,9 @@
 """The worker process: everything that touches the model (loading, optimizing,
 converting, running the interpreter) happens here, under resource limits, so that a
 model that crashes TensorFlow or LiteRT, leaks memory or hangs cannot take the gate
-with it. The parent (gate.run.isolate) turns a dead worker into a clear error and a report.
+with it. The parent (gate.run.parent.isolate) turns a dead worker into a clear error and a report.
 
-    python -m gate.run.worker JOB_DIR      (gate.run.protocol: job.json in; result.json, state.json out)
+    python -m gate.run.worker.main JOB_DIR      (gate.run.protocol: job.json in; result.json, state.json out)
 """
 from __future__ import annotations
 
@@ -46,11 +46,11 @@ def main(job_dir: str) -> int:
 def run_task(job: Job, log: StageLog) -> WorkerResult:
     """The job's task on its validated config; the record is the log's (added by the caller)."""
     if job.kind == "calibrate":
-        from gate.run.calibrate import calibrate
+        from gate.run.worker.calibrate import calibrate
 
         calibration = calibrate(job.config, log, job)
         return WorkerResult(status="pass", exit_code=0, summary="calibrated", calibration=calibration.to_dict())
-    from gate.run.check import check
+    from gate.run.worker.check import check
 
     verdict = check(job.config, log, job)
     return WorkerResult(status=verdict.status, exit_code=verdict.exit_code, summary=verdict.summary)

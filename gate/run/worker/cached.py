@@ -1,4 +1,4 @@
-"""`measure` through the content-addressed cache (gate.run.cache).
+"""`measure` through the content-addressed cache (gate.run.worker.cache).
 
 The key is everything that decides a measured model: the model file, the train data, the
 eval data actually scored (the PR's, for the base), the resolved policy, the evaluation
@@ -16,11 +16,11 @@ import time
 from gate import __version__, provenance
 from gate.config.load import GateConfig
 from gate.measure.data import Split
-from gate.run.cache import Cache, cache_key
+from gate.run.worker.cache import Cache, cache_key
 from gate.report.record import PlanInfo
-from gate.run.candidate import Branch, MeasuredModel, measure, model_info, read_data, threshold_metrics
+from gate.run.worker.candidate import Branch, MeasuredModel, measure, model_info, read_data, threshold_metrics
 from gate.run.digest import file_digest
-from gate.run.record import RecordError, decode, encode
+from gate.run.worker.codec import RecordError, decode, encode
 from gate.run.stagelog import StageLog
 
 REBUILT = ("eval_split", "train", "policy", "scoring", "plan")   # from the config and the data files; the plan as JSON

@@ -1,5 +1,5 @@
 """`gate check` inside the worker: one call per stage, each returning a typed result, and
-the run record's sections made from them as they come (gate.run.parts), so an error
+the run record's sections made from them as they come (gate.run.worker.sections), so an error
 report keeps what finished."""
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from gate.errors import EXIT_FAIL, EXIT_PASS
 from gate.measure.bench import BenchResult, benchmark
 from gate.measure.proxies import Proxies
 from gate.report.record import BenchmarkInfo
-from gate.run import parts
-from gate.run.base import BaseMeasurement, measure_base
-from gate.run.cache import DEFAULT_MAX_BYTES, Cache
-from gate.run.cached import measure_cached, proxies_cached
-from gate.run.candidate import MeasuredModel
+from gate.run.worker import sections
+from gate.run.worker.base import BaseMeasurement, measure_base
+from gate.run.worker.cache import DEFAULT_MAX_BYTES, Cache
+from gate.run.worker.cached import measure_cached, proxies_cached
+from gate.run.worker.candidate import MeasuredModel
 from gate.run.protocol import CANDIDATE_FILE, BaseSource, Job, NoBaseReason, RunVerdict
 from gate.run.stagelog import StageLog
 from gate.verdict.check import UNJUDGED, Check, verdict
@@ -48,7 +48,7 @@ def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None) -> Run
         log.keep(bridge=pr.bridge.to_dict())
     bench = benchmark_models(pr, cfg, log)
     ref_proxies, cand_proxies = measure_proxies(pr, cfg, log, cache)
-    log.keep(**parts.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
+    log.keep(**sections.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
     log.artifacts[CANDIDATE_FILE] = pr.candidate.content
     stage_checks = verify_stages(pr, log)
     base = measure_base(job.baseline if isinstance(job.baseline, BaseSource) else None, cfg, pr, log, cache)
@@ -63,7 +63,7 @@ def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None) -> Run
         log.note(note)
     if base is not None:
         base_rows = set(configured(cfg.thresholds, needs_base=True))
-        log.keep(baseline=parts.baseline(base, [c for c in checks if c.name in base_rows]))
+        log.keep(baseline=sections.baseline(base, [c for c in checks if c.name in base_rows]))
     log.keep(checks=checks)
     return run_verdict(checks, base)
 
@@ -99,7 +99,7 @@ def verify_stages(pr: MeasuredModel, log: StageLog) -> list[Check]:
     converted = tflite_layer_stats(pr.candidate.content)
     seq = [(s.name, s.kind, s.layers) for s in pr.stages] + [("converted", "converted", converted)]
     findings = verify(seq, pr.policy.verify)
-    log.keep(**parts.stages(pr, converted, log.record.timings_s.get("convert_candidate", 0.0), findings))
+    log.keep(**sections.stages(pr, converted, log.record.timings_s.get("convert_candidate", 0.0), findings))
     if pr.policy.verify.on_loss == "warn":
         log.note(*(f"verification: {f.message}" for f in findings))
     return verification_checks(findings, pr.policy.verify)

@@ -12,9 +12,9 @@ from gate.config.load import GateConfig
 from gate.errors import BadInputError, DataError
 from gate.measure.scores import MetricValue
 from gate.measure.sizes import FileSizes
-from gate.run.cache import Cache
-from gate.run.cached import measure_cached
-from gate.run.candidate import Branch, MeasuredModel, threshold_metrics
+from gate.run.worker.cache import Cache
+from gate.run.worker.cached import measure_cached
+from gate.run.worker.candidate import Branch, MeasuredModel, threshold_metrics
 from gate.run.protocol import CANDIDATE_FILE, BaseSource
 from gate.run.stagelog import StageLog
 from gate.verdict.evidence import Side

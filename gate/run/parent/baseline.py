@@ -22,7 +22,7 @@ from gate.config.load import GateConfig, load_config
 from gate.errors import GateError
 from gate.github.event import PULL_REQUEST_EVENTS
 from gate.run.digest import file_digest
-from gate.run.gitrepo import GitError, Repo
+from gate.run.parent.gitrepo import GitError, Repo
 
 DEFAULT_BRANCHES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
 

@@ -1,7 +1,7 @@
 """The parent process of every command that touches a model (`gate check`, `gate calibrate`,
 `gate action`). No TensorFlow here: it reads gate.yml, decides trust from the base branch
-(gate.run.trust), checks out the base for the comparison (gate.run.baseline), hands one
-Job to the worker (gate.run.isolate -> gate.run.worker) and writes the report on every
+(gate.run.parent.trust), checks out the base for the comparison (gate.run.parent.baseline), hands one
+Job to the worker (gate.run.parent.isolate -> gate.run.worker.main) and writes the report on every
 exit path: pass, fail, bad input, a crashed worker, an internal error, Ctrl-C."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from gate.run.stagelog import StageLog
 def start(config_path: str | Path, log: StageLog) -> tuple[GateConfig, bool]:
     """Read gate.yml (the one parse of the run: the worker gets the validated config in its
     Job) and decide trust_model_code (a pull request cannot grant itself trust)."""
-    from gate.run.trust import decide
+    from gate.run.parent.trust import decide
 
     cfg = load_config(config_path)
     decision = decide(cfg)
@@ -36,13 +36,9 @@ def execute(kind: JobKind, cfg: GateConfig, trust: bool, log: StageLog, *, in_pr
     usable_cache = usable_cache_dir(cache_dir, cfg, log)     # may add a note: before the record is sent
     job = Job(kind=kind, config=cfg, trust_model_code=trust, progress=show_progress, baseline=baseline,
               record=log.record, repeats=repeats, cache_dir=usable_cache)
-    if in_process:
-        from gate.run.worker import run_task
+    from gate.run.parent.isolate import run_in_process, run_isolated
 
-        return run_task(job, log)
-    from gate.run.isolate import run_isolated
-
-    return run_isolated(job, cfg.file.limits, log)
+    return run_in_process(job, log) if in_process else run_isolated(job, cfg.file.limits, log)
 
 
 def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None, *,
@@ -52,7 +48,7 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
     """`gate check`: run the gate and write report.json + report.md on every path. Returns
     the report. `in_process` measures here instead of in the limited worker (debugging,
     profiling; never for untrusted models); `cache_dir` (None: no cache) keeps measured
-    models for re-runs (gate.run.cache)."""
+    models for re-runs (gate.run.worker.cache)."""
     from gate.report.build import finish
     from gate.report.write import write_artifacts, write_report
 
@@ -89,7 +85,7 @@ def usable_cache_dir(cache_dir: str | Path | None, cfg: GateConfig, log: StageLo
     if path.is_symlink() or (path.exists() and not path.is_dir()):
         log.note(f"cache {cache_dir} ignored: not a directory")
         return None
-    from gate.run.gitrepo import Repo
+    from gate.run.parent.gitrepo import Repo
 
     repo = Repo.find(cfg.root)
     if repo is not None and path.is_relative_to(repo.root.resolve()):
@@ -109,8 +105,8 @@ def base_job(cfg: GateConfig, log: StageLog, *, ref: str | None, report: str | N
     is an error; an automatic baseline that cannot be had is a NoBaseReason saying why (the
     checks that need it are then not judged, never silently passed). The base's gate.yml
     is parsed once, here (gate.run.baseline.checkout); the worker gets it validated."""
-    from gate.run.baseline import checkout
-    from gate.run.gitrepo import GitError
+    from gate.run.parent.baseline import checkout
+    from gate.run.parent.gitrepo import GitError
     from gate.verdict.registry import configured
 
     needed = configured(cfg.thresholds, needs_base=True)
