@@ -2,7 +2,6 @@
 file, the field path and the line; each threshold keeps its line, so checks point at it."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +124,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
     if acc and acc.top_k not in cfg.evaluate.top_k:
         cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(
             update={"top_k": sorted(set(cfg.evaluate.top_k) | {acc.top_k})})})
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = doc.sha256               # the bytes read_yaml parsed: gate.yml is read once
     lines = {".".join(map(str, loc[1:])): line for loc, line in doc.lines.items()
              if len(loc) > 1 and loc[0] == "thresholds"}
     return GateConfig(path=path.resolve(), root=root, file=cfg, model_path=model_path, train_path=train_path,

@@ -91,7 +91,7 @@ def run_isolated(job: Job, limits: LimitsSpec, log: StageLog) -> WorkerResult:
         job.write(work)
         # -P: the working directory (the repository under test) is not put on sys.path, so a
         # committed gate/, numpy.py or tensorflow.py cannot stand in for the real packages.
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "gate.run.worker.main", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "gate.run.worker", str(work)], preexec_fn=_limit(limits),  # noqa: S603,PLW1509
                                 stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             returncode = proc.wait(timeout=limits.timeout_s)

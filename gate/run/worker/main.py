@@ -3,11 +3,10 @@ converting, running the interpreter) happens here, under resource limits, so tha
 model that crashes TensorFlow or LiteRT, leaks memory or hangs cannot take the gate
 with it. The parent (gate.run.parent.isolate) turns a dead worker into a clear error and a report.
 
-    python -m gate.run.worker.main JOB_DIR      (gate.run.protocol: job.json in; result.json, state.json out)
+    python -P -m gate.run.worker JOB_DIR    (__main__; gate.run.protocol: job.json in; result.json, state.json out)
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from gate.console import progress_printer
@@ -62,7 +61,3 @@ def _error(err: GateError) -> WorkerResult:
 
 def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or any(sign in str(exc).lower() for sign in MEMORY_SIGNS)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
