@@ -220,3 +220,13 @@ def test_light_modules_import_no_tensorflow_or_litert():
                           cwd=GATE.parent)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "[]", f"importing the light modules loaded {proc.stdout.strip()[:500]}"
+
+
+def test_model_formats_are_listed_in_one_table():
+    """gate/formats.py is the one table of model formats: no other module spells the
+    extensions out (messages use formats.EXPECTED or MODEL_FILE_FORMATS)."""
+    spelled = sorted(str(path.relative_to(GATE.parent)) for path in GATE.rglob("*.py")
+                     if path.name != "formats.py" or path.parent != GATE
+                     for text in [path.read_text(encoding="utf-8")]
+                     if '".hdf5"' in text or ".keras, .h5" in text or '".h5"' in text)
+    assert not spelled, spelled

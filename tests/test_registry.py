@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from gate.config.schema import BenchmarkSpec, Thresholds
 from gate.measure.bench import Latency
 from gate.measure.sizes import FileSizes
+import gate.verdict.registry as registry
 from gate.verdict.check import verdict
 from gate.verdict.evidence import Evidence, Side
 from gate.verdict.registry import ROW_NAMES, configured
@@ -182,3 +184,12 @@ def test_a_figure_that_could_not_be_measured_is_not_judged():
     t = Thresholds.model_validate({"proxies": {"peak_memory_bytes": {"max": 10}}})
     [check] = judge(t, replace(M, candidate=replace(CAND, proxies={"peak_delta_bytes": None})))
     assert check.outcome == "not_judged" and not check.passed and "could not be measured" in check.detail
+
+
+def test_each_fixed_row_name_is_written_once():
+    """A threshold's name, unit and limit kind live in its row alone: the judges return a
+    Found and Row.check names the Check, so the name appears once in the registry."""
+    source = Path(registry.__file__).read_text(encoding="utf-8")
+    fixed = [name for name in ROW_NAMES if not name.startswith("proxies.")]
+    assert all(source.count(f'"{name}"') == 1 for name in fixed), {n: source.count(f'"{n}"') for n in fixed}
+    assert "Check(name=" in source and source.count("Check(name=") == 2   # Row.check and unjudged
