@@ -96,7 +96,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
     try:
         cfg = ConfigFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise_validation(exc, doc, doc.data)
+        raise_validation(exc, doc, doc.data, model=ConfigFile)
     root = path.resolve().parent
     model_path = _existing(doc, root, cfg.model, ("model",), what="model", allow_dir=True)
     if model_path.is_dir() and not (model_path / SAVEDMODEL_MARKER).exists():
