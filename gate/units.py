@@ -93,7 +93,10 @@ def format_value(unit: str, value: object) -> str:
 
 
 def format_margin(unit: str, margin: float) -> str:
-    """How far a value is from its limit: `1.50 pts` for a percentage, `0.18×` for a ratio."""
+    """How far a value is from its limit: `1.50 pts` for a percentage, a plain `0.18` between
+    two ratios (`by 0.18×` would read as a multiple)."""
+    if unit == "x":
+        return f"{abs(float(margin)):,.2f}"
     return format_value(MARGIN_UNIT.get(unit, unit), abs(margin))
 
 

@@ -24,6 +24,9 @@ def test_a_margin_between_two_percentages_is_in_points():
     grew = Check(name="size.max_increase", metric="size change vs base", value=0.07, limit=0.05, direction="<=",
                  unit="%", passed=False)
     assert grew.message.endswith("(limit <= +5.00 %), over the limit by 2.00 pts")
+    ratio = Check(name="compression.min", metric="compression", value=2.0, limit=3.0, direction=">=", unit="x",
+                  passed=False)
+    assert ratio.message.endswith("2.00× (limit >= 3.00×), under the limit by 1.00")
 
 
 def test_ratios_are_multiples_never_a_percent_change():

@@ -16,11 +16,13 @@ from gate.run.protocol import BaseJob, Job, NoBase, Task
 from gate.run.stagelog import StageLog
 
 
-def start(config_path: str | Path, log: StageLog) -> tuple[GateConfig, bool]:
+def start(config_path: str | Path, log: StageLog, policy: str | None = None) -> tuple[GateConfig, bool]:
     """Read gate.yml and decide trust_model_code (a pull request cannot grant itself trust)."""
     from gate.run.trust import decide
 
-    cfg = load_config(config_path)
+    cfg = load_config(config_path, policy=policy)
+    if policy is not None:
+        log.note(f"policy {cfg.policy.name if cfg.policy else policy} from --policy (instead of gate.yml's)")
     decision = decide(cfg)
     log.keep({"trust": decision.to_dict(), "config": config_summary(cfg)})
     log.note(*decision.notes)
@@ -33,7 +35,7 @@ def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_proce
     """Run a task in the worker under the config's limits (or here, for debugging); the
     worker's parts and files land in `log`. Returns the worker's result."""
     job = Job(task, str(cfg.path), trust, show_progress, baseline, dict(log.parts), repeats,
-              cache_dir=usable_cache_dir(cache_dir, cfg, log))
+              cache_dir=usable_cache_dir(cache_dir, cfg, log), policy=cfg.policy_override)
     if in_process:
         from gate.run.worker import run_task
 
@@ -46,7 +48,7 @@ def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_proce
 def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None, *,
              in_process: bool = False, show_progress: bool = True, baseline: str | None = None,
              baseline_report: str | None = None, compare_base: bool = True,
-             cache_dir: str | Path | None = None) -> dict:
+             cache_dir: str | Path | None = None, policy: str | None = None) -> dict:
     """`gate check`: run the gate and write report.json + report.md on every path. Returns
     the report. `in_process` measures here instead of in the limited worker (debugging,
     profiling; never for untrusted models); `cache_dir` (None: no cache) keeps measured
@@ -56,7 +58,7 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
 
     log = StageLog(progress)
     try:
-        cfg, trust = start(config_path, log)
+        cfg, trust = start(config_path, log, policy)
         with base_job(cfg, log, ref=baseline, report=baseline_report, enabled=compare_base) as job:
             result = execute("check", cfg, trust, log, in_process=in_process, show_progress=show_progress,
                              baseline=job, cache_dir=cache_dir)
@@ -115,6 +117,8 @@ def base_job(cfg: GateConfig, log: StageLog, *, ref: str | None, report: str | N
         yield BaseJob(report=str(Path(report).resolve()))
         return
     if not needed:
+        if ref is not None:
+            log.note(ignored_baseline(ref))
         yield None
         return
     if not enabled:
@@ -138,3 +142,12 @@ def base_job(cfg: GateConfig, log: StageLog, *, ref: str | None, report: str | N
             raise
         log.note(f"no baseline: {err.message}")
         yield NoBase("unavailable", err.message)
+
+
+def ignored_baseline(ref: str) -> str:
+    """An explicit --baseline REF with nothing to compare: said, not silently dropped."""
+    from gate.verdict.registry import ROWS
+
+    names = ", ".join(row.name for row in ROWS if row.needs_base and not row.name.startswith("proxies."))
+    return (f"--baseline {ref} was not used: no threshold in gate.yml compares against the base "
+            f"(those that do: {names}, proxies.*.max_increase, metrics.*.*_vs_base)")

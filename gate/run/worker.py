@@ -27,7 +27,7 @@ def main(job_dir: str) -> int:
     log.on_stage = lambda name: write_json(work / STATE, {"stage": name, "parts": log.parts})
     result: dict = {}
     try:
-        cfg = load_config(job.config)
+        cfg = load_config(job.config, policy=job.policy)
         result = run_task(job, cfg, log)
     except GateError as err:
         result = _error(err)
