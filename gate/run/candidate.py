@@ -19,6 +19,7 @@ from gate.measure.convert import Converted
 from gate.measure.data import Split
 from gate.measure.evaluate import EvalResult, Scoring
 from gate.measure.model import LoadedModel, ModelFacts
+from gate.measure.qualify import check_metric_names
 from gate.measure.sizes import FileSizes
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, label: str, eva
         eval_split = bind(raw, facts)
         train = bind(load_split(cfg.train_path, "train"), facts) if cfg.train_path else None
         parts["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
+        check_metric_names(cfg, eval_split.tasks)     # exit 2 before anything is measured
         scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg) + list(extra_metrics),
                              ev_spec.top_k)
         parts.setdefault("model", {})["tasks"] = {name: t.to_dict() for name, t in eval_split.tasks.items()}

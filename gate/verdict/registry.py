@@ -261,7 +261,11 @@ def _metric_judge(key: str, kind: str) -> Judge:
         spec: MetricLimit = t.metrics[key]
         name, output, metric, why = resolve(key, ev.tasks)
         if output is None:
-            return why
+            from gate.measure.qualify import every_output
+            from gate.verdict.metric_outputs import judge_every_output
+
+            outputs = every_output(key, ev.tasks)
+            return judge_every_output(key, kind, outputs, ev, limit, t, _metric_judge) if outputs else why
         info = metric.info
         after = ev.candidate.metrics.get(name)
         if after is None or after.value is None:
