@@ -122,12 +122,15 @@ def _latency_p99(ev: Evidence, limit: float, t: Thresholds) -> Check:
                  unit="ms", passed=value <= limit, reference=ev.reference.latency.p99_ms)
 
 
-def _ab(name: str, metric: str, baseline: bytes, ev: Evidence, max_ratio: float, limit: float, t: Thresholds) -> Check:
+def _ab(name: str, metric: str, baseline: bytes, ev: Evidence, max_ratio: float, limit: float,
+        t: Thresholds) -> Check | str:
     """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest)."""
     lat, bench = t.latency, ev.bench
     v = ev.compare_latency(baseline, ev.candidate.content, ev.example, max_ratio=max_ratio,
                            threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
                            time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
+    if v.outcome == "not_judged":
+        return v.message()      # cut short by the time budget: not judged, never a pass it did not measure
     return Check(name=name, metric=metric, value=v.ratio, limit=limit, direction="<=", unit="x", passed=v.passed,
                  reference=1.0, detail=v.message(), outcome=v.outcome, ci_low=v.ci_low, ci_high=v.ci_high)
 
