@@ -97,3 +97,18 @@ def test_report_md_and_comment_paths_are_relative_to_the_repo(tmp_path, monkeypa
     assert relative_paths("/elsewhere/github/workspace/x", repo_roots({}, "/nowhere")) == \
         "/elsewhere/github/workspace/x"
     assert re.search(r"`gate\.yml`", render_markdown(report))
+
+
+def test_the_readme_sample_is_what_gate_check_prints_at_80_columns():
+    """README.md's sample is pasted from a real `gate check` (its report.json is
+    tests/fixtures/reports/readme.json): rendered again, the terminal part must match."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    report = json.loads((root / "tests" / "fixtures" / "reports" / "readme.json").read_text())
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## What a run looks like", 1)[1].split("```\n", 2)[1]
+    shown = [line for line in block.splitlines() if not line.startswith(("· ", "report: "))]
+    printed = [line.rstrip() for line in _terminal(report, 80).splitlines()]
+    assert shown == printed
