@@ -92,6 +92,16 @@ def format_value(unit: str, value: object) -> str:
     return fmt(float(value)) if fmt else f"{float(value):,.1f} {unit}"
 
 
+def interval(unit: str, low: object, high: object) -> str:
+    """An interval in a check's unit, the unit written once: `0.00–0.83 pts`, `0.78–0.79×`
+    (`+1.00 % to +2.00 %` for signed changes)."""
+    a, b = format_value(unit, low), format_value(unit, high)
+    for suffix in (f" {POINTS}", " %", TIMES, " ms", " KiB", " dB"):
+        if a.endswith(suffix) and b.endswith(suffix) and not a.startswith(("+", "-")):
+            return f"{a.removesuffix(suffix)}–{b}"
+    return f"{a} to {b}"
+
+
 def format_margin(unit: str, margin: float) -> str:
     """How far a value is from its limit: `1.50 pts` for a percentage, a plain `0.18` between
     two ratios (`by 0.18×` would read as a multiple)."""

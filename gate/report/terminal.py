@@ -42,8 +42,7 @@ def print_report(report: dict, console: Console, *, quiet: bool = False) -> None
             else:
                 table.add_column(col, justify="left" if col == "status" else "right", overflow="fold")
         for c in report["checks"]:
-            interval = (f"{check_value(c['ci_low'], c)} to {check_value(c['ci_high'], c)}"
-                        if c.get("ci_low") is not None else "–")
+            interval = units.interval(c["unit"], c["ci_low"], c["ci_high"]) if c.get("ci_low") is not None else "–"
             table.add_row(escape(str(c["name"])), check_value(c["reference"], c), check_value(c["value"], c),
                           *((interval,) if intervals else ()), f"{c['direction']} {check_value(c['limit'], c)}",
                           _status(c))
@@ -74,7 +73,7 @@ def print_notes(report: dict, console: Console) -> None:
 def _table(title: str) -> Table:
     """A table that fits a narrow log: a rule under the header, no vertical rules."""
     return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
-                 pad_edge=False)
+                 pad_edge=False, collapse_padding=True)
 
 
 def _status(check: dict) -> str:
