@@ -48,8 +48,11 @@ def main() -> None:
                                       "timed again).")
 @click.option("--no-cache", is_flag=True, envvar="GATE_NO_CACHE",
               help="Measure everything again; do not read or write the cache (also: GATE_NO_CACHE=1).")
+@click.option("--policy", "policy", metavar="NAME|FILE", default=None,
+              help="Try this policy (a preset name or a policy file) instead of gate.yml's, without editing it.")
 def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str | None,
-          baseline_report: Path | None, no_baseline: bool, cache_dir: Path, no_cache: bool) -> None:
+          baseline_report: Path | None, no_baseline: bool, cache_dir: Path, no_cache: bool,
+          policy: str | None) -> None:
     """Run the gate: load, optimize, convert, evaluate, benchmark, judge, report.
 
     Writes OUT/report.json and OUT/report.md on every exit path.
@@ -57,6 +60,8 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
     Example:
 
         gate check --config gate.yml --out gate-report
+
+        gate check --policy prune-int8
     """
     from rich.console import Console
 
@@ -67,7 +72,7 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
     try:
         report = run_gate(config, out, progress_printer(not quiet), in_process=in_process, show_progress=not quiet,
                           baseline=baseline, baseline_report=str(baseline_report) if baseline_report else None,
-                          compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir)
+                          compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir, policy=policy)
     except KeyboardInterrupt:
         click.echo(f"interrupted; report: {out / 'report.json'}", err=True)
         sys.exit(130)

@@ -15,7 +15,7 @@ GATE = Path(__file__).resolve().parent.parent / "gate"
 
 # The layers, lowest first: a package may import only packages before it (and itself).
 # Top-level modules (errors, formats, console, provenance) are the floor; cli is the roof.
-LAYERS = ("errors", "formats", "console", "config", "scan", "measure", "provenance", "optimize", "verdict",
+LAYERS = ("errors", "formats", "units", "console", "config", "scan", "measure", "provenance", "optimize", "verdict",
           "report", "github", "run", "action", "cli", "__main__")
 
 TF_FAMILY = {"tensorflow", "tf_keras", "keras", "tensorflow_model_optimization"}

@@ -75,7 +75,7 @@ def test_check_passes_at_and_fails_beyond_the_limit(template, name, ok, bad, val
 
 def test_messages_use_the_metric_units():
     [acc] = judge(thresholds({"accuracy": {"min": "L"}}, 0.99), M)
-    assert acc.message == "accuracy.min FAILED: accuracy 93.00 % (limit >= 99.00 %), under the limit by 6.00 %"
+    assert acc.message == "accuracy.min FAILED: accuracy 93.00 % (limit >= 99.00 %), under the limit by 6.00 pts"
     [drop] = judge(thresholds({"accuracy": {"max_drop": "L"}}, 0.01), M)
     assert drop.message == ("accuracy.max_drop FAILED: accuracy drop vs original 2.00 pts "
                               "(limit <= 1.00 pts), over the limit by 1.00 pts")

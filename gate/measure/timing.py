@@ -12,6 +12,7 @@ fastest-of-3 visits over 5 instances read 1.86 ms, so a float-vs-int8 A/B ratio 
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Sequence
 
@@ -25,7 +26,7 @@ MAX_SETTLE = 12
 
 
 def settle_invokes(models: Sequence[Sequence[Invoke]], timer: Callable[[], int] = time.perf_counter_ns, *,
-                   burst: int = PROBE_BURST, visits: int = PROBE_VISITS) -> int:
+                   burst: int = PROBE_BURST, visits: int = PROBE_VISITS, deadline_ns: float = math.inf) -> int:
     """Visit every interpreter of `models` (one list of instances per model) round-robin,
     as a run does, `burst` invokes each. Per model and position in a visit, the median
     time; a model is settled at the first position that, with its window of three, is
@@ -39,10 +40,16 @@ def settle_invokes(models: Sequence[Sequence[Invoke]], timer: Callable[[], int] 
         for m, invoke in order:
             times = []
             for _ in range(burst):
+                if timer() > deadline_ns:
+                    break
                 t0 = timer()
                 invoke()
                 times.append(timer() - t0)
+            if len(times) < burst:      # the deadline (a caller's time budget) came: stop probing
+                break
             profiles[m].append(times)
+    if not all(profiles):               # cut short before every model was probed: assume cold starts
+        return MAX_SETTLE
     worst = 0
     for visits_of_model in profiles:
         by_position = np.median(np.asarray(visits_of_model, dtype=np.float64), axis=0)

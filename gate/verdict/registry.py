@@ -15,27 +15,11 @@ from typing import Callable
 
 from gate.config.metrics import parse_metric
 from gate.config.schema import MetricLimit, Thresholds
-from gate.verdict.check import Check, CheckOutcome, Direction
+from gate.verdict.check import Check, Direction
 from gate.verdict.evidence import Evidence, Side
+from gate.verdict.found import ROUNDING_SLACK, Found
 
 UNCHANGED = "unchanged against the base (same model, data and policy hashes): not measured again"
-ROUNDING_SLACK = 1e-12   # a change computed to exactly its limit passes despite float rounding
-
-
-@dataclass(frozen=True)
-class Found:
-    """What a row's judge measured; the row adds its name, unit and limit kind (Row.check)."""
-
-    metric: str                      # human label
-    value: float
-    passed: bool | None = None       # None: the value against the limit, in the row's direction
-    reference: float | None = None
-    detail: str = ""
-    outcome: CheckOutcome = "point"
-    ci_low: float | None = None
-    ci_high: float | None = None
-
-
 Limit = Callable[[Thresholds], "float | None"]
 Judge = Callable[[Evidence, float, Thresholds], "Found | str"]   # a str says why it could not be judged
 
@@ -65,12 +49,8 @@ class Row:
         return float(node)
 
     def check(self, found: Found, limit: float) -> Check:
-        passed = found.passed
-        if passed is None:
-            passed = (found.value <= limit + ROUNDING_SLACK if self.direction == "<="
-                      else found.value >= limit - ROUNDING_SLACK)
         return Check(name=self.name, metric=found.metric, value=found.value, limit=limit, direction=self.direction,
-                     unit=self.unit, passed=passed, reference=found.reference, detail=found.detail,
+                     unit=self.unit, passed=found.holds(limit, self.direction), reference=found.reference, detail=found.detail,
                      outcome=found.outcome, ci_low=found.ci_low, ci_high=found.ci_high)
 
 
@@ -147,19 +127,22 @@ def _latency_p99(ev: Evidence, limit: float, t: Thresholds) -> Found:
     return Found("candidate p99 latency", ev.candidate.latency.p99_ms, reference=ev.reference.latency.p99_ms)
 
 
-def _ab(metric: str, baseline: bytes, ev: Evidence, max_ratio: float, t: Thresholds, *, as_change: bool) -> Found:
+def _ab(metric: str, baseline: bytes, ev: Evidence, max_ratio: float, t: Thresholds, *,
+        as_change: bool) -> Found | str:
     """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest);
     `as_change`: shown as the change (ratio - 1, a regression limit's unit)."""
     lat, bench = t.latency, ev.bench
     v = ev.compare_latency(baseline, ev.candidate.content, ev.example, max_ratio=max_ratio,
                            threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
                            time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
+    if v.outcome == "not_judged":
+        return v.message()      # cut short by the time budget: not judged, never a pass it did not measure
     shift = 1.0 if as_change else 0.0
     return Found(metric, v.ratio - shift, passed=v.passed, reference=1.0 - shift, detail=v.message(),
                  outcome=v.outcome, ci_low=v.ci_low - shift, ci_high=v.ci_high - shift)
 
 
-def _latency_ratio(ev: Evidence, limit: float, t: Thresholds) -> Found:
+def _latency_ratio(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
     against = "float TFLite" if ev.float_reference else ev.reference_label
     return _ab(f"latency vs {against}", ev.reference.content, ev, limit, t, as_change=False)
 
@@ -270,7 +253,11 @@ def _metric_judge(key: str, kind: str, unit: str) -> Judge:
         spec: MetricLimit = t.metrics[key]
         name, output, metric, why = resolve(key, ev.tasks)
         if output is None:
-            return why
+            from gate.measure.qualify import every_output
+            from gate.verdict.metric_outputs import judge_every_output
+
+            outputs = every_output(key, ev.tasks)
+            return judge_every_output(key, kind, unit, outputs, ev, limit, t, _metric_judge) if outputs else why
         info = metric.info
         after = ev.candidate.metrics.get(name)
         if after is None or after.value is None:

@@ -16,12 +16,14 @@ from gate.run.protocol import BaseSource, Job, JobKind, NoBaseReason, WorkerResu
 from gate.run.stagelog import StageLog
 
 
-def start(config_path: str | Path, log: StageLog) -> tuple[GateConfig, bool]:
+def start(config_path: str | Path, log: StageLog, policy: str | None = None) -> tuple[GateConfig, bool]:
     """Read gate.yml (the one parse of the run: the worker gets the validated config in its
     Job) and decide trust_model_code (a pull request cannot grant itself trust)."""
     from gate.run.parent.trust import decide
 
-    cfg = load_config(config_path)
+    cfg = load_config(config_path, policy=policy)
+    if policy is not None:
+        log.note(f"policy {cfg.policy.name if cfg.policy else policy} from --policy (instead of gate.yml's)")
     decision = decide(cfg)
     log.keep(trust=decision.to_dict(), config=config_summary(cfg))
     log.note(*decision.notes)
@@ -44,7 +46,7 @@ def execute(kind: JobKind, cfg: GateConfig, trust: bool, log: StageLog, *, in_pr
 def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None, *,
              in_process: bool = False, show_progress: bool = True, baseline: str | None = None,
              baseline_report: str | None = None, compare_base: bool = True,
-             cache_dir: str | Path | None = None) -> dict:
+             cache_dir: str | Path | None = None, policy: str | None = None) -> dict:
     """`gate check`: run the gate and write report.json + report.md on every path. Returns
     the report. `in_process` measures here instead of in the limited worker (debugging,
     profiling; never for untrusted models); `cache_dir` (None: no cache) keeps measured
@@ -54,7 +56,7 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
 
     log = StageLog(progress)
     try:
-        cfg, trust = start(config_path, log)
+        cfg, trust = start(config_path, log, policy)
         with base_job(cfg, log, ref=baseline, report=baseline_report, enabled=compare_base) as job:
             result = execute("check", cfg, trust, log, in_process=in_process, show_progress=show_progress,
                              baseline=job, cache_dir=cache_dir)
@@ -114,6 +116,8 @@ def base_job(cfg: GateConfig, log: StageLog, *, ref: str | None, report: str | N
         yield BaseSource(report=str(Path(report).resolve()))
         return
     if not needed:
+        if ref is not None:
+            log.note(ignored_baseline(ref))
         yield None
         return
     if not enabled:
@@ -138,3 +142,12 @@ def base_job(cfg: GateConfig, log: StageLog, *, ref: str | None, report: str | N
             raise
         log.note(f"no baseline: {err.message}")
         yield NoBaseReason(kind="unavailable", reason=err.message)
+
+
+def ignored_baseline(ref: str) -> str:
+    """An explicit --baseline REF with nothing to compare: said, not silently dropped."""
+    from gate.verdict.registry import ROWS
+
+    names = ", ".join(row.name for row in ROWS if row.needs_base and not row.name.startswith("proxies."))
+    return (f"--baseline {ref} was not used: no threshold in gate.yml compares against the base "
+            f"(those that do: {names}, proxies.*.max_increase, metrics.*.*_vs_base)")

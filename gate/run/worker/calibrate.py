@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gate.config.load import GateConfig
+from gate.errors import ModelError
 from gate.run.calibration import Calibration
 from gate.run.protocol import Job
 from gate.run.stagelog import StageLog
@@ -21,6 +22,9 @@ def calibrate(cfg: GateConfig, log: StageLog, job: Job) -> Calibration:
         v = compare_latency(pr.candidate.content, pr.candidate.content, x0, max_ratio=1.05,
                             threads=cfg.benchmark.threads, warmup=max(cfg.benchmark.warmup, 2), seed=i,
                             time_budget_s=5)
+        if v.outcome == "not_judged":     # a model too slow for 5 s: the A/A comparison has no ratio
+            raise ModelError(f"A/A latency {v.message()}", hint="calibrate times each A/A comparison for at most "
+                             "5 s; this model needs longer per comparison")
         ratios.append(v.ratio)
         cis.append((v.ci_low, v.ci_high))
         seconds += v.seconds

@@ -20,6 +20,7 @@ from gate.measure.convert import Converted
 from gate.measure.data import Split
 from gate.measure.evaluate import EvalResult, Scoring
 from gate.measure.model import LoadedModel, ModelFacts
+from gate.measure.qualify import check_metric_names
 from gate.measure.sizes import FileSizes
 from gate.report.record import ModelInfo, PlanInfo, TaskInfo
 
@@ -164,6 +165,7 @@ def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, branch: Branch,
         raw = eval_split if eval_split is not None else head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
         eval_split = bind(raw, facts)
         train = bind(load_split(cfg.train_path, "train"), facts) if cfg.train_path else None
+        check_metric_names(cfg, eval_split.tasks)     # exit 2 before anything is measured
         scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg) + list(extra_metrics),
                              ev_spec.top_k)
         if branch is Branch.PR:

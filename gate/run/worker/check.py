@@ -20,6 +20,7 @@ from gate.run.protocol import CANDIDATE_FILE, BaseSource, Job, NoBaseReason, Run
 from gate.run.stagelog import StageLog
 from gate.verdict.check import UNJUDGED, Check, verdict
 from gate.verdict.evidence import Evidence, Side
+from gate.verdict.latency_note import latency_agreement
 from gate.verdict.registry import configured, judge
 from gate.verdict.verification import verification_checks
 
@@ -132,22 +133,6 @@ def evidence(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_p
         bench=cfg.benchmark, base=None if base is None else base.side, base_unchanged=bool(base and base.unchanged),
         no_base=None if no_base is None else (no_base.kind, no_base.reason), tasks=pr.eval_split.tasks,
         float_reference=pr.float_reference, reference_label=pr.reference_label)
-
-
-def latency_agreement(bench: BenchResult, checks: list[Check]) -> str | None:
-    """Say so when the measurements table's p50 ratio falls outside the interval of the
-    latency.max_ratio A/B test: both measure warm invokes, but not with one estimator."""
-    ab = next((c for c in checks if c.name == "latency.max_ratio" and c.ci_low is not None), None)
-    if ab is None or "reference" not in bench.stats:
-        return None
-    table = bench.stats["candidate"].p50_ms / bench.stats["reference"].p50_ms
-    if ab.ci_low <= table <= ab.ci_high:
-        return None
-    return (f"the measurements table's p50 ratio {table:.3f} lies outside the latency.max_ratio A/B interval "
-            f"{ab.ci_low:.3f}-{ab.ci_high:.3f}: the table's p50s are medians of every warm invoke of one "
-            "interpreter per model (interference from other processes included); the A/B takes the fastest "
-            "invoke of each visit over several interpreters per model, which removes that interference and "
-            "instance placement. The check judges the A/B.")
 
 
 def run_verdict(checks: list[Check], base: BaseMeasurement | None) -> RunVerdict:
