@@ -317,7 +317,7 @@ def test_export_from_one_models_report_directory(fleet, tmp_path):
 
 def test_each_model_is_compared_with_its_own_entry_on_the_base(tmp_path):
     from gate.config.load import load_config
-    from gate.run.baseline import checkout
+    from gate.run.parent.baseline import checkout
 
     repo = make_repo(tmp_path / "repo")
     git(repo, "checkout", "-qb", "pr")

@@ -85,10 +85,10 @@ class Inputs:
 
 
 def produce_report(config: Path, out_dir: Path, cache_dir: Path | None = None, model: str = "") -> dict:
-    """The gate itself: gate.run.parent.run_gate, which writes report.json and report.md; for
-    a gate.yml with `models:`, every model (or `model`, a matrix leg) and the combined report."""
+    """The gate itself: gate.run.parent.run.run_gate, which writes report.json and report.md;
+    for a gate.yml with `models:`, every model (or `model`, a matrix leg) and the combined report."""
     from gate.config.load import config_models
-    from gate.run.parent import run_gate
+    from gate.run.parent.run import run_gate
 
     progress = lambda label: print(f"· {label}", flush=True)  # noqa: E731
     try:

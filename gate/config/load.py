@@ -2,7 +2,6 @@
 file, the field path and the line; each threshold keeps its line, so checks point at it."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Mapping
 from pydantic import ValidationError
 
 from gate.config.models import entry_doc, entry_sha256, is_multi, model_names
-from gate.config.policies import ResolvedPolicy, resolve_policy
+from gate.config.policies import ResolvedPolicy, looks_like_preset, resolve_policy
 from gate.config.schema import BenchmarkSpec, ConfigFile, EvaluateSpec, Thresholds
 from gate.config.validation import field_path, raise_validation
 from gate.config.yamlio import Loc, YamlDoc, read_yaml
@@ -32,6 +31,7 @@ class GateConfig:
     policy: ResolvedPolicy | None
     sha256: str                # of gate.yml's bytes, for provenance
     threshold_lines: Mapping[str, int] = field(default_factory=dict)  # "accuracy.max_drop" -> its line
+    policy_override: str | None = None   # `gate check --policy`: used instead of gate.yml's policy
     name: str | None = None    # the entry under `models:` (None: a single-model gate.yml)
     entry_sha256: str = ""     # of this model's config as merged (gate.config.models)
 
@@ -89,9 +89,13 @@ def config_models(path: str | Path = DEFAULT_CONFIG) -> list[str]:
     return model_names(read_yaml(Path(path), kind="config"))
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG, model: str | None = None) -> GateConfig:
-    """One model's config. A gate.yml with `models:` needs `model` (the entry's name)."""
+def load_config(path: str | Path = DEFAULT_CONFIG, model: str | None = None, *,
+                policy: str | None = None) -> GateConfig:
+    """gate.yml, validated: one model's config (a gate.yml with `models:` needs `model`, the
+    entry's name). `policy` (a preset name, or a policy file's path relative to the current
+    directory) replaces gate.yml's `policy:` for this run (`gate check --policy`)."""
     path = Path(path)
+    override = policy if policy is None or looks_like_preset(policy) else str(Path(policy).resolve())
     doc = read_yaml(path, kind="config")
     if is_multi(doc.data):
         names = model_names(doc)
@@ -101,7 +105,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG, model: str | None = None) -> 
                               hint="`gate check` runs them all; `--model NAME` runs one")
         entry = doc.data["models"][model] if model in names else {}
         try:
-            return _load(path, entry_doc(doc, model), model)
+            return _load(path, entry_doc(doc, model), model, override)
         except GateError as err:   # name the field where it is written: in the entry, or a default
             if err.field and err.field.split(".")[0].split("[")[0] in entry:
                 err.field = f"models.{model}.{err.field}"
@@ -109,10 +113,10 @@ def load_config(path: str | Path = DEFAULT_CONFIG, model: str | None = None) -> 
     if model is not None:
         raise ConfigError(f"no model named {model!r}: this gate.yml has no `models:` mapping (it is one model)",
                           file=doc.file, field="models", hint="drop --model, or list the models under `models:`")
-    return _load(path, doc, None)
+    return _load(path, doc, None, override)
 
 
-def _load(path: Path, doc: YamlDoc, model: str | None) -> GateConfig:
+def _load(path: Path, doc: YamlDoc, model: str | None, override: str | None) -> GateConfig:
     if not isinstance(doc.data, dict):
         got = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
         raise ConfigError(f"expected a mapping with keys model, data, policy, thresholds; got {got}",
@@ -125,8 +129,10 @@ def _load(path: Path, doc: YamlDoc, model: str | None) -> GateConfig:
     try:
         cfg = ConfigFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise_validation(exc, doc, doc.data)
+        raise_validation(exc, doc, doc.data, model=ConfigFile)
     root = path.resolve().parent
+    if override is not None:
+        cfg = cfg.model_copy(update={"policy": override})
     model_path = _existing(doc, root, cfg.model, ("model",), what="model", allow_dir=True)
     if model_path.is_dir() and not (model_path / SAVEDMODEL_MARKER).exists():
         raise ConfigError(f"model directory is not a SavedModel (no saved_model.pb): {model_path}",
@@ -141,7 +147,12 @@ def _load(path: Path, doc: YamlDoc, model: str | None) -> GateConfig:
     is_tflite = format_of(model_path) == "tflite"
     policy = None
     if cfg.policy is not None:
-        policy = resolve_policy(cfg.policy, doc=doc, base_dir=root)
+        try:
+            policy = resolve_policy(cfg.policy, doc=doc, base_dir=root)
+        except GateError as err:
+            if override is not None and err.file == doc.file and err.field == "policy":
+                err.file, err.field, err.line = None, "--policy", None   # not gate.yml's policy: the option's
+            raise
     elif not is_tflite:
         raise ConfigError("required but missing: a Keras model needs a policy (a preset name, a path or "
                           "an inline mapping)", file=doc.file, field="policy",
@@ -154,12 +165,12 @@ def _load(path: Path, doc: YamlDoc, model: str | None) -> GateConfig:
     if acc and acc.top_k not in cfg.evaluate.top_k:
         cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(
             update={"top_k": sorted(set(cfg.evaluate.top_k) | {acc.top_k})})})
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = doc.sha256               # the bytes read_yaml parsed: gate.yml is read once
     lines = {".".join(map(str, loc[1:])): line for loc, line in doc.lines.items()
              if len(loc) > 1 and loc[0] == "thresholds"}
     return GateConfig(path=path.resolve(), root=root, file=cfg, model_path=model_path, train_path=train_path,
-                      eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines, name=model,
-                      entry_sha256=entry_sha256(doc.data))
+                      eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines,
+                      policy_override=override, name=model, entry_sha256=entry_sha256(doc.data))
 
 
 def _calibrating(convert) -> str:

@@ -87,7 +87,7 @@ def entry_doc(doc: YamlDoc, name: str) -> YamlDoc:
     lines: dict[Loc, int] = {loc: line for loc, line in doc.lines.items() if loc[:1] != (MODELS_KEY,) and loc}
     prefix = (MODELS_KEY, name)
     lines.update({loc[2:]: line for loc, line in doc.lines.items() if loc[:2] == prefix and len(loc) > 2})
-    return YamlDoc(data, lines, doc.file)
+    return YamlDoc(data, lines, doc.file, doc.sha256)
 
 
 def entry_sha256(data: Any) -> str:

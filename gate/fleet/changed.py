@@ -1,6 +1,6 @@
 """`gate models --changed --base REF`: the models whose inputs differ from the base.
 
-A model's inputs are what its measurement's cache key is made of (gate.run.cached):
+A model's inputs are what its measurement's cache key is made of (gate.run.worker.cached):
 the content digests of the model file (a SavedModel: every file), the train and eval
 data, the resolved policy (presets and `extends` applied, so a changed preset file
 counts), this model's gate.yml entry as merged with the defaults (thresholds, benchmark,
@@ -24,10 +24,10 @@ from typing import Mapping
 from gate import __version__
 from gate.config.load import GateConfig, config_models, load_config
 from gate.errors import ConfigError, GateError
-from gate.run.baseline import resolve_ref
-from gate.run.cache import cache_key
+from gate.run.cachekey import cache_key
 from gate.run.digest import file_digest
-from gate.run.gitrepo import Repo
+from gate.run.parent.baseline import resolve_ref
+from gate.run.parent.gitrepo import Repo
 
 COMPONENTS = ("model", "train", "eval", "policy", "config", "gate")
 

@@ -1,5 +1,5 @@
 """`gate check` on a gate.yml with `models:`: each model through the single-model gate
-(gate.run.parent.run_gate: its own worker, one at a time, its report in OUT/NAME/), then
+(gate.run.parent.run.run_gate: its own worker, one at a time, its report in OUT/NAME/), then
 the combined report in OUT/report.json and OUT/report.md."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Callable
 
 from gate.report.combined import combine
 from gate.report.write import write_report
-from gate.run.parent import run_gate
+from gate.run.parent.run import run_gate
 
 Progress = Callable[[str], None]
 Each = Callable[[str, dict], None]

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from gate.run.cachekey import FORMAT, cache_key  # noqa: F401 - the key is shared with gate.fleet.changed
+
 MANIFEST, RECORD = "manifest.json", "record.json"
-FORMAT = 1                      # bump when the record's shape changes: old entries become misses
 DEFAULT_DIR = ".gate-cache"
 DEFAULT_MAX_BYTES = 2 * 1024 ** 3
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -36,11 +37,6 @@ class Entry:
     key: str
     record: dict
     files: dict[str, bytes] = field(repr=False)
-
-
-def cache_key(parts: dict) -> str:
-    """The key of an entry: sha256 of the canonical JSON of what decides it."""
-    return hashlib.sha256(json.dumps({"format": FORMAT, **parts}, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _safe_name(name: str) -> bool:
