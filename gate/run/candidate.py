@@ -155,7 +155,7 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
     with log.stage(f"{tag}convert_candidate", f"{label}converting the {flavour}candidate ({spec.label})"):
         samples = representative(train, spec.representative_samples) if train is not None else None
         cand = to_tflite(optimized, spec, samples)
-    notes += _unquantized_note(spec, cand)
+    notes += _unquantized_note(spec, cand, ref)
     with log.stage(f"{tag}evaluate", f"{label}scoring the .tflite files on {eval_split.n} eval examples"):
         batch = ev_spec.batch_size
         ref_eval = evaluate_tflite(ref.content, scoring, batch, names, original=original.outputs,
@@ -168,14 +168,14 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
 
 def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag,
                     notes) -> MeasuredModel:
-    from gate.measure.convert import quantize_committed
+    from gate.measure.convert import io_of, quantize_committed
     from gate.measure.data import representative
     from gate.measure.evaluate import evaluate_tflite
     from gate.measure.tflite_inspect import PRECISION_LABELS
 
     facts, content = model.facts, model.tflite
     precision = facts.precision or "float"
-    ref = Converted(content, "as committed", facts.inputs[0].dtype, None, 0, "none", precision)
+    ref = Converted(content, "as committed", io_of(content), None, 0, "none", precision)
     cand = ref
     name = cfg.model_path.name
     spec = policy.convert if policy is not None else None
@@ -193,10 +193,12 @@ def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, po
         _check_committed_policy(spec, precision, name)
         with log.stage(f"{tag}convert_candidate", f"{label}quantizing {name} with LiteRT Quantizer ({spec.label})"):
             samples = representative(train, spec.representative_samples) if train is not None else None
-            cand = quantize_committed(content, spec, samples)
-        notes.append(f"The committed float .tflite was quantized with LiteRT Quantizer (recipe {cand.quantization})"
-                     "; the reference is the committed file.")
-        notes += _unquantized_note(spec, cand)
+            rewritten: list[str] = []
+            cand = quantize_committed(content, spec, samples, notes=rewritten)
+        notes.append(f"The committed {PRECISION_LABELS.get(precision, precision)} .tflite was quantized with LiteRT "
+                     f"Quantizer (recipe {cand.quantization}, io {cand.io}); the reference is the committed file.")
+        notes += [f"{n[0].upper()}{n[1:]}." for n in rewritten]
+        notes += _unquantized_note(spec, cand, ref)
     with log.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
         batch, names = cfg.evaluate.batch_size, facts.output_names
         original = evaluate_tflite(content, scoring, batch, names, where=str(cfg.model_path))
@@ -207,24 +209,36 @@ def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, po
                    scoring, None)
 
 
-def _unquantized_note(spec: ConvertSpec, cand: Converted) -> list[str]:
-    if cand.precision == "float" and (spec.recipe is not None or spec.quantization.value != "none"):
-        return [f"{cand.quantization} left every tensor float: no tensor of this model qualified (dynamic range "
-                "quantizes weight tensors of >= 1024 elements; blockwise recipes fully connected layers only)"]
-    return []
+def quantizing(spec: ConvertSpec | None, cand: Converted) -> str | None:
+    """The mode or recipe that should have quantized the candidate (None: a float policy)."""
+    if spec is None or (spec.recipe is None and spec.quantization.value == "none"):
+        return None
+    return cand.quantization
+
+
+def _unquantized_note(spec: ConvertSpec, cand: Converted, ref: Converted) -> list[str]:
+    """The true reason, read from the files, when the quantizing policy changed no tensor."""
+    what = quantizing(spec, cand)
+    if what is None:
+        return []
+    from gate.measure.tflite_tensors import policy_effect
+
+    effect = policy_effect(ref.content, cand.content, what)
+    return [effect.reason] if effect.none else []
 
 
 def _check_committed_policy(spec: ConvertSpec, precision: str, name: str) -> None:
     from gate.measure.tflite_inspect import PRECISION_LABELS
 
-    if precision != "float":
+    if precision not in ("float", "float16"):
         raise PolicyError(f"{name} is already quantized ({PRECISION_LABELS.get(precision, precision)}); the "
                           f"policy's {spec.label} cannot apply to it (LiteRT Quantizer would leave its quantized "
                           "tensors as they are)", field="policy",
                           hint="remove `policy` to gate the file as committed, or commit the float model")
     if spec.quantization.value == "float16" and spec.recipe is None:
+        already = " (and this file stores float16 weights already)" if precision == "float16" else ""
         raise PolicyError("float16 is a TFLite converter mode: a committed .tflite is quantized with LiteRT "
-                          "Quantizer, which has no float16 recipe", field="policy.convert.quantization",
+                          f"Quantizer, which has no float16 recipe{already}", field="policy.convert.quantization",
                           hint="use dynamic-range, int8 or int16x8 (or a recipe), or commit the Keras model")
     if spec.io.value != "float32" or spec.sparsity:
         raise PolicyError("convert.io and convert.sparsity are TFLite converter options; a committed .tflite is "

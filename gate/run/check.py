@@ -14,10 +14,11 @@ from gate.run import parts
 from gate.run.base import Base, measure_base
 from gate.run.cache import DEFAULT_MAX_BYTES, Cache
 from gate.run.cached import measure_cached, proxies_cached
-from gate.run.candidate import MeasuredModel
+from gate.run.candidate import MeasuredModel, quantizing
 from gate.run.protocol import CANDIDATE_FILE, BaseJob, Job, NoBase, Outcome
 from gate.run.stagelog import StageLog
 from gate.verdict.check import UNJUDGED, Check, verdict
+from gate.verdict.effect import effect_checks
 from gate.verdict.evidence import Evidence, Side
 from gate.verdict.registry import configured, judge
 from gate.verdict.verification import verification_checks
@@ -57,6 +58,8 @@ def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None) -> Out
     with log.stage("judge", "judging the thresholds" + (" (and against the base branch)" if base else "")):
         checks = judge(cfg.thresholds, evidence(pr, bench, ref_proxies, cand_proxies, base, no_base, cfg),
                        cfg.threshold_line) + stage_checks
+        checks += effect_checks(pr.reference.content, pr.candidate.content, quantizing(pr.policy and pr.policy.convert,
+                                                                                      pr.candidate))
     note = latency_agreement(bench, checks)
     if note:
         log.note(note)
