@@ -87,6 +87,7 @@ class LoadedModel:
     facts: ModelFacts
     keras: Any = field(default=None, repr=False)          # tf_keras or Keras 3 model, or None for .tflite
     tflite: bytes | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()                           # how it was loaded, when that is worth saying
 
     @property
     def is_tflite(self) -> bool:
@@ -209,19 +210,35 @@ def load_model(path: Path, *, trust_model_code: bool = False) -> LoadedModel:
         return _load_keras3(path, fmt)
     from gate.measure.tfenv import keras
 
+    if fmt == SAVEDMODEL:
+        from gate.measure.savedmodel import is_keras_savedmodel, load_plain
+
+        if not is_keras_savedmodel(path):
+            return load_plain(path, _bytes_of(path))
     k = keras()
+    notes: tuple[str, ...] = ()
     try:
         if fmt == "keras":
             model = load_tf_keras_zip(path, k)
         else:
-            model = k.models.load_model(path, compile=True)
+            from gate.measure.savedmodel import load_without_failing_compile
+
+            model, note = load_without_failing_compile(
+                path, k, "Keras SavedModel" if fmt == SAVEDMODEL else f"{fmt} model")
+            notes = (note,) if note else ()
+    except ModelError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every loader failure is the model's fault
         raise ModelError(f"cannot load the {fmt} model: {type(exc).__name__}: {_first_line(exc)}",
                          file=str(path), field="model") from None
     if not isinstance(model, (k.Sequential, k.Model)) or not getattr(model, "inputs", None):
+        if fmt == SAVEDMODEL:     # a subclassed model saved as a SavedModel: served through its signature
+            from gate.measure.savedmodel import load_plain
+
+            return load_plain(path, _bytes_of(path))
         raise ModelError(f"loaded object is not a Keras Sequential/functional model ({type(model).__name__})",
                          file=str(path), field="model")
-    return LoadedModel(keras_facts(model, path, fmt, flavour), keras=model)
+    return LoadedModel(keras_facts(model, path, fmt, flavour), keras=model, notes=notes)
 
 
 WEIGHTS_H5, CONFIG_JSON = "model.weights.h5", "config.json"

@@ -89,6 +89,7 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
     with log.stage(f"{tag}load", f"{label}loading {cfg.model_path.name}"):
         model = load_model(cfg.model_path, trust_model_code=trust_model_code)
         parts["model"] = {**model.facts.to_dict(), "path": cfg.relative(cfg.model_path)}
+        notes += model.notes
     eval_split, train, scoring = read_data(cfg, model.facts, log, label, eval_split, parts, extra_metrics)
     policy = cfg.policy.policy if cfg.policy else None
     if model.is_tflite:
@@ -180,23 +181,29 @@ def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, po
     name = cfg.model_path.name
     spec = policy.convert if policy is not None else None
     if policy is not None and policy.steps:
+        what = ("a plain TensorFlow SavedModel (no Keras model in it)" if facts.format == "savedmodel"
+                else "a .tflite")
         raise PolicyError(f"tfmot steps ({', '.join(s.kind for s in policy.steps)}) fine-tune a Keras model; "
-                          f"{name} is a .tflite", field="policy.steps",
+                          f"{name} is {what}", field="policy.steps",
                           hint="commit the Keras model (.keras/.h5) to use steps, or use a post-training policy "
                                "(dynamic-range, int8, int16x8, or convert: {quantizer: litert, recipe: ...})")
+    plain_savedmodel = facts.format == "savedmodel"      # its load note says what the reference is
     if spec is None or (spec.recipe is None and spec.quantization.value == "none"):
-        notes.append(f"The committed model is a .tflite ({PRECISION_LABELS.get(precision, precision)}): it is "
-                     "measured as it is; reference and candidate are the same file"
-                     + (" (the policy converts to float32: nothing to do)." if spec is not None else
-                        ". Set a policy (dynamic-range, int8, ...) to quantize a float .tflite."))
+        if not plain_savedmodel:
+            notes.append(f"The committed model is a .tflite ({PRECISION_LABELS.get(precision, precision)}): it is "
+                         "measured as it is; reference and candidate are the same file"
+                         + (" (the policy converts to float32: nothing to do)." if spec is not None else
+                            ". Set a policy (dynamic-range, int8, ...) to quantize a float .tflite."))
     else:
         _check_committed_policy(spec, precision, name)
         with log.stage(f"{tag}convert_candidate", f"{label}quantizing {name} with LiteRT Quantizer ({spec.label})"):
             samples = representative(train, spec.representative_samples) if train is not None else None
             rewritten: list[str] = []
             cand = quantize_committed(content, spec, samples, notes=rewritten)
-        notes.append(f"The committed {PRECISION_LABELS.get(precision, precision)} .tflite was quantized with LiteRT "
-                     f"Quantizer (recipe {cand.quantization}, io {cand.io}); the reference is the committed file.")
+        source = ("The SavedModel's float32 conversion" if plain_savedmodel else
+                  f"The committed {PRECISION_LABELS.get(precision, precision)} .tflite")
+        notes.append(f"{source} was quantized with LiteRT Quantizer (recipe {cand.quantization}, io {cand.io}); "
+                     f"the reference is {'that conversion' if plain_savedmodel else 'the committed file'}.")
         notes += [f"{n[0].upper()}{n[1:]}." for n in rewritten]
         notes += _unquantized_note(spec, cand, ref)
     with log.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
