@@ -70,6 +70,15 @@ class DataError(BadInputError):
     kind = "data"
 
 
+class OptimizationError(GateError):
+    """A valid model the policy's tool cannot optimize (tfmot's own transform fails on it):
+    the policy failed on this model, exit 1 -- not bad input, nothing in the files is wrong.
+    The message names the layer and the policies that avoid the failing step."""
+
+    exit_code = EXIT_FAIL
+    kind = "optimization"
+
+
 class InternalError(GateError):
     exit_code = EXIT_INTERNAL
     kind = "internal"
@@ -86,7 +95,7 @@ class InternalError(GateError):
 
 KINDS: dict[str, type[GateError]] = {
     "bad_input": BadInputError, "config": ConfigError, "policy": PolicyError, "model": ModelError,
-    "data": DataError, "internal": InternalError,
+    "data": DataError, "optimization": OptimizationError, "internal": InternalError,
 }
 
 

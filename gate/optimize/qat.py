@@ -277,8 +277,12 @@ def quantize(model: Any, scheme: Any, left: list[FloatLayer], chosen: tuple[str,
     try:
         return quantize_apply_checked(annotated, scheme, left)
     except (ValueError, RuntimeError) as exc:
-        raise PolicyError(f"qat: tfmot's quantize_apply failed: {type(exc).__name__}: {str(exc)[:400]}",
-                          field="steps.qat") from None
+        from gate.errors import OptimizationError
+
+        raise OptimizationError(f"qat: tfmot's quantize_apply failed on the model: {type(exc).__name__}: "
+                                f"{str(exc)[:400]}", field="steps.qat",
+                                hint="use a post-training policy (int8, dynamic-range, int16x8), or prune/cluster "
+                                     "followed by int8 instead of qat") from None
 
 
 def _unsupported_for(float_names: dict[str, FloatLayer]):

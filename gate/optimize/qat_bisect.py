@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gate.errors import PolicyError
+from gate.errors import OptimizationError
 
 MAX_CULPRITS = 8
 NOTHING = object()      # every layer left float: nothing to transform
@@ -34,7 +34,7 @@ def transform_leaving_float(apply: Callable[[dict], Any], lqm: dict, order: list
                             classes: dict[str, str]) -> tuple[Any, list[tuple[str, str, str]]]:
     """(apply's result, [(layer, class, reason) left float]). `apply(lqm)` runs the layout
     transform on the layers in `lqm`; `order` are the annotated layers in model order.
-    Raises PolicyError naming the layer when no set of float layers lets it pass."""
+    Raises OptimizationError (exit 1) naming the layers when no set of float layers lets it pass."""
     try:
         return apply(lqm), []
     except TRANSFORM_ERRORS as exc:
@@ -68,7 +68,7 @@ def transform_leaving_float(apply: Callable[[dict], Any], lqm: dict, order: list
         culprits.append(remaining.pop(hi - 1))
     if result is None or result is NOTHING:
         named = ", ".join(f"'{c}' ({classes.get(c, '?')})" for c in culprits)
-        raise PolicyError(f"qat: tfmot's layout transform fails on the model ({error}); leaving {named} float "
+        raise OptimizationError(f"qat: tfmot's layout transform fails on the model ({error}); leaving {named} float "
                           "did not let it through", field="steps.qat",
                           hint="use a post-training policy (int8, dynamic-range, int16x8), or prune/cluster "
                                "followed by int8 instead of qat")

@@ -89,7 +89,7 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
     with log.stage(f"{tag}load", f"{label}loading {cfg.model_path.name}"):
         model = load_model(cfg.model_path, trust_model_code=trust_model_code)
         parts["model"] = {**model.facts.to_dict(), "path": cfg.relative(cfg.model_path)}
-        notes += model.notes
+        log.note(*(f"{label}{n}" for n in model.notes))     # kept by an error report too
     eval_split, train, scoring = read_data(cfg, model.facts, log, label, eval_split, parts, extra_metrics)
     policy = cfg.policy.policy if cfg.policy else None
     if model.is_tflite:
