@@ -235,6 +235,33 @@ def test_qat_plan_leaves_the_layers_that_break_tfmots_transform_float(wild):
     qat.quantize(qat.copy_model(model), scheme, left)        # tfmot's quantize_apply now passes
 
 
+def test_bisection_finds_every_culprit_and_says_when_none_helps():
+    from gate.errors import EXIT_FAIL, OptimizationError
+    from gate.optimize.qat_bisect import transform_leaving_float
+
+    order = ["input", "a", "b", "c", "d", "e", "f"]
+    classes = {"input": "InputLayer", **{n: "Conv2D" for n in order[1:]}}
+    lqm = {n: {} for n in order}
+    calls = []
+
+    def apply(m):      # the transform breaks while both "c" and "f" are annotated... or "b" is
+        calls.append(set(m))
+        if "b" in m or {"c", "f"} <= set(m):
+            raise ValueError("Inputs have incompatible shapes. Received shapes (8,) and (12,)")
+        return sorted(m)
+
+    result, left = transform_leaving_float(apply, lqm, order, classes)
+    assert sorted(n for n, _, _ in left) == ["b", "c"] and "b" not in result and "c" not in result and "f" in result
+    assert "Inputs have incompatible shapes" in left[0][2] and len(calls) < 12
+
+    def never(m):
+        raise ValueError("always")
+
+    with pytest.raises(OptimizationError) as err:
+        transform_leaving_float(never, lqm, order, classes)
+    assert err.value.exit_code == EXIT_FAIL and "int8" in err.value.hint and "'a' (Conv2D)" in err.value.message
+
+
 # -- through `gate check` ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name,policy,precision,io", [
@@ -288,6 +315,9 @@ def test_keras_savedmodel_with_a_lambda_loss(wild, tmp_path):
     result, report = check(tmp_path / "qat", wild.keras_sm, "qat-int8", wild.train, wild.eval, trust=True,
                            steps_epochs=1)
     assert result.exit_code == 2 and report["error"]["field"] == "steps.qat.finetune.loss"
+    policy = {"extends": "qat-int8", "steps": [{"qat": {"finetune": {"epochs": 1, "loss": "sparse_categorical_crossentropy"}}}]}
+    result, report = check(tmp_path / "loss", wild.keras_sm, policy, wild.train, wild.eval, trust=True)
+    assert result.exit_code == 0, result.output
 
 
 def test_plain_savedmodel_through_its_serving_signature(wild, tmp_path):
