@@ -47,6 +47,7 @@ class Graph:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     ops: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]   # (op name, inputs, outputs)
+    subgraphs: int = 1        # the file's; only the main one (0) is read
 
     def io_types(self) -> tuple[list[str], list[str]]:
         """numpy dtype names of the graph's inputs and outputs, in order."""
@@ -108,7 +109,7 @@ def read_graph(content: bytes) -> Graph:
         op = fb.table_at(ostart, i)
         idx = fb.scalar(op, 0, "<I")
         ops.append((opnames[idx] if idx < len(opnames) else f"?{idx}", tuple(fb.ints(op, 1)), tuple(fb.ints(op, 2))))
-    return Graph(tuple(tensors), tuple(fb.ints(sg, 1)), tuple(fb.ints(sg, 2)), tuple(ops))
+    return Graph(tuple(tensors), tuple(fb.ints(sg, 1)), tuple(fb.ints(sg, 2)), tuple(ops), nsg)
 
 
 def io_label(content: bytes) -> str:
@@ -141,8 +142,10 @@ def _why_unchanged(graph: Graph, what: str) -> str:
     weights = [t for t in graph.tensors if t.constant and t.type == "FLOAT32" and len(t.shape) >= 2]
     if not weights:
         kinds = Counter(t.type for t in graph.tensors if t.constant)
-        return (f"{what} changed no tensor: the model has no float32 weight tensor to quantize (its constants: "
-                + (", ".join(f"{n} {k}" for k, n in kinds.most_common()) or "none") + ")")
+        elsewhere = (f"; its other {graph.subgraphs - 1} subgraph(s) (control flow bodies) were not read"
+                     if graph.subgraphs > 1 else "")
+        return (f"{what} changed no tensor: the main graph has no float32 weight tensor to quantize (its "
+                "constants: " + (", ".join(f"{n} {k}" for k, n in kinds.most_common()) or "none") + f"){elsewhere}")
     largest = max(weights, key=lambda t: t.elements)
     cutoff = what in CUTOFF_MODES
     big = [t for t in weights if t.elements >= DYNAMIC_RANGE_MIN_ELEMENTS] if cutoff else weights
