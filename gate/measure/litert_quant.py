@@ -79,19 +79,20 @@ def prepare(content: bytes) -> Prepared:
     """A copy the quantizer takes (gate.measure.tflite_rewrite): a signature when the file
     has none (calibration goes through it; named after the input tensors), unique tensor
     names, float16 weights back to float32. The committed file is not changed."""
-    from gate.measure.tflite_rewrite import dequantize_float16, has_signature, unique_tensor_names, with_signature
+    from gate.measure.tflite_rewrite import dequantize_float16, unique_tensor_names, with_signature
+    from gate.measure.tflite_tensors import has_signature, repeated_names
 
-    notes = []
+    notes = []      # each rewrite parses the file in Python: only when the fast stdlib reads say it is needed
     if not has_signature(content):
         content = with_signature(content)
         notes.append("the .tflite has no signature: it was given one over its input and output tensors (named "
                      "after them) for calibration and evaluation")
-    content, repeated = unique_tensor_names(content)
+    content, repeated = unique_tensor_names(content) if repeated_names(content) else (content, [])
     if repeated:
         shown = ", ".join(f"'{n}'" for n in repeated[:5]) + (", ..." if len(repeated) > 5 else "")
         notes.append(f"tensor names repeat in the .tflite ({shown}); LiteRT Quantizer needs unique names, so the "
                      "copy it quantized names them <name>_<tensor index>")
-    content, n16 = dequantize_float16(content)
+    content, n16 = dequantize_float16(content) if tflite_kind(content).kind == "float16" else (content, 0)
     if n16:
         notes.append(f"the .tflite stores float16 weights: {n16} were turned back into float32 (their exact "
                      "values; the DEQUANTIZE ops removed) and then quantized")

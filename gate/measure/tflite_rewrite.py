@@ -107,10 +107,6 @@ def tensor_name(name: str) -> str:
     return _tensor_name(name)
 
 
-def has_signature(content: bytes) -> bool:
-    return bool(_read(content).signatureDefs)
-
-
 def unique_tensor_names(content: bytes) -> tuple[bytes, list[str]]:
     """(copy with unique tensor names, the names that repeated). Unchanged when none do."""
     model = _read(content)

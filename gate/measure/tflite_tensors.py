@@ -112,6 +112,17 @@ def read_graph(content: bytes) -> Graph:
     return Graph(tuple(tensors), tuple(fb.ints(sg, 1)), tuple(fb.ints(sg, 2)), tuple(ops), nsg)
 
 
+def has_signature(content: bytes) -> bool:
+    """Whether the file has a SignatureDef (Model.signature_defs, slot 7)."""
+    fb = _FB(content)
+    return fb.vec(fb.root(), 7)[1] > 0
+
+
+def repeated_names(content: bytes) -> bool:
+    names = [t.name for t in read_graph(content).tensors]
+    return len(set(names)) != len(names)
+
+
 def io_label(content: bytes) -> str:
     """The io types of a .tflite, read from the file itself."""
     return read_graph(content).io_label()
