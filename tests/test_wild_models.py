@@ -315,7 +315,8 @@ def test_keras_savedmodel_with_a_lambda_loss(wild, tmp_path):
     result, report = check(tmp_path / "qat", wild.keras_sm, "qat-int8", wild.train, wild.eval, trust=True,
                            steps_epochs=1)
     assert result.exit_code == 2 and report["error"]["field"] == "steps.qat.finetune.loss"
-    policy = {"extends": "qat-int8", "steps": [{"qat": {"finetune": {"epochs": 1, "loss": "sparse_categorical_crossentropy"}}}]}
+    policy = {"extends": "qat-int8",
+              "steps": [{"qat": {"finetune": {"epochs": 1, "loss": "sparse_categorical_crossentropy"}}}]}
     result, report = check(tmp_path / "loss", wild.keras_sm, policy, wild.train, wild.eval, trust=True)
     assert result.exit_code == 0, result.output
 
@@ -347,3 +348,4 @@ def test_examples_tflite_report_says_int8_io(tmp_path):
     result, report = run_check(tmp_path, tmp_path / "gate.yml", "--in-process")
     assert report["candidate"]["io"] == "int8" and report["reference"]["io"] == "float32", result.output
     assert os.path.getsize(tmp_path / "out" / report["candidate"]["file"]) == report["candidate"]["bytes_raw"]
+

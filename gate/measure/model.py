@@ -12,7 +12,7 @@ a .tflite's signature names): data is keyed by them and the interpreter is fed b
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -211,10 +211,10 @@ def load_model(path: Path, *, trust_model_code: bool = False) -> LoadedModel:
     from gate.measure.tfenv import keras
 
     if fmt == SAVEDMODEL:
-        from gate.measure.savedmodel import is_keras_savedmodel, load_plain
+        from gate.measure.savedmodel import is_keras_savedmodel
 
         if not is_keras_savedmodel(path):
-            return load_plain(path, _bytes_of(path))
+            return _load_plain(path)
     k = keras()
     notes: tuple[str, ...] = ()
     try:
@@ -233,12 +233,19 @@ def load_model(path: Path, *, trust_model_code: bool = False) -> LoadedModel:
                          file=str(path), field="model") from None
     if not isinstance(model, (k.Sequential, k.Model)) or not getattr(model, "inputs", None):
         if fmt == SAVEDMODEL:     # a subclassed model saved as a SavedModel: served through its signature
-            from gate.measure.savedmodel import load_plain
-
-            return load_plain(path, _bytes_of(path))
+            return _load_plain(path)
         raise ModelError(f"loaded object is not a Keras Sequential/functional model ({type(model).__name__})",
                          file=str(path), field="model")
     return LoadedModel(keras_facts(model, path, fmt, flavour), keras=model, notes=notes)
+
+
+def _load_plain(path: Path) -> LoadedModel:
+    """A plain TF SavedModel as a LoadedModel holding its float32 conversion (gate.measure.savedmodel)."""
+    from gate.measure.savedmodel import convert_plain, plain_note
+
+    content, key = convert_plain(path)
+    facts = replace(tflite_facts(content, path), format=SAVEDMODEL, flavour=SAVEDMODEL, file_bytes=_bytes_of(path))
+    return LoadedModel(facts, tflite=content, notes=(plain_note(path.name, key),))
 
 
 WEIGHTS_H5, CONFIG_JSON = "model.weights.h5", "config.json"

@@ -9,11 +9,10 @@ what they are.
   model): converted to a float32 .tflite through its serving signature
   (`serving_default`, else its only signature) and measured like a committed .tflite:
   that conversion is the reference, post-training policies quantize it with LiteRT
-  Quantizer; tfmot steps need a Keras model and are refused (gate.run.candidate).
+  Quantizer; tfmot steps need a Keras model and are refused (gate.run.worker.candidate).
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,16 +109,11 @@ def convert_plain(path: Path) -> tuple[bytes, str]:
     return content, key
 
 
-def load_plain(path: Path, file_bytes: int):
-    """A plain TF SavedModel as a LoadedModel holding its float32 conversion."""
-    from gate.measure.model import SAVEDMODEL, LoadedModel, tflite_facts
-
-    content, key = convert_plain(path)
-    facts = replace(tflite_facts(content, path), format=SAVEDMODEL, flavour=SAVEDMODEL, file_bytes=file_bytes)
-    note = (f"{path.name} is a plain TensorFlow SavedModel (no Keras model in it): it was converted to a float32 "
+def plain_note(name: str, key: str) -> str:
+    """What the report says about a plain TF SavedModel measured through its conversion."""
+    return (f"{name} is a plain TensorFlow SavedModel (no Keras model in it): it was converted to a float32 "
             f".tflite through its signature '{key}'; that conversion is the reference, and post-training policies "
             "quantize it with LiteRT Quantizer (tfmot steps need a Keras model).")
-    return LoadedModel(facts, tflite=content, notes=(note,))
 
 
 def _first_line(exc: BaseException) -> str:
