@@ -43,6 +43,12 @@ class GateError(Exception):
             text += f"\n  hint: {self.hint}"
         return text
 
+    @property
+    def report_status(self) -> str:
+        """report.json's status for a run this error ended: "fail" when the policy failed on
+        a valid model (exit 1: OptimizationError), else "error" (the gate could not judge)."""
+        return "fail" if self.exit_code == EXIT_FAIL else "error"
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "message": self.message, "file": self.file,
                 "field": self.field, "line": self.line, "hint": self.hint,

@@ -349,3 +349,36 @@ def test_examples_tflite_report_says_int8_io(tmp_path):
     assert report["candidate"]["io"] == "int8" and report["reference"]["io"] == "float32", result.output
     assert os.path.getsize(tmp_path / "out" / report["candidate"]["file"]) == report["candidate"]["bytes_raw"]
 
+
+def test_a_model_tfmot_cannot_transform_fails_with_status_fail(wild, tmp_path):
+    """Eight Concatenate([a, b, a]) heads: the bisection leaves MAX_CULPRITS (8) layers float
+    and tfmot's transform still fails, so the policy failed on a valid model: OptimizationError,
+    exit 1 -- report.json says `fail` (not `error`), with the error, and report.md shows it."""
+    from gate.errors import OptimizationError, error_from_dict
+    from gate.measure.tfenv import keras
+    from gate.optimize.qat_bisect import MAX_CULPRITS
+    from gate.run.worker.main import _error
+
+    k = keras()
+    L = k.layers
+    k.utils.set_random_seed(0)
+    i = k.Input((8, 8, 1), name="image")
+    heads = []
+    for n in range(MAX_CULPRITS):
+        a = L.Conv2D(2, 3, padding="same", name=f"branch_a{n}")(i)
+        heads.append(L.Concatenate(name=f"concat{n}")([a, L.Conv2D(2, 3, padding="same", name=f"branch_b{n}")(i), a]))
+    model = k.Model(i, L.Dense(10, activation="softmax")(L.GlobalAveragePooling2D()(L.Add()(heads))))
+    model.compile("adam", "sparse_categorical_crossentropy")     # fails in planning: never fitted
+    model.save(tmp_path / "heads.h5")
+
+    result, report = check(tmp_path / "run", tmp_path / "heads.h5", "qat-int8", wild.train, wild.eval)
+    assert result.exit_code == 1, result.output
+    assert report["status"] == "fail" and report["exit_code"] == 1
+    assert report["error"]["kind"] == "optimization" and "branch_a0" in report["error"]["message"]
+    markdown = (tmp_path / "run" / "out" / "report.md").read_text()
+    assert markdown.startswith("## ❌ model-gate: fail — the policy could not be applied")
+    assert "**optimization**" in markdown
+    # the worker process's result and the parent's rebuilt error say the same (the subprocess path)
+    err = OptimizationError("qat: the transform fails", field="steps.qat")
+    assert _error(err).status == "fail" and error_from_dict(err.to_dict()).report_status == "fail"
+    assert error_from_dict({"kind": "policy", "message": "x"}).report_status == "error"
