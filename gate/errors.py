@@ -43,6 +43,12 @@ class GateError(Exception):
             text += f"\n  hint: {self.hint}"
         return text
 
+    @property
+    def report_status(self) -> str:
+        """report.json's status for a run this error ended: "fail" when the policy failed on
+        a valid model (exit 1: OptimizationError), else "error" (the gate could not judge)."""
+        return "fail" if self.exit_code == EXIT_FAIL else "error"
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "message": self.message, "file": self.file,
                 "field": self.field, "line": self.line, "hint": self.hint,
@@ -72,6 +78,15 @@ class DataError(BadInputError):
     kind = "data"
 
 
+class OptimizationError(GateError):
+    """A valid model the policy's tool cannot optimize (tfmot's own transform fails on it):
+    the policy failed on this model, exit 1 -- not bad input, nothing in the files is wrong.
+    The message names the layer and the policies that avoid the failing step."""
+
+    exit_code = EXIT_FAIL
+    kind = "optimization"
+
+
 class InternalError(GateError):
     exit_code = EXIT_INTERNAL
     kind = "internal"
@@ -88,7 +103,7 @@ class InternalError(GateError):
 
 KINDS: dict[str, type[GateError]] = {
     "bad_input": BadInputError, "config": ConfigError, "policy": PolicyError, "model": ModelError,
-    "data": DataError, "internal": InternalError,
+    "data": DataError, "optimization": OptimizationError, "internal": InternalError,
 }
 
 

@@ -48,8 +48,19 @@ class CompileInfo:
 
 
 def _loss_name(loss: Any, k: Any) -> Any:
+    """A loss as compile() takes it again: a built-in's name, a Loss's config, or None."""
     if loss is None or isinstance(loss, str):
         return loss
+    if not isinstance(loss, k.losses.Loss) and callable(loss):
+        # A loss function (an older Keras saved the loss as a plain string, e.g. "categorical_crossentropy",
+        # and tf_keras compiles it to that function): its name, when tf_keras knows it. tf_keras'
+        # serialize() would give {"module": "builtins", "class_name": "function", ...}, which get() refuses.
+        name = getattr(loss, "__name__", None)
+        try:
+            if name and k.losses.get(name) is not None:
+                return name
+        except Exception:  # noqa: BLE001 - not a built-in: tried below
+            pass
     if isinstance(loss, k.losses.Loss) or callable(loss) and getattr(loss, "__module__", "").startswith("tf_keras"):
         try:
             return k.losses.serialize(loss)
@@ -99,7 +110,11 @@ def compile_for(model: Any, spec: Finetune, info: CompileInfo, *, step: str) -> 
         else:
             loss_obj = _ids_loss(k.losses.get(loss))
     except Exception as exc:  # noqa: BLE001
-        raise PolicyError(f"{step}: unknown loss {loss!r}: {exc}", field=f"steps.{step}.finetune.loss") from None
+        first = str(exc).strip().splitlines()
+        raise PolicyError(f"{step}: the loss {loss!r} cannot be rebuilt: {first[0][:200] if first else ''}",
+                          field=f"steps.{step}.finetune.loss",
+                          hint=f"name the loss in the policy: steps: [{{{step}: {{finetune: {{loss: "
+                               "sparse_categorical_crossentropy}}}}] (a tf_keras built-in loss name)") from None
     model.compile(optimizer=optimizer, loss=loss_obj, metrics=["accuracy"])
 
 

@@ -69,7 +69,7 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
         report = finish(log.record, status=result.status, exit_code=result.exit_code, summary=result.summary)
         write_artifacts(log.artifacts, Path(out_dir))
     except GateError as err:
-        report = finish(log.record, status="error", exit_code=err.exit_code, summary=err.render(), error=err)
+        report = finish(log.record, status=err.report_status, exit_code=err.exit_code, summary=err.render(), error=err)
     except KeyboardInterrupt:
         err = InternalError("interrupted (Ctrl-C) before the gate finished")
         report = finish(log.record, status="error", exit_code=130, summary=err.message, error=err)

@@ -145,6 +145,7 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, branch: B
         model = load_model(cfg.model_path, trust_model_code=trust_model_code)
         if branch is Branch.PR:
             log.keep(model=model_info(cfg, model.facts))
+        log.note(*(branch.says(n) for n in model.notes))     # kept by an error report too
     data = read_data(cfg, model.facts, log, branch, eval_split, extra_metrics)
     ctx = Measuring(cfg, log, branch, model, data, cfg.policy.policy if cfg.policy else None, trust_model_code)
     return _measure_tflite(ctx) if model.is_tflite else _measure_keras(ctx)
@@ -217,7 +218,7 @@ def _measure_keras(ctx: Measuring) -> MeasuredModel:
     with ctx.stage("convert_candidate", f"converting the {flavour}candidate ({spec.label})"):
         samples = representative(data.train, spec.representative_samples) if data.train is not None else None
         cand = to_tflite(optimized, spec, samples)
-    notes += _unquantized_note(spec, cand)
+    notes += _unquantized_note(spec, cand, ref)
     with ctx.stage("evaluate", f"scoring the .tflite files on {data.eval_split.n} eval examples"):
         batch, layers = ev_spec.batch_size, model.facts.output_layers
         ref_eval = evaluate_tflite(ref.content, data.scoring, batch, names, original=original.outputs,
@@ -229,7 +230,7 @@ def _measure_keras(ctx: Measuring) -> MeasuredModel:
 
 
 def _measure_tflite(ctx: Measuring) -> MeasuredModel:
-    from gate.measure.convert import quantize_committed
+    from gate.measure.convert import io_of, quantize_committed
     from gate.measure.data import representative
     from gate.measure.evaluate import evaluate_tflite
     from gate.measure.tflite_inspect import PRECISION_LABELS
@@ -237,29 +238,37 @@ def _measure_tflite(ctx: Measuring) -> MeasuredModel:
     cfg, policy, data = ctx.cfg, ctx.policy, ctx.data
     facts, content = ctx.model.facts, ctx.model.tflite
     precision = facts.precision or "float"
-    ref = Converted(content, "as committed", facts.inputs[0].dtype, None, 0, "none", precision)
+    ref = Converted(content, "as committed", io_of(content), None, 0, "none", precision)
     cand = ref
     name = cfg.model_path.name
     notes: list[str] = []
     spec = policy.convert if policy is not None else None
     if policy is not None and policy.steps:
+        what = ("a plain TensorFlow SavedModel (no Keras model in it)" if facts.format == "savedmodel"
+                else "a .tflite")
         raise PolicyError(f"tfmot steps ({', '.join(s.kind for s in policy.steps)}) fine-tune a Keras model; "
-                          f"{name} is a .tflite", field="policy.steps",
+                          f"{name} is {what}", field="policy.steps",
                           hint="commit the Keras model (.keras/.h5) to use steps, or use a post-training policy "
                                "(dynamic-range, int8, int16x8, or convert: {quantizer: litert, recipe: ...})")
+    plain_savedmodel = facts.format == "savedmodel"      # its load note says what the reference is
     if spec is None or (spec.recipe is None and spec.quantization.value == "none"):
-        notes.append(f"The committed model is a .tflite ({PRECISION_LABELS.get(precision, precision)}): it is "
-                     "measured as it is; reference and candidate are the same file"
-                     + (" (the policy converts to float32: nothing to do)." if spec is not None else
-                        ". Set a policy (dynamic-range, int8, ...) to quantize a float .tflite."))
+        if not plain_savedmodel:
+            notes.append(f"The committed model is a .tflite ({PRECISION_LABELS.get(precision, precision)}): it is "
+                         "measured as it is; reference and candidate are the same file"
+                         + (" (the policy converts to float32: nothing to do)." if spec is not None else
+                            ". Set a policy (dynamic-range, int8, ...) to quantize a float .tflite."))
     else:
         _check_committed_policy(spec, precision, name)
         with ctx.stage("convert_candidate", f"quantizing {name} with LiteRT Quantizer ({spec.label})"):
             samples = representative(data.train, spec.representative_samples) if data.train is not None else None
-            cand = quantize_committed(content, spec, samples)
-        notes.append(f"The committed float .tflite was quantized with LiteRT Quantizer (recipe {cand.quantization})"
-                     "; the reference is the committed file.")
-        notes += _unquantized_note(spec, cand)
+            rewritten: list[str] = []
+            cand = quantize_committed(content, spec, samples, notes=rewritten)
+        source = ("The SavedModel's float32 conversion" if plain_savedmodel else
+                  f"The committed {PRECISION_LABELS.get(precision, precision)} .tflite")
+        notes.append(f"{source} was quantized with LiteRT Quantizer (recipe {cand.quantization}, io {cand.io}); "
+                     f"the reference is {'that conversion' if plain_savedmodel else 'the committed file'}.")
+        notes += [f"{n[0].upper()}{n[1:]}." for n in rewritten]
+        notes += _unquantized_note(spec, cand, ref)
     with ctx.stage("evaluate", f"scoring on {data.eval_split.n} eval examples"):
         batch, names = cfg.evaluate.batch_size, facts.output_names
         original = evaluate_tflite(content, data.scoring, batch, names, where=str(cfg.model_path))
@@ -270,24 +279,36 @@ def _measure_tflite(ctx: Measuring) -> MeasuredModel:
     return _result(ctx, Scored(ref, cand, original, ref_eval, cand_eval), None, notes)
 
 
-def _unquantized_note(spec: ConvertSpec, cand: Converted) -> list[str]:
-    if cand.precision == "float" and (spec.recipe is not None or spec.quantization.value != "none"):
-        return [f"{cand.quantization} left every tensor float: no tensor of this model qualified (dynamic range "
-                "quantizes weight tensors of >= 1024 elements; blockwise recipes fully connected layers only)"]
-    return []
+def quantizing(spec: ConvertSpec | None, cand: Converted) -> str | None:
+    """The mode or recipe that should have quantized the candidate (None: a float policy)."""
+    if spec is None or (spec.recipe is None and spec.quantization.value == "none"):
+        return None
+    return cand.quantization
+
+
+def _unquantized_note(spec: ConvertSpec, cand: Converted, ref: Converted) -> list[str]:
+    """The true reason, read from the files, when the quantizing policy changed no tensor."""
+    what = quantizing(spec, cand)
+    if what is None:
+        return []
+    from gate.measure.tflite_tensors import policy_effect
+
+    effect = policy_effect(ref.content, cand.content, what)
+    return [effect.reason] if effect.none else []
 
 
 def _check_committed_policy(spec: ConvertSpec, precision: str, name: str) -> None:
     from gate.measure.tflite_inspect import PRECISION_LABELS
 
-    if precision != "float":
+    if precision not in ("float", "float16"):
         raise PolicyError(f"{name} is already quantized ({PRECISION_LABELS.get(precision, precision)}); the "
                           f"policy's {spec.label} cannot apply to it (LiteRT Quantizer would leave its quantized "
                           "tensors as they are)", field="policy",
                           hint="remove `policy` to gate the file as committed, or commit the float model")
     if spec.quantization.value == "float16" and spec.recipe is None:
+        already = " (and this file stores float16 weights already)" if precision == "float16" else ""
         raise PolicyError("float16 is a TFLite converter mode: a committed .tflite is quantized with LiteRT "
-                          "Quantizer, which has no float16 recipe", field="policy.convert.quantization",
+                          f"Quantizer, which has no float16 recipe{already}", field="policy.convert.quantization",
                           hint="use dynamic-range, int8 or int16x8 (or a recipe), or commit the Keras model")
     if spec.io.value != "float32" or spec.sparsity:
         raise PolicyError("convert.io and convert.sparsity are TFLite converter options; a committed .tflite is "

@@ -15,10 +15,11 @@ from gate.run.worker import sections
 from gate.run.worker.base import BaseMeasurement, measure_base
 from gate.run.worker.cache import DEFAULT_MAX_BYTES, Cache
 from gate.run.worker.cached import measure_cached, proxies_cached
-from gate.run.worker.candidate import MeasuredModel
+from gate.run.worker.candidate import MeasuredModel, quantizing
 from gate.run.protocol import CANDIDATE_FILE, BaseSource, Job, NoBaseReason, RunVerdict
 from gate.run.stagelog import StageLog
 from gate.verdict.check import UNJUDGED, Check, verdict
+from gate.verdict.effect import effect_checks
 from gate.verdict.evidence import Evidence, Side
 from gate.verdict.latency_note import latency_agreement
 from gate.verdict.registry import configured, judge
@@ -59,6 +60,8 @@ def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None) -> Run
     with log.stage("judge", "judging the thresholds" + (" (and against the base branch)" if base else "")):
         checks = judge(cfg.thresholds, evidence(pr, bench, ref_proxies, cand_proxies, base, no_base, cfg),
                        cfg.threshold_line) + stage_checks
+        checks += effect_checks(pr.reference.content, pr.candidate.content, quantizing(pr.policy and pr.policy.convert,
+                                                                                      pr.candidate))
     note = latency_agreement(bench, checks)
     if note:
         log.note(note)

@@ -56,7 +56,7 @@ def run_task(job: Job, log: StageLog) -> WorkerResult:
 
 
 def _error(err: GateError) -> WorkerResult:
-    return WorkerResult(status="error", exit_code=err.exit_code, summary=err.render(), error=err.to_dict())
+    return WorkerResult(status=err.report_status, exit_code=err.exit_code, summary=err.render(), error=err.to_dict())
 
 
 def _out_of_memory(exc: BaseException) -> bool:
