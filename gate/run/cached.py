@@ -18,7 +18,7 @@ from gate import __version__, provenance
 from gate.config.load import GateConfig
 from gate.measure.data import Split
 from gate.run.cache import Cache, cache_key
-from gate.run.candidate import MeasuredModel, measure, read_data, threshold_metrics
+from gate.run.candidate import MeasuredModel, data_source, measure, read_data, threshold_metrics
 from gate.run.digest import file_digest
 from gate.run.record import RecordError, decode, encode
 from gate.run.stagelog import StageLog
@@ -32,13 +32,20 @@ def tool_versions() -> dict[str, str]:
     return {"gate": __version__, **provenance.versions(EXTRA_DISTS)}
 
 
-def measure_key(cfg: GateConfig, *, trust_model_code: bool, eval_split: Split,
+def measure_key(cfg: GateConfig, *, trust_model_code: bool, eval_split: Split | None,
                 extra_metrics: tuple[str, ...]) -> str:
-    """`eval_split`: the examples that will be scored (cfg's, or the PR's for the base)."""
+    """`eval_split`: the examples that will be scored (the PR's for the base; None: cfg's,
+    by its source's content digest)."""
+    from gate.measure.data import source_digest
+
     policy = cfg.policy.policy.model_dump(mode="json", exclude={"description", "extends"}) if cfg.policy else None
+    evaluated = ({"sha256": eval_split.sha256, "examples": eval_split.n} if eval_split is not None else
+                 {"sha256": source_digest(data_source(cfg, "eval"), trusted=trust_model_code),
+                  "max_examples": cfg.evaluate.max_examples})
     return cache_key({
-        "kind": KIND, "model": file_digest(cfg.model_path), "train": file_digest(cfg.train_path),
-        "eval": {"sha256": eval_split.sha256, "examples": eval_split.n},
+        "kind": KIND, "model": file_digest(cfg.model_path),
+        "train": source_digest(data_source(cfg, "train"), trusted=trust_model_code),
+        "eval": evaluated,
         "policy": policy, "evaluate": cfg.evaluate.model_dump(mode="json"),
         "metrics": sorted(set(threshold_metrics(cfg)) | set(extra_metrics)),
         "trust_model_code": trust_model_code, "versions": tool_versions()})
@@ -54,15 +61,12 @@ def measure_cached(cfg: GateConfig, log: StageLog, cache: Cache | None, *, trust
                        parts=parts, extra_metrics=extra_metrics)
     tag = label.replace(": ", "_")
     start = time.perf_counter()
-    if eval_split is None:
-        from gate.measure.data import head, load_split
-
-        eval_split = head(load_split(cfg.eval_path, "eval"), cfg.evaluate.max_examples)
     key = measure_key(cfg, trust_model_code=trust_model_code, eval_split=eval_split, extra_metrics=extra_metrics)
     entry = cache.get(key)
     if entry is not None:
         try:
-            measured = restore(entry.record, entry.files, cfg, log, label, eval_split, parts, extra_metrics)
+            measured = restore(entry.record, entry.files, cfg, log, label, eval_split, parts, extra_metrics,
+                               trusted=trust_model_code)
         except (RecordError, KeyError, TypeError, ValueError) as exc:
             cache.notes.append(f"cache entry {key[:12]} ignored: {exc}")
             measured = None
@@ -92,13 +96,15 @@ def store(cache: Cache, key: str, measured: MeasuredModel, parts: dict, notes: l
 
 
 def restore(record: dict, blobs: dict[str, bytes], cfg: GateConfig, log: StageLog, label: str,
-            eval_split: Split | None, parts: dict, extra_metrics: tuple[str, ...]) -> MeasuredModel:
+            eval_split: Split | None, parts: dict, extra_metrics: tuple[str, ...], *,
+            trusted: bool = False) -> MeasuredModel:
     fields = {name: decode(value, blobs) for name, value in record["measured"].items()}
     expected = {f.name for f in dataclasses.fields(MeasuredModel)} - set(REBUILT)
     if set(fields) != expected:
         raise RecordError(f"fields {sorted(set(fields) ^ expected)} differ")
     parts.update(record["parts"])
-    eval_split, train, scoring = read_data(cfg, fields["facts"], log, label, eval_split, parts, extra_metrics)
+    eval_split, train, scoring = read_data(cfg, fields["facts"], log, label, eval_split, parts, extra_metrics,
+                                           trusted=trusted)
     log.note(*record["notes"])
     return MeasuredModel(**fields, eval_split=eval_split, train=train, scoring=scoring,
                          policy=cfg.policy.policy if cfg.policy else None)

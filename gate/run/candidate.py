@@ -89,7 +89,8 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
     with log.stage(f"{tag}load", f"{label}loading {cfg.model_path.name}"):
         model = load_model(cfg.model_path, trust_model_code=trust_model_code)
         parts["model"] = {**model.facts.to_dict(), "path": cfg.relative(cfg.model_path)}
-    eval_split, train, scoring = read_data(cfg, model.facts, log, label, eval_split, parts, extra_metrics)
+    eval_split, train, scoring = read_data(cfg, model.facts, log, label, eval_split, parts, extra_metrics,
+                                           trusted=trust_model_code)
     policy = cfg.policy.policy if cfg.policy else None
     if model.is_tflite:
         return _measure_tflite(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes)
@@ -98,21 +99,38 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: st
 
 
 def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, label: str, eval_split: Split | None,
-              parts: dict, extra_metrics: tuple[str, ...] = ()) -> tuple[Split, Split | None, Scoring]:
+              parts: dict, extra_metrics: tuple[str, ...] = (), *, trusted: bool = False
+              ) -> tuple[Split, Split | None, Scoring]:
     """The eval split (cfg's, or the one given) and the train split, bound to the model's
-    inputs and outputs, and what will be scored on them."""
-    from gate.measure.data import bind, head, load_split
+    inputs and outputs, and what will be scored on them. `trusted`: trust_model_code is
+    honoured (a `python:` loader may run)."""
+    from gate.measure.data import bind, head, open_split, range_notes
 
     ev_spec = cfg.evaluate
     with log.stage(f"{label.replace(': ', '_')}data", f"{label}reading data"):
-        raw = eval_split if eval_split is not None else head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
+        raw = eval_split if eval_split is not None else head(
+            open_split(data_source(cfg, "eval"), "eval", facts, trusted=trusted), ev_spec.max_examples)
         eval_split = bind(raw, facts)
-        train = bind(load_split(cfg.train_path, "train"), facts) if cfg.train_path else None
+        train_ref = data_source(cfg, "train")
+        train = bind(open_split(train_ref, "train", facts, trusted=trusted), facts) if train_ref else None
+        log.note(*(label + n for n in (*(train.notes if train else ()), *eval_split.notes,
+                                       *range_notes(train, eval_split))))
         parts["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
         scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg) + list(extra_metrics),
                              ev_spec.top_k)
         parts.setdefault("model", {})["tasks"] = {name: t.to_dict() for name, t in eval_split.tasks.items()}
     return eval_split, train, scoring
+
+
+def data_source(cfg: GateConfig, name: str):
+    """data.<name>'s resolved source (gate.config.sources); a config built by hand: its .npz path."""
+    from gate.config.sources import NpzSource, SourceRef
+
+    ref = cfg.eval_source if name == "eval" else cfg.train_source
+    path = cfg.eval_path if name == "eval" else cfg.train_path
+    if ref is None and path is not None:
+        ref = SourceRef("npz", NpzSource(npz=str(path)), path, (path,), f"data.{name}")
+    return ref
 
 
 def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag, notes,
@@ -281,7 +299,7 @@ def step_context(keras_model, train, trust_model_code, compile_source=None):
     if isinstance(y, dict) and not isinstance(getattr(keras_model, "output", None), dict):
         y = [y[n] for n in names]      # list outputs: in output order; dict outputs keep their keys
     info = CompileInfo.of(compile_source if compile_source is not None else keras_model)
-    x = keras_feed(keras_model, train)
+    x = keras_feed(keras_model, train, lazy=train.streamed)   # streamed: converted per batch by fit()
     if isinstance(x, dict):     # several inputs: in input order (flattening nested models renames them)
         x = list(x.values())
     return StepContext(train=train, compile_info=info, allow_custom_code=trust_model_code, x=x, y=y)
