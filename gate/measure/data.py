@@ -153,8 +153,8 @@ def _is_target(key: str) -> bool:
 def _check_array(a, key: str, file: str, where: str, *, is_target: bool) -> tuple[float, float] | None:
     """Checks one array chunk by chunk (a memmap is never read whole); returns an input's
     value range (min, max)."""
-    if a.ndim < (1 if is_target else 2):
-        what = "a batch dimension" if is_target else "a batch dimension and a feature shape"
+    if a.ndim < (2 if key == X_KEY else 1):   # other inputs' shapes are checked against the model when bound
+        what = "a batch dimension and a feature shape" if key == X_KEY else "a batch dimension"
         raise DataError(f"{key} must have {what}; got shape {a.shape}", file=file, field=where)
     if a.shape[0] == 0:
         raise DataError(f"{key} is empty (0 examples)", file=file, field=where)
