@@ -243,3 +243,26 @@ def test_unused_array_and_range_notes(tmp_path):
     [note] = range_notes(train, ev)
     assert note.startswith("warning: eval inputs 'x' range 200..200 but train inputs range 0.")
     assert range_notes(train, train) == [] and isinstance(ev, Split)
+
+
+# -- streamed inputs through evaluation and fine-tuning (the tiny digits CNN) -----------------------
+
+def test_memory_mapped_split_evaluates_and_fine_tunes_like_arrays(tiny, tiny_model):
+    from gate.config.steps import Finetune
+    from gate.measure.evaluate import run_keras
+    from gate.measure.tfenv import keras
+    from gate.optimize.finetune import fit
+
+    split = bind(load_split(tiny.eval, "eval"), tiny_model.facts)
+    assert split.streamed and isinstance(split.x["image"], np.memmap)
+    outputs = run_keras(tiny_model.keras, split, 64)["classifier"]
+    np.testing.assert_allclose(outputs, tiny_model.keras.predict(tiny.x_eval, verbose=0), atol=1e-6)
+
+    train = bind(load_split(tiny.train, "train"), tiny_model.facts)
+    k = keras()
+    model = k.models.clone_model(tiny_model.keras)
+    model.set_weights(tiny_model.keras.get_weights())
+    model.compile(optimizer=k.optimizers.SGD(1e-2), loss="sparse_categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    fit(model, Finetune(epochs=1, batch_size=100), train.x["image"], train.y["classifier"])
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
