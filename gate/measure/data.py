@@ -45,6 +45,7 @@ class Split:
     source: str = "npz"                        # gate.config.sources.KINDS
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)   # input array key -> (min, max)
     notes: tuple[str, ...] = ()                # arrays the gate does not use (bound)
+    head_limit: int | None = None              # evaluate.max_examples applied by head() (part of the cache key)
 
     @property
     def n(self) -> int:
@@ -109,7 +110,7 @@ def open_split(ref: SourceRef, name: str, facts: ModelFacts, *, trusted: bool = 
         if pick is None:
             return split
         arrays = {k: a[:most] if seed is None else a[pick] for k, a in split.arrays.items()}
-        return replace(split, arrays=arrays, sha256=f"{split.sha256}:{most}:{seed}")
+        return replace(split, arrays=arrays, sha256=sources.digest(ref, trusted))
     sources.check(ref, trusted)
     arrays = sources.load(ref, facts, trusted)
     if not arrays:
@@ -325,8 +326,8 @@ def representative(split: Split, count: int, *, seed: int = 0) -> dict[str, np.n
 
 def head(split: Split, n: int | None) -> Split:
     if n is None or n >= split.n:
-        return split
-    return replace(split, arrays={k: a[:n] for k, a in split.arrays.items()}, x={k: a[:n] for k, a in split.x.items()},
+        return replace(split, head_limit=n)
+    return replace(split, head_limit=n, arrays={k: a[:n] for k, a in split.arrays.items()}, x={k: a[:n] for k, a in split.x.items()},
                    y={k: a[:n] for k, a in split.y.items()})
 
 

@@ -39,7 +39,7 @@ def measure_key(cfg: GateConfig, *, trust_model_code: bool, eval_split: Split | 
     from gate.measure.data import source_digest
 
     policy = cfg.policy.policy.model_dump(mode="json", exclude={"description", "extends"}) if cfg.policy else None
-    evaluated = ({"sha256": eval_split.sha256, "examples": eval_split.n} if eval_split is not None else
+    evaluated = ({"sha256": eval_split.sha256, "max_examples": eval_split.head_limit} if eval_split is not None else
                  {"sha256": source_digest(data_source(cfg, "eval"), trusted=trust_model_code),
                   "max_examples": cfg.evaluate.max_examples})
     return cache_key({

@@ -23,8 +23,11 @@ def check(ref: SourceRef, trusted: bool) -> None:
 
 
 def digest(ref: SourceRef, trusted: bool) -> str:
+    """The file's sha256 (as reports have always shown it), with the sample when one is set."""
     with open(ref.path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        sha = hashlib.file_digest(f, "sha256").hexdigest()
+    most, seed = ref.option("max_examples"), ref.option("seed")
+    return sha if most is None else f"{sha}:{most}:{seed}"
 
 
 def read(path: Path, where: str) -> dict[str, np.ndarray]:
