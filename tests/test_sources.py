@@ -266,3 +266,17 @@ def test_memory_mapped_split_evaluates_and_fine_tunes_like_arrays(tiny, tiny_mod
     before = [w.copy() for w in model.get_weights()]
     fit(model, Finetune(epochs=1, batch_size=100), train.x["image"], train.y["classifier"])
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("io", ["float32", "int8"])
+def test_eval_range_outside_the_calibrated_range_is_warned(tiny, tiny_model, io):
+    """An int8 .tflite calibrated on 0..1 pixels, scored on 0..255 ones: a warning naming both ranges."""
+    from gate.config.schema import ConvertSpec
+    from gate.measure.calibrated import calibration_notes
+    from gate.measure.convert import to_tflite
+
+    samples = {"image": tiny.x_train[:64]}
+    content = to_tflite(tiny_model.keras, ConvertSpec(quantization="int8", io=io), samples).content
+    assert calibration_notes(content, {"image": (0.0, 1.0)}, ["image"], "m.tflite") == []
+    [note] = calibration_notes(content, {"image": (0.0, 255.0)}, ["image"], "m.tflite")
+    assert note.startswith("warning: eval inputs 'image' range 0..255, but m.tflite was calibrated for ")

@@ -331,6 +331,17 @@ def head(split: Split, n: int | None) -> Split:
                    y={k: a[:n] for k, a in split.y.items()})
 
 
+def input_ranges(split: Split) -> dict[str, tuple[float, float]]:
+    """A bound split's value range per model input name."""
+    single = len(split.x) == 1
+    out = {}
+    for name in split.x:
+        found = split.ranges.get(name) or (split.ranges.get(X_KEY) if single else None)
+        if found is not None:
+            out[name] = found
+    return out
+
+
 RANGE_FACTOR = 10.0       # spans differing by more than this factor (or not overlapping) are "wildly" apart
 
 

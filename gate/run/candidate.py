@@ -202,6 +202,11 @@ def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, po
                           f"{name} is a .tflite", field="policy.steps",
                           hint="commit the Keras model (.keras/.h5) to use steps, or use a post-training policy "
                                "(dynamic-range, int8, int16x8, or convert: {quantizer: litert, recipe: ...})")
+    if precision != "float":     # calibrated elsewhere: is the eval data in the range it was calibrated for?
+        from gate.measure.calibrated import calibration_notes
+        from gate.measure.data import input_ranges
+
+        notes += calibration_notes(content, input_ranges(eval_split), list(eval_split.x), name)
     if spec is None or (spec.recipe is None and spec.quantization.value == "none"):
         notes.append(f"The committed model is a .tflite ({PRECISION_LABELS.get(precision, precision)}): it is "
                      "measured as it is; reference and candidate are the same file"
