@@ -280,3 +280,20 @@ def test_eval_range_outside_the_calibrated_range_is_warned(tiny, tiny_model, io)
     assert calibration_notes(content, {"image": (0.0, 1.0)}, ["image"], "m.tflite") == []
     [note] = calibration_notes(content, {"image": (0.0, 255.0)}, ["image"], "m.tflite")
     assert note.startswith("warning: eval inputs 'image' range 0..255, but m.tflite was calibrated for ")
+
+
+def test_csv_source_reads_columns_and_samples(tmp_path):
+    from gate.config.sources import CsvSource
+    from gate.measure.sources import csv as csv_source
+
+    rows = "\n".join(f"{i},{i * 2},{i % 3}" for i in range(20))
+    (tmp_path / "d.csv").write_text("a,b,label\n" + rows + "\n")
+    flat = facts(inputs=(("features", (None, 2), "float32"),), outputs=(("score", (None, 1), "linear"),))
+    ref, _ = resolve(CsvSource(csv="d.csv", y="label"), tmp_path, "data.eval")
+    arrays = csv_source.load(ref, flat, False)
+    assert arrays["x"].dtype == np.float32 and arrays["x"].shape == (20, 2) and arrays["y"].tolist()[:4] == [0, 1, 2, 0]
+    ref, _ = resolve(CsvSource(csv="d.csv", y="label", x=["b"], max_examples=5, seed=1), tmp_path, "data.eval")
+    sampled = csv_source.load(ref, flat, False)
+    assert sampled["x"].shape == (5, 1) and list(sampled["x"][:, 0] / 2) == sorted(sampled["x"][:, 0] / 2)
+    assert sampled["x"][:, 0].tolist() != [0, 2, 4, 6, 8]
+    assert digest(ref, False) != digest(resolve(CsvSource(csv="d.csv", y="label"), tmp_path, "data.eval")[0], False)
