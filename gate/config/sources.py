@@ -121,8 +121,7 @@ class SourceRef:
         return getattr(self.spec, name, default)
 
     def describe(self) -> dict:
-        out = {"kind": self.kind, **self.spec.model_dump(mode="json", exclude_none=True)}
-        return out
+        return {"kind": self.kind, **self.spec.model_dump(mode="json", exclude_none=True)}
 
 
 def as_spec(value: str | Strict) -> Strict:
