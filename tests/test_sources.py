@@ -129,6 +129,30 @@ def test_bad_source_exits_2_naming_file_and_field(tmp_path, monkeypatch, data, p
     assert message in error["message"]
 
 
+FORMS = [
+    ("images", "{images: eval/, scale: 1/255, class_names: ['0','1','2','3','4','5','6','7','8','9']}", None),
+    ("tfrecord", "{tfrecord: eval.tfrecord, x: image, y: label, scale: 1/255, compression: none}", _tfrecord),
+    ("csv", "{csv: eval.csv, y: target, x: [a, b], max_examples: 1, seed: 3}", _csv),
+    ("python", "{python: 'tools/data.py:eval_split'}", _loader),
+]
+
+
+@pytest.mark.parametrize("data, prepare", [f[1:] for f in FORMS], ids=[f[0] for f in FORMS])
+def test_each_source_form_reaches_the_worker_unchanged(tmp_path, data, prepare):
+    """The worker gets the validated GateConfig in its Job (JSON): each source keeps its own
+    typed form (x, y, scale, ...), not a bare mapping without its options."""
+    from gate.config.load import load_config
+    from gate.run.protocol import Job
+
+    config = _project(tmp_path, data)
+    if prepare is not None:
+        prepare(tmp_path)
+    cfg = load_config(config)
+    job = Job.model_validate_json(Job(kind="check", config=cfg, trust_model_code=False).model_dump_json())
+    assert job.config.eval_source == cfg.eval_source
+    assert type(job.config.eval_source.spec) is type(cfg.eval_source.spec)
+
+
 @pytest.mark.slow
 def test_loader_that_raises_exits_2_naming_file_and_field(tmp_path, monkeypatch):
     """The loader runs in the worker (it is code): its exception names the loader and the field."""

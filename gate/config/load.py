@@ -2,7 +2,6 @@
 file, the field path and the line; each threshold keeps its line, so checks point at it."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,12 +9,12 @@ from typing import Mapping
 
 from pydantic import ValidationError
 
-from gate.config.policies import ResolvedPolicy, resolve_policy
+from gate.config.policies import ResolvedPolicy, looks_like_preset, resolve_policy
 from gate.config.schema import BenchmarkSpec, ConfigFile, EvaluateSpec, Thresholds
 from gate.config.validation import field_path, raise_validation
 from gate.config.yamlio import Loc, YamlDoc, read_yaml
 from gate.config.sources import KINDS, SourceRef, resolve
-from gate.errors import ConfigError, DataError, ModelError
+from gate.errors import ConfigError, DataError, GateError, ModelError
 from gate.formats import LFS_HINT, LFS_MESSAGE, MODEL_FILE_FORMATS, SAVEDMODEL_MARKER, format_of, is_lfs_pointer
 
 DEFAULT_CONFIG = "gate.yml"
@@ -34,6 +33,7 @@ class GateConfig:
     threshold_lines: Mapping[str, int] = field(default_factory=dict)  # "accuracy.max_drop" -> its line
     eval_source: SourceRef | None = None    # data.eval resolved (gate.config.sources); eval_path is its path
     train_source: SourceRef | None = None
+    policy_override: str | None = None   # `gate check --policy`: used instead of gate.yml's policy
 
     @property
     def thresholds(self) -> Thresholds:
@@ -84,8 +84,11 @@ def _existing(doc: YamlDoc, root: Path, value: str, loc: Loc, *, what: str, allo
     return path
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
+def load_config(path: str | Path = DEFAULT_CONFIG, *, policy: str | None = None) -> GateConfig:
+    """gate.yml, validated. `policy` (a preset name, or a policy file's path relative to the
+    current directory) replaces gate.yml's `policy:` for this run (`gate check --policy`)."""
     path = Path(path)
+    override = policy if policy is None or looks_like_preset(policy) else str(Path(policy).resolve())
     doc = read_yaml(path, kind="config")
     if not isinstance(doc.data, dict):
         got = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
@@ -99,8 +102,10 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
     try:
         cfg = ConfigFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise_validation(exc, doc, doc.data)
+        raise_validation(exc, doc, doc.data, model=ConfigFile)
     root = path.resolve().parent
+    if override is not None:
+        cfg = cfg.model_copy(update={"policy": override})
     model_path = _existing(doc, root, cfg.model, ("model",), what="model", allow_dir=True)
     if model_path.is_dir() and not (model_path / SAVEDMODEL_MARKER).exists():
         raise ConfigError(f"model directory is not a SavedModel (no saved_model.pb): {model_path}",
@@ -118,7 +123,12 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
     is_tflite = format_of(model_path) == "tflite"
     policy = None
     if cfg.policy is not None:
-        policy = resolve_policy(cfg.policy, doc=doc, base_dir=root)
+        try:
+            policy = resolve_policy(cfg.policy, doc=doc, base_dir=root)
+        except GateError as err:
+            if override is not None and err.file == doc.file and err.field == "policy":
+                err.file, err.field, err.line = None, "--policy", None   # not gate.yml's policy: the option's
+            raise
     elif not is_tflite:
         raise ConfigError("required but missing: a Keras model needs a policy (a preset name, a path or "
                           "an inline mapping)", file=doc.file, field="policy",
@@ -131,12 +141,12 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
     if acc and acc.top_k not in cfg.evaluate.top_k:
         cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(
             update={"top_k": sorted(set(cfg.evaluate.top_k) | {acc.top_k})})})
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = doc.sha256               # the bytes read_yaml parsed: gate.yml is read once
     lines = {".".join(map(str, loc[1:])): line for loc, line in doc.lines.items()
              if len(loc) > 1 and loc[0] == "thresholds"}
     return GateConfig(path=path.resolve(), root=root, file=cfg, model_path=model_path, train_path=train_path,
                       eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines,
-                      eval_source=eval_source, train_source=train_source)
+                      eval_source=eval_source, train_source=train_source, policy_override=override)
 
 
 def _source(doc: YamlDoc, root: Path, value, name: str) -> SourceRef:

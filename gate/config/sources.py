@@ -101,13 +101,21 @@ SourceSpec = Annotated[
                   custom_error_message="expected a path, or a mapping with exactly one of the keys "
                                        "npz, images, tfrecord, csv, python")]
 
+# One mapping form, as SourceRef keeps it: typed by its kind, so a GateConfig sent to the
+# worker in its Job (gate.run.protocol) comes back with the same class, not a bare Strict.
+SourceForm = Annotated[
+    Union[Annotated[NpzSource, Tag("npz source")], Annotated[ImagesSource, Tag("images source")],
+          Annotated[TFRecordSource, Tag("tfrecord source")], Annotated[CsvSource, Tag("csv source")],
+          Annotated[PythonSource, Tag("python source")]],
+    Discriminator(_kind)]
+
 
 @dataclass(frozen=True)
 class SourceRef:
     """One split's source, resolved: its kind, the spec as written, the absolute paths."""
 
     kind: str                  # one of KINDS
-    spec: Strict               # the typed mapping (a bare path becomes {npz: ...} or {images: ...})
+    spec: SourceForm           # the typed mapping (a bare path becomes {npz: ...} or {images: ...})
     path: Path                 # the file, directory, loader file, or the glob's first match
     files: tuple[Path, ...]    # tfrecord: every file the glob matches, sorted; else (path,)
     where: str                 # "data.eval"
