@@ -14,8 +14,9 @@ from gate.config.policies import ResolvedPolicy, looks_like_preset, resolve_poli
 from gate.config.schema import BenchmarkSpec, ConfigFile, EvaluateSpec, Thresholds
 from gate.config.validation import field_path, raise_validation
 from gate.config.yamlio import Loc, YamlDoc, read_yaml
-from gate.errors import ConfigError, GateError
-from gate.formats import MODEL_FILE_FORMATS, SAVEDMODEL_MARKER, format_of
+from gate.config.sources import KINDS, SourceRef, resolve
+from gate.errors import ConfigError, DataError, GateError, ModelError
+from gate.formats import LFS_HINT, LFS_MESSAGE, MODEL_FILE_FORMATS, SAVEDMODEL_MARKER, format_of, is_lfs_pointer
 
 DEFAULT_CONFIG = "gate.yml"
 
@@ -31,6 +32,8 @@ class GateConfig:
     policy: ResolvedPolicy | None
     sha256: str                # of gate.yml's bytes, for provenance
     threshold_lines: Mapping[str, int] = field(default_factory=dict)  # "accuracy.max_drop" -> its line
+    eval_source: SourceRef | None = None    # data.eval resolved (gate.config.sources); eval_path is its path
+    train_source: SourceRef | None = None
     policy_override: str | None = None   # `gate check --policy`: used instead of gate.yml's policy
     name: str | None = None    # the entry under `models:` (None: a single-model gate.yml)
     entry_sha256: str = ""     # of this model's config as merged (gate.config.models)
@@ -141,9 +144,12 @@ def _load(path: Path, doc: YamlDoc, model: str | None, override: str | None) -> 
         raise ConfigError(f"expected a model file ending in {', '.join(MODEL_FILE_FORMATS)} or a SavedModel "
                           f"directory; received {model_path.name}", file=doc.file, field="model",
                           line=doc.line_of(("model",)))
-    eval_path = _existing(doc, root, cfg.data.eval, ("data", "eval"), what="eval data")
-    train_path = (_existing(doc, root, cfg.data.train, ("data", "train"), what="train data")
-                  if cfg.data.train else None)
+    if model_path.is_file() and is_lfs_pointer(model_path):
+        raise ModelError(LFS_MESSAGE, file=str(model_path), field="model", hint=LFS_HINT)
+    eval_source = _source(doc, root, cfg.data.eval, "eval")
+    train_source = _source(doc, root, cfg.data.train, "train") if cfg.data.train else None
+    eval_path = eval_source.path
+    train_path = train_source.path if train_source else None
     is_tflite = format_of(model_path) == "tflite"
     policy = None
     if cfg.policy is not None:
@@ -170,7 +176,27 @@ def _load(path: Path, doc: YamlDoc, model: str | None, override: str | None) -> 
              if len(loc) > 1 and loc[0] == "thresholds"}
     return GateConfig(path=path.resolve(), root=root, file=cfg, model_path=model_path, train_path=train_path,
                       eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines,
-                      policy_override=override, name=model, entry_sha256=entry_sha256(doc.data))
+                      eval_source=eval_source, train_source=train_source, policy_override=override,
+                      name=model, entry_sha256=entry_sha256(doc.data))
+
+
+def _source(doc: YamlDoc, root: Path, value, name: str) -> SourceRef:
+    """data.<name> resolved to paths; a missing path or an LFS pointer names the field."""
+    loc = ("data", name)
+    try:
+        ref, why = resolve(value, root, f"data.{name}")
+    except (OSError, ValueError) as exc:  # NUL byte, lone surrogate, name too long
+        raise ConfigError(f"unusable {name} data path: {getattr(exc, 'strerror', None) or exc}",
+                          file=doc.file, field=field_path(loc), line=doc.line_of(loc)) from None
+    if ref is None:
+        kind = value if isinstance(value, str) else next(k for k in KINDS if getattr(value, k, None))
+        where = field_path(loc) if isinstance(value, str) else f"{field_path(loc)}.{kind}"
+        raise ConfigError(f"{name} data {why}", file=doc.file, field=where, line=doc.line_of(loc),
+                          hint="paths are relative to the directory of gate.yml")
+    for file in ref.files:
+        if is_lfs_pointer(file):
+            raise DataError(LFS_MESSAGE, file=str(file), field=ref.field, hint=LFS_HINT)
+    return ref
 
 
 def _calibrating(convert) -> str:
@@ -183,7 +209,9 @@ def config_summary(cfg: GateConfig) -> dict:
     return {
         "path": str(cfg.path), "sha256": cfg.sha256, "model": cfg.relative(cfg.model_path),
         **({"name": cfg.name, "entry_sha256": cfg.entry_sha256} if cfg.name else {}),
-        "data": {"train": cfg.relative(cfg.train_path), "eval": cfg.relative(cfg.eval_path)},
+        "data": {"train": cfg.relative(cfg.train_path), "eval": cfg.relative(cfg.eval_path),
+                 **{f"{ref.where.split('.')[1]}_source": ref.describe()
+                    for ref in (cfg.train_source, cfg.eval_source) if ref is not None and ref.kind != "npz"}},
         "thresholds": json.loads(cfg.thresholds.model_dump_json(exclude_none=True)),
         "benchmark": cfg.benchmark.model_dump(mode="json"),
         "evaluate": cfg.evaluate.model_dump(mode="json"),

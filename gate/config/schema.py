@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from gate.config.metrics import FIDELITY, parse_metric
+from gate.config.sources import SourceSpec
 from gate.config.steps import Step, Verify
 from gate.config.strict import Strict
 from gate.formats import EXPECTED
@@ -155,9 +156,11 @@ class Policy(Strict):
 
 
 class DataSpec(Strict):
-    train: str | None = Field(
-        None, description=".npz with arrays x and y; calibration for int8 (fine-tuning later).")
-    eval: str = Field(..., description=".npz with arrays x and y used to score both models.")
+    train: SourceSpec | None = Field(
+        None, description="Calibration and fine-tuning examples: an .npz with arrays x and y, a directory of "
+                          "class subfolders of images, or a mapping {npz | images | tfrecord | csv | python: ...} "
+                          "(docs/configuration.md).")
+    eval: SourceSpec = Field(..., description="Examples both models are scored on: the same forms as train.")
 
 
 class SizeLimit(Strict):

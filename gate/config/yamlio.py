@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from gate.errors import ConfigError
+from gate.formats import LFS_HINT, LFS_MESSAGE, LFS_POINTER_PREFIX
 
 Loc = tuple[str | int, ...]
 
@@ -98,6 +99,8 @@ def read_yaml(path: Path, *, kind: str = "config") -> YamlDoc:
         raise ConfigError(f"expected a {kind} YAML file, found a directory", file=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {kind} file: {exc.strerror}", file=str(path)) from None
+    if raw.startswith(LFS_POINTER_PREFIX):
+        raise ConfigError(LFS_MESSAGE, file=str(path), hint=LFS_HINT)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -29,13 +29,20 @@ class TrustInfo(Section):
     notes: list[str] = []
 
 
+class DataPaths(Section):
+    train: str | None
+    eval: str | None
+    train_source: JsonObject | None = None   # a source other than an .npz: {kind, ...as written}
+    eval_source: JsonObject | None = None    # (gate.config.sources.SourceRef.describe)
+
+
 class ConfigInfo(Section):
     path: str
     sha256: str
     name: str | None = None           # the entry under gate.yml's `models:` (None: one model)
     entry_sha256: str | None = None   # of that entry as merged with the defaults (gate.config.models)
     model: str | None
-    data: dict[Literal["train", "eval"], str | None]
+    data: DataPaths
     thresholds: JsonObject
     benchmark: JsonObject
     evaluate: JsonObject
@@ -78,9 +85,11 @@ class SplitInfo(Section):
     path: str
     examples: int
     sha256: str
+    source: str = "npz"                        # gate.config.sources.KINDS
     arrays: dict[str, ArrayInfo] = {}          # {} in reports written before arrays were recorded
     x_shape: list[int | None] | None = None
     x_dtype: str | None = None
+    x_range: dict[str, list[float]] | None = None   # input array -> [min, max] (when checked)
     targets: dict[str, str] | None = None
     classes_seen: int | None = None
 

@@ -78,7 +78,9 @@ def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseComm
 def fingerprint(cfg: GateConfig) -> dict:
     """Content hashes of what decides the candidate: model, data, policy, conversion."""
     policy = cfg.policy.policy.model_dump(mode="json", exclude={"description", "extends"}) if cfg.policy else None
-    return {"model": file_digest(cfg.model_path), "train": file_digest(cfg.train_path), "eval": file_digest(cfg.eval_path),
+    train, evaluated = (_source_digest(ref) for ref in (cfg.train_source, cfg.eval_source))
+    return {"model": file_digest(cfg.model_path), "train": train or file_digest(cfg.train_path),
+            "eval": evaluated or file_digest(cfg.eval_path),
             "policy": hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()}
 
 
@@ -88,6 +90,15 @@ def _base_models(path: Path) -> list[str] | None:
         return config_models(path)
     except GateError:
         return None
+
+
+def _source_digest(ref) -> str | None:
+    """A file-based source's content digest (no TF, no loader code runs in the parent)."""
+    if ref is None or ref.kind == "python":
+        return None if ref is None else file_digest(ref.path)
+    from gate.measure.sources import digest
+
+    return digest(ref, False)
 
 
 @contextmanager

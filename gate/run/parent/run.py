@@ -29,7 +29,18 @@ def start(config_path: str | Path, log: StageLog, policy: str | None = None, *,
     decision = decide(cfg)
     log.keep(trust=decision.to_dict(), config=config_summary(cfg))
     log.note(*decision.notes)
+    check_sources(cfg, decision.trust_model_code)
     return cfg, decision.trust_model_code
+
+
+def check_sources(cfg: GateConfig, trusted: bool) -> None:
+    """What can be checked of data.train / data.eval before the worker imports TF (folders,
+    image headers, CSV columns, TFRecord features, a loader's trust): exit 2 early."""
+    from gate.measure.sources import check
+
+    for ref in (cfg.train_source, cfg.eval_source):
+        if ref is not None:
+            check(ref, trusted)
 
 
 def execute(kind: JobKind, cfg: GateConfig, trust: bool, log: StageLog, *, in_process: bool = False,

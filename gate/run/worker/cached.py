@@ -18,7 +18,7 @@ from gate.config.load import GateConfig
 from gate.measure.data import Split
 from gate.run.worker.cache import Cache, cache_key
 from gate.report.record import PlanInfo
-from gate.run.worker.candidate import Branch, MeasuredModel, measure, model_info, read_data, threshold_metrics
+from gate.run.worker.candidate import Branch, MeasuredModel, data_source, measure, model_info, read_data, threshold_metrics
 from gate.run.digest import file_digest
 from gate.run.worker.codec import RecordError, decode, encode
 from gate.run.stagelog import StageLog
@@ -32,13 +32,20 @@ def tool_versions() -> dict[str, str]:
     return {"gate": __version__, **provenance.versions(EXTRA_DISTS)}
 
 
-def measure_key(cfg: GateConfig, *, trust_model_code: bool, eval_split: Split,
+def measure_key(cfg: GateConfig, *, trust_model_code: bool, eval_split: Split | None,
                 extra_metrics: tuple[str, ...]) -> str:
-    """`eval_split`: the examples that will be scored (cfg's, or the PR's for the base)."""
+    """`eval_split`: the examples that will be scored (the PR's for the base; None: cfg's,
+    by its source's content digest)."""
+    from gate.measure.data import source_digest
+
     policy = cfg.policy.policy.model_dump(mode="json", exclude={"description", "extends"}) if cfg.policy else None
+    evaluated = ({"sha256": eval_split.sha256, "max_examples": eval_split.head_limit} if eval_split is not None else
+                 {"sha256": source_digest(data_source(cfg, "eval"), trusted=trust_model_code),
+                  "max_examples": cfg.evaluate.max_examples})
     return cache_key({
-        "kind": KIND, "model": file_digest(cfg.model_path), "train": file_digest(cfg.train_path),
-        "eval": {"sha256": eval_split.sha256, "examples": eval_split.n},
+        "kind": KIND, "model": file_digest(cfg.model_path),
+        "train": source_digest(data_source(cfg, "train"), trusted=trust_model_code),
+        "eval": evaluated,
         "policy": policy, "evaluate": cfg.evaluate.model_dump(mode="json"),
         "metrics": sorted(set(threshold_metrics(cfg)) | set(extra_metrics)),
         "trust_model_code": trust_model_code, "versions": tool_versions()})
@@ -52,15 +59,12 @@ def measure_cached(cfg: GateConfig, log: StageLog, cache: Cache | None, *, trust
         return measure(cfg, log, trust_model_code=trust_model_code, branch=branch, eval_split=eval_split,
                        extra_metrics=extra_metrics)
     start = time.perf_counter()
-    if eval_split is None:
-        from gate.measure.data import head, load_split
-
-        eval_split = head(load_split(cfg.eval_path, "eval"), cfg.evaluate.max_examples)
     key = measure_key(cfg, trust_model_code=trust_model_code, eval_split=eval_split, extra_metrics=extra_metrics)
     entry = cache.get(key)
     if entry is not None:
         try:
-            measured = restore(entry.record, entry.files, cfg, log, branch, eval_split, extra_metrics)
+            measured = restore(entry.record, entry.files, cfg, log, branch, eval_split, extra_metrics,
+                               trusted=trust_model_code)
         except (RecordError, KeyError, TypeError, ValueError) as exc:
             cache.notes.append(f"cache entry {key[:12]} ignored: {exc}")
             measured = None
@@ -87,7 +91,7 @@ def store(cache: Cache, key: str, measured: MeasuredModel) -> None:
 
 
 def restore(record: dict, blobs: dict[str, bytes], cfg: GateConfig, log: StageLog, branch: Branch,
-            eval_split: Split | None, extra_metrics: tuple[str, ...]) -> MeasuredModel:
+            eval_split: Split | None, extra_metrics: tuple[str, ...], *, trusted: bool = False) -> MeasuredModel:
     """The stored measured model, its data read and bound again; the PR's sections go into
     the run record as `measure` would have written them."""
     fields = {name: decode(value, blobs) for name, value in record["measured"].items()}
@@ -98,7 +102,7 @@ def restore(record: dict, blobs: dict[str, bytes], cfg: GateConfig, log: StageLo
     if branch is Branch.PR:
         log.keep(model=model_info(cfg, fields["facts"]), plan=plan,
                  stages=None if fields["stages"] is None else [s.to_dict() for s in fields["stages"]])
-    data = read_data(cfg, fields["facts"], log, branch, eval_split, extra_metrics)
+    data = read_data(cfg, fields["facts"], log, branch, eval_split, extra_metrics, trusted=trusted)
     return MeasuredModel(**fields, eval_split=data.eval_split, train=data.train, scoring=data.scoring,
                          policy=cfg.policy.policy if cfg.policy else None, plan=plan)
 

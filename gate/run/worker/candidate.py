@@ -146,7 +146,7 @@ def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, branch: B
         if branch is Branch.PR:
             log.keep(model=model_info(cfg, model.facts))
         log.note(*(branch.says(n) for n in model.notes))     # kept by an error report too
-    data = read_data(cfg, model.facts, log, branch, eval_split, extra_metrics)
+    data = read_data(cfg, model.facts, log, branch, eval_split, extra_metrics, trusted=trust_model_code)
     ctx = Measuring(cfg, log, branch, model, data, cfg.policy.policy if cfg.policy else None, trust_model_code)
     return _measure_tflite(ctx) if model.is_tflite else _measure_keras(ctx)
 
@@ -156,16 +156,21 @@ def model_info(cfg: GateConfig, facts: ModelFacts) -> ModelInfo:
 
 
 def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, branch: Branch, eval_split: Split | None,
-              extra_metrics: tuple[str, ...] = ()) -> BoundData:
+              extra_metrics: tuple[str, ...] = (), *, trusted: bool = False) -> BoundData:
     """The eval split (cfg's, or the one given) and the train split, bound to the model's
-    inputs and outputs, and what will be scored on them."""
-    from gate.measure.data import bind, head, load_split
+    inputs and outputs, and what will be scored on them. `trusted`: trust_model_code is
+    honoured (a `python:` loader may run)."""
+    from gate.measure.data import bind, head, open_split, range_notes
 
     ev_spec = cfg.evaluate
     with log.stage(branch.stage("data"), branch.says("reading data")):
-        raw = eval_split if eval_split is not None else head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
+        raw = eval_split if eval_split is not None else head(
+            open_split(data_source(cfg, "eval"), "eval", facts, trusted=trusted), ev_spec.max_examples)
         eval_split = bind(raw, facts)
-        train = bind(load_split(cfg.train_path, "train"), facts) if cfg.train_path else None
+        train_ref = data_source(cfg, "train")
+        train = bind(open_split(train_ref, "train", facts, trusted=trusted), facts) if train_ref else None
+        log.note(*(branch.says(n) for n in (*(train.notes if train else ()), *eval_split.notes,
+                                             *range_notes(train, eval_split))))
         check_metric_names(cfg, eval_split.tasks)     # exit 2 before anything is measured
         scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg) + list(extra_metrics),
                              ev_spec.top_k)
@@ -175,6 +180,17 @@ def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, branch: Branch,
                      model=model.model_copy(update={"tasks": {
                          name: TaskInfo.model_validate(t.to_dict()) for name, t in eval_split.tasks.items()}}))
     return BoundData(eval_split, train, scoring)
+
+
+def data_source(cfg: GateConfig, name: str):
+    """data.<name>'s resolved source (gate.config.sources); a config built by hand: its .npz path."""
+    from gate.config.sources import NpzSource, SourceRef
+
+    ref = cfg.eval_source if name == "eval" else cfg.train_source
+    path = cfg.eval_path if name == "eval" else cfg.train_path
+    if ref is None and path is not None:
+        ref = SourceRef("npz", NpzSource(npz=str(path)), path, (path,), f"data.{name}")
+    return ref
 
 
 def _measure_keras(ctx: Measuring) -> MeasuredModel:
@@ -251,6 +267,11 @@ def _measure_tflite(ctx: Measuring) -> MeasuredModel:
                           hint="commit the Keras model (.keras/.h5) to use steps, or use a post-training policy "
                                "(dynamic-range, int8, int16x8, or convert: {quantizer: litert, recipe: ...})")
     plain_savedmodel = facts.format == "savedmodel"      # its load note says what the reference is
+    if precision != "float":     # calibrated elsewhere: is the eval data in the range it was calibrated for?
+        from gate.measure.calibrated import calibration_notes
+        from gate.measure.data import input_ranges
+
+        notes += calibration_notes(content, input_ranges(data.eval_split), list(data.eval_split.x), name)
     if spec is None or (spec.recipe is None and spec.quantization.value == "none"):
         if not plain_savedmodel:
             notes.append(f"The committed model is a .tflite ({PRECISION_LABELS.get(precision, precision)}): it is "
@@ -367,7 +388,7 @@ def step_context(keras_model, train, trust_model_code, compile_source=None):
     if isinstance(y, dict) and not isinstance(getattr(keras_model, "output", None), dict):
         y = [y[n] for n in names]      # list outputs: in output order; dict outputs keep their keys
     info = CompileInfo.of(compile_source if compile_source is not None else keras_model)
-    x = keras_feed(keras_model, train)
+    x = keras_feed(keras_model, train, lazy=train.streamed)   # streamed: converted per batch by fit()
     if isinstance(x, dict):     # several inputs: in input order (flattening nested models renames them)
         x = list(x.values())
     return StepContext(train=train, compile_info=info, allow_custom_code=trust_model_code, x=x, y=y)
