@@ -221,6 +221,17 @@ def test_a_policy_that_changes_nothing_says_the_true_reason(wild):
     assert effect_checks(small, out, None) == []
 
 
+def test_float16_weights_are_a_change_from_a_float32_reference_but_not_from_a_float16_one(wild):
+    """A float16 policy on a float32 model stores its weights as float16 (read through
+    DEQUANTIZE): that is the change, not 'nothing changed'; a float16 file compared with
+    itself changed nothing."""
+    from gate.measure.tflite_tensors import policy_effect
+
+    nosig, fp16 = wild.nosig.read_bytes(), wild.fp16.read_bytes()
+    assert not policy_effect(nosig, fp16, "float16").none
+    assert policy_effect(fp16, fp16, "dynamic_wi8_afp32").none
+
+
 def test_qat_plan_leaves_the_layers_that_break_tfmots_transform_float(wild):
     from gate.measure.tfenv import keras, tfmot
     from gate.optimize import qat

@@ -67,13 +67,13 @@ class Graph:
     def consumers(self, tensor: int) -> list[str]:
         return [name for name, ins, _ in self.ops if tensor in ins]
 
-    def signature(self) -> Counter:
+    def signature(self, fold_float16: bool = False) -> Counter:
         """What a quantizing policy changes: tensors by (type, quantized, constant), counted
-        (not by name: tfmot steps and the converter rename tensors). A float16 weight read
-        through DEQUANTIZE counts as the float32 weight it stands for (a float16 file
-        quantized with nothing else changed has changed nothing)."""
-        fp16 = {ins[0]: outs[0] for name, ins, outs in self.ops if name == "DEQUANTIZE" and len(ins) == 1
-                and self.tensors[ins[0]].constant and self.tensors[ins[0]].type == "FLOAT16"}
+        (not by name: tfmot steps and the converter rename tensors). `fold_float16`: a float16
+        weight read through DEQUANTIZE counts as the float32 weight it stands for (a float16
+        file quantized with nothing else changed has changed nothing)."""
+        fp16 = {ins[0]: outs[0] for name, ins, outs in self.ops if fold_float16 and name == "DEQUANTIZE"
+                and len(ins) == 1 and self.tensors[ins[0]].constant and self.tensors[ins[0]].type == "FLOAT16"}
         stands_for = set(fp16.values())
         used = {i for _, ins, outs in self.ops for i in (*ins, *outs)} | set(self.inputs) | set(self.outputs)
         return Counter(("FLOAT32", False, True) if t.index in stands_for else (t.type, t.quantized, t.constant)
@@ -142,7 +142,10 @@ def policy_effect(reference: bytes, candidate: bytes, what: str) -> PolicyEffect
     """How many tensors `what` (a mode or recipe) changed in type or quantization; when none,
     the reason read from the reference's weights."""
     ref, cand = read_graph(reference), read_graph(candidate)
-    a, b = ref.signature(), cand.signature()
+    # Folded only when the reference itself stores float16 weights: from a float32 reference,
+    # float16 weights are exactly what a float16 policy changes.
+    fold = any(t.constant and t.type == "FLOAT16" for t in ref.tensors)
+    a, b = ref.signature(fold), cand.signature(fold)
     changed = sum(((a - b) + (b - a)).values())
     if changed:
         return PolicyEffect(changed, "")
