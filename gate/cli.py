@@ -48,8 +48,11 @@ def main() -> None:
                                       "timed again).")
 @click.option("--no-cache", is_flag=True, envvar="GATE_NO_CACHE",
               help="Measure everything again; do not read or write the cache (also: GATE_NO_CACHE=1).")
+@click.option("--target", type=click.Choice(["local"]), default=None,
+              help="Measure latency on this machine, whatever gate.yml's benchmark.target says.")
 def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str | None,
-          baseline_report: Path | None, no_baseline: bool, cache_dir: Path, no_cache: bool) -> None:
+          baseline_report: Path | None, no_baseline: bool, cache_dir: Path, no_cache: bool,
+          target: str | None) -> None:
     """Run the gate: load, optimize, convert, evaluate, benchmark, judge, report.
 
     Writes OUT/report.json and OUT/report.md on every exit path.
@@ -67,7 +70,8 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
     try:
         report = run_gate(config, out, progress_printer(not quiet), in_process=in_process, show_progress=not quiet,
                           baseline=baseline, baseline_report=str(baseline_report) if baseline_report else None,
-                          compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir)
+                          compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir,
+                          target=target)
     except KeyboardInterrupt:
         click.echo(f"interrupted; report: {out / 'report.json'}", err=True)
         sys.exit(130)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -130,6 +130,19 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
              if len(loc) > 1 and loc[0] == "thresholds"}
     return GateConfig(path=path.resolve(), root=root, file=cfg, model_path=model_path, train_path=train_path,
                       eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines)
+
+
+def with_target(cfg: GateConfig, target: str | None) -> GateConfig:
+    """`gate check --target local`: gate.yml's benchmark.target replaced for this run
+    (evaluate.on_target, which needs the board, is switched off with it)."""
+    if target is None:
+        return cfg
+    if target != "local":
+        raise ConfigError(f"expected --target local (the only target that needs no settings); received {target}",
+                          field="benchmark.target", hint="set a device target in gate.yml under benchmark.target")
+    file = cfg.file.model_copy(update={"benchmark": cfg.file.benchmark.model_copy(update={"target": "local"}),
+                                       "evaluate": cfg.file.evaluate.model_copy(update={"on_target": False})})
+    return replace(cfg, file=file)
 
 
 def _calibrating(convert) -> str:

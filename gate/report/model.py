@@ -82,6 +82,9 @@ class Report(_M):
     stages: list[dict] | None = None         # optimization stages: original, pruned, ..., converted
     verification: dict | None = None         # what a later stage lost of an earlier one's work
     bridge: dict | None = None               # Keras 3 -> tf_keras bridge check (max_abs_diff, tolerance)
+    target: dict | None = None               # where latency was measured: {kind, name, facts} (gate.measure.targets)
+    delegation: dict | None = None           # ops on the accelerator vs the CPU, by model (adb op profiling)
+    on_target: dict | None = None            # both models scored on the target (evaluate.on_target)
     checks: list[Check] = []
     notes: list[str] = []
     timings_s: dict[str, float] = {}

@@ -9,6 +9,8 @@ from rich.table import Table
 
 from gate.report.render import (
     check_value,
+    delegation_cell,
+    measured_on,
     metric_rows,
     metric_value,
     reference_label,
@@ -87,8 +89,18 @@ def _sizes_table(report: dict) -> Table:
     for name, original, reference, candidate in metric_rows(report):
         label = name if original == "–" else f"{name} (original {original})"
         table.add_row(escape(label), reference, candidate)
+    table.title = f"measurements (latency on {escape(measured_on(report))})"
     for q in ("p50", "p99"):
         table.add_row(f"latency {q}", f"{ref['latency'][f'{q}_ms']:.4g} ms", f"{cand['latency'][f'{q}_ms']:.4g} ms")
+    delegation = report.get("delegation")
+    if delegation:
+        table.add_row("delegation", escape(delegation_cell(delegation.get("reference")).replace("\\", "")),
+                      escape(delegation_cell(delegation.get("candidate")).replace("\\", "")))
+    on_target = report.get("on_target")
+    if on_target:
+        for key, value in on_target["candidate"]["accuracy"].items():
+            table.add_row(escape(f"accuracy {key} on {on_target['measured_on']}"),
+                          f"{100 * on_target['reference']['accuracy'][key]:.2f} %", f"{100 * value:.2f} %")
     return table
 
 

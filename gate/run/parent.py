@@ -16,11 +16,13 @@ from gate.run.protocol import BaseJob, Job, NoBase, Task
 from gate.run.stagelog import StageLog
 
 
-def start(config_path: str | Path, log: StageLog) -> tuple[GateConfig, bool]:
-    """Read gate.yml and decide trust_model_code (a pull request cannot grant itself trust)."""
+def start(config_path: str | Path, log: StageLog, target: str | None = None) -> tuple[GateConfig, bool]:
+    """Read gate.yml (benchmark.target overridden by `target`) and decide trust_model_code
+    (a pull request cannot grant itself trust)."""
+    from gate.config.load import with_target
     from gate.run.trust import decide
 
-    cfg = load_config(config_path)
+    cfg = with_target(load_config(config_path), target)
     decision = decide(cfg)
     log.keep({"trust": decision.to_dict(), "config": config_summary(cfg)})
     log.note(*decision.notes)
@@ -29,11 +31,11 @@ def start(config_path: str | Path, log: StageLog) -> tuple[GateConfig, bool]:
 
 def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_process: bool = False,
             show_progress: bool = True, baseline: BaseJob | NoBase | None = None, repeats: int = 0,
-            cache_dir: str | Path | None = None) -> dict:
+            cache_dir: str | Path | None = None, target: str | None = None) -> dict:
     """Run a task in the worker under the config's limits (or here, for debugging); the
     worker's parts and files land in `log`. Returns the worker's result."""
     job = Job(task, str(cfg.path), trust, show_progress, baseline, dict(log.parts), repeats,
-              cache_dir=usable_cache_dir(cache_dir, cfg, log))
+              cache_dir=usable_cache_dir(cache_dir, cfg, log), target=target)
     if in_process:
         from gate.run.worker import run_task
 
@@ -46,7 +48,7 @@ def execute(task: Task, cfg: GateConfig, trust: bool, log: StageLog, *, in_proce
 def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = lambda _: None, *,
              in_process: bool = False, show_progress: bool = True, baseline: str | None = None,
              baseline_report: str | None = None, compare_base: bool = True,
-             cache_dir: str | Path | None = None) -> dict:
+             cache_dir: str | Path | None = None, target: str | None = None) -> dict:
     """`gate check`: run the gate and write report.json + report.md on every path. Returns
     the report. `in_process` measures here instead of in the limited worker (debugging,
     profiling; never for untrusted models); `cache_dir` (None: no cache) keeps measured
@@ -56,10 +58,10 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
 
     log = StageLog(progress)
     try:
-        cfg, trust = start(config_path, log)
+        cfg, trust = start(config_path, log, target)
         with base_job(cfg, log, ref=baseline, report=baseline_report, enabled=compare_base) as job:
             result = execute("check", cfg, trust, log, in_process=in_process, show_progress=show_progress,
-                             baseline=job, cache_dir=cache_dir)
+                             baseline=job, cache_dir=cache_dir, target=target)
         report = finish(log.parts, status=result["status"], exit_code=result["exit_code"], summary=result["summary"])
         write_artifacts(log.artifacts, Path(out_dir))
     except GateError as err:

@@ -56,6 +56,7 @@ class Job:
     repeats: int = 0                     # calibrate: A/A comparisons
     cache_dir: str | None = None         # gate.run.cache (None: no cache)
     cache_max_bytes: int | None = None
+    target: str | None = None            # `gate check --target local`: gate.yml's benchmark.target overridden
 
     def write(self, directory: Path) -> None:
         write_json(directory / JOB, asdict(self))

@@ -19,7 +19,7 @@ MEMORY_SIGNS = ("failed to map segment", "cannot allocate memory", "bad_alloc", 
 
 
 def main(job_dir: str) -> int:
-    from gate.config.load import load_config
+    from gate.config.load import load_config, with_target
 
     work = Path(job_dir)
     job = Job.read(work)
@@ -27,7 +27,7 @@ def main(job_dir: str) -> int:
     log.on_stage = lambda name: write_json(work / STATE, {"stage": name, "parts": log.parts})
     result: dict = {}
     try:
-        cfg = load_config(job.config)
+        cfg = with_target(load_config(job.config), job.target)
         result = run_task(job, cfg, log)
     except GateError as err:
         result = _error(err)

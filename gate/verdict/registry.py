@@ -122,17 +122,25 @@ def _latency_p99(ev: Evidence, limit: float, t: Thresholds) -> Check:
                  unit="ms", passed=value <= limit, reference=ev.reference.latency.p99_ms)
 
 
-def _ab(name: str, metric: str, baseline: bytes, ev: Evidence, max_ratio: float, limit: float, t: Thresholds) -> Check:
-    """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest)."""
+def _ab(name: str, metric: str, baseline: bytes, ev: Evidence, max_ratio: float, limit: float,
+        t: Thresholds) -> Check | str:
+    """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest), on
+    the benchmark target; a run that crashed on the device leaves the check not judged."""
+    from gate.errors import TargetCrash
+
     lat, bench = t.latency, ev.bench
-    v = ev.compare_latency(baseline, ev.candidate.content, ev.example, max_ratio=max_ratio,
-                           threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
-                           time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
+    try:
+        v = ev.compare_latency(baseline, ev.candidate.content, ev.example, max_ratio=max_ratio,
+                               threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
+                               time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
+    except TargetCrash as crash:
+        return f"the A/B runs crashed on the device: {crash.message}"
+    detail = v.message() + (f"; measured on {ev.measured_on}" if ev.measured_on else "")
     return Check(name=name, metric=metric, value=v.ratio, limit=limit, direction="<=", unit="x", passed=v.passed,
-                 reference=1.0, detail=v.message(), outcome=v.outcome, ci_low=v.ci_low, ci_high=v.ci_high)
+                 reference=1.0, detail=detail, outcome=v.outcome, ci_low=v.ci_low, ci_high=v.ci_high)
 
 
-def _latency_ratio(ev: Evidence, limit: float, t: Thresholds) -> Check:
+def _latency_ratio(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
     against = "float TFLite" if ev.float_reference else ev.reference_label
     return _ab("latency.max_ratio", f"latency vs {against}", ev.reference.content, ev, limit, limit, t)
 
@@ -174,6 +182,51 @@ def _get(*path: str) -> Limit:
                 return None
         return float(node)
     return read
+
+
+def _delegation_of(side: Side | None, ev: Evidence, who: str):
+    if side is None or side.content is None:
+        return f"the {who}'s .tflite is not available"
+    if ev.delegation is None:
+        return "delegation is measured on the benchmark target, and this run has none"
+    return ev.delegation(who, side.content)
+
+
+def _cpu_ops(d) -> str:
+    return ("; left on the CPU: " + ", ".join(d.cpu_ops[:20]) + (" ..." if len(d.cpu_ops) > 20 else "")
+            if d.cpu_ops else "")
+
+
+def _delegation_full(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+    d = _delegation_of(ev.candidate, ev, "candidate")
+    if isinstance(d, str):
+        return d
+    return Check(name="delegation.full", metric=f"ops on {d.accelerator or d.delegate} (full delegation)",
+                 value=d.share, limit=1.0, direction=">=", unit="", passed=d.full, reference=None,
+                 detail=d.summary() + (" (more than one partition)" if d.share == 1 and not d.full else "")
+                 + _cpu_ops(d) + (f"; measured on {ev.measured_on}" if ev.measured_on else ""))
+
+
+def _delegation_share(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+    d = _delegation_of(ev.candidate, ev, "candidate")
+    if isinstance(d, str):
+        return d
+    return Check(name="delegation.min_share", metric=f"share of ops on {d.accelerator or d.delegate}",
+                 value=d.share, limit=limit, direction=">=", unit="", passed=d.share >= limit - TOLERANCE,
+                 detail=d.summary() + _cpu_ops(d) + (f"; measured on {ev.measured_on}" if ev.measured_on else ""))
+
+
+def _delegation_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+    mine = _delegation_of(ev.candidate, ev, "candidate")
+    if isinstance(mine, str):
+        return mine
+    theirs = _delegation_of(ev.base, ev, "base")
+    if isinstance(theirs, str):
+        return theirs
+    drop = theirs.share - mine.share
+    return Check(name="delegation.max_drop_vs_base", metric="accelerated share drop vs base", value=drop,
+                 limit=limit, direction="<=", unit="pts", passed=drop <= limit + TOLERANCE, reference=0.0,
+                 detail=f"base: {theirs.summary()}; candidate: {mine.summary()}" + _cpu_ops(mine))
 
 
 # name in report/gate.yml -> (proxies dict key, label)
@@ -221,6 +274,11 @@ ROWS: tuple[Row, ...] = (
         needs_base=True),
     Row("latency.max_regression", _get("latency", "max_regression"), _latency_vs_base, "%", needs_base=True),
     *(row for name, (key, label) in PROXY_FIELDS.items() for row in _proxy_rows(name, key, label)),
+    Row("delegation.full", lambda t: 1.0 if t.delegation is not None and t.delegation.full else None,
+        _delegation_full, "", ">="),
+    Row("delegation.min_share", _get("delegation", "min_share"), _delegation_share, "", ">="),
+    Row("delegation.max_drop_vs_base", _get("delegation", "max_drop_vs_base"), _delegation_vs_base, "pts",
+        needs_base=True),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)
 
