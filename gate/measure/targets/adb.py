@@ -42,8 +42,17 @@ CRASH_SIGNS = ("Segmentation fault", "Aborted", "SIGSEGV", "SIGABRT", "Bus error
 class AdbTarget:
     def __init__(self, spec: AdbSpec, root: Path):
         self.spec = spec
+        self.serial = ""
         self.adb = _client(spec.adb, root)
         self.serial = self._pick_device()
+        try:
+            self._prepare(root)
+        except BaseException:
+            self.close()
+            raise
+
+    def _prepare(self, root: Path) -> None:
+        spec = self.spec
         props = {key: self._shell(f"getprop {key}", what="reading the device's properties").stdout.strip()
                  for key in ("ro.product.model", "ro.product.cpu.abi", "ro.build.version.release")}
         self.abi = props["ro.product.cpu.abi"] or "unknown ABI"
