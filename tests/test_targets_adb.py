@@ -213,3 +213,29 @@ def test_target_local_overrides_gate_yml(device, tmp_path, tiny, monkeypatch):
     assert result.exit_code == 0, result.output
     assert report["target"]["kind"] == "local" and report["target"]["name"].startswith("runner CPU")
     assert json.dumps(report).count("Pixel 7") == 0
+
+
+# -- gate.yml ----------------------------------------------------------------------------------
+
+def test_target_settings_are_validated(tmp_path, tiny):
+    from gate.config.load import load_config
+    from gate.errors import ConfigError
+
+    def load(**over):
+        return load_config(write_config(tmp_path, tiny, **over))
+
+    cfg = load(benchmark={"target": {"adb": {"benchmark_model": "bm"}}})
+    assert cfg.benchmark.target_kind == "adb" and cfg.benchmark.target.adb.rounds == 6
+    with pytest.raises(ConfigError) as err:
+        load(benchmark={"target": {"adb": {"benchmark_model": "bm", "flags": ["--num_threads=4"]}}})
+    assert "benchmark.target" in err.value.render() and "--num_threads is set by the gate" in err.value.message
+    with pytest.raises(ConfigError) as err:
+        load(benchmark={"target": {"adb": {"benchmark_model": "bm"}, "ssh": {"host": "h", "user": "u", "key": "K",
+                                                                               "known_hosts": "kh"}}})
+    assert "exactly one of adb or ssh" in err.value.message
+    with pytest.raises(ConfigError) as err:
+        load(evaluate={"on_target": True})
+    assert "evaluate.on_target" in err.value.message and "ssh" in err.value.message
+    with pytest.raises(ConfigError) as err:
+        load(thresholds={"delegation": {"full": False}})
+    assert "full: false judges nothing" in err.value.message
