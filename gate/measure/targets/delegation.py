@@ -36,11 +36,8 @@ class Delegation:
     def summary(self) -> str:
         if self.delegate == "none":
             return f"{self.total_ops} ops on the CPU (no accelerator delegate configured)"
-        text = (f"{self.accelerated_ops} of {self.total_ops} ops on {self.accelerator or self.delegate} "
+        return (f"{self.accelerated_ops} of {self.total_ops} ops on {self.accelerator or self.delegate} "
                 f"({100 * self.share:.1f} %), {self.partitions} partition(s)")
-        if self.cpu_ops:
-            text += "; on the CPU: " + ", ".join(self.cpu_ops[:12]) + (" ..." if len(self.cpu_ops) > 12 else "")
-        return text
 
 
 def from_run(run: BenchmarkModelRun, delegate: str) -> Delegation:
