@@ -199,3 +199,30 @@ def test_board_unreachable_is_an_error_not_a_pass(board, tiny, tmp_path):
     assert result.exit_code == 2 and report["status"] == "error"
     assert report["error"]["field"] == "benchmark.target.ssh.host"
     assert report.get("candidate") is None and not report["checks"]
+
+
+def test_delegation_from_litert_benchmark_result_json():
+    from gate.measure.targets.delegation import from_result_json
+
+    gpu = from_result_json({"accelerators": ["GPU"], "fully_accelerated": True}, "gpu", 12)
+    assert gpu.full and gpu.share == 1.0
+    partial = from_result_json({"accelerators": ["GPU", "CPU"], "fully_accelerated": False}, "gpu", 12)
+    assert not partial.full and partial.share is None and "does not say" in partial.summary()
+    none = from_result_json({"accelerators": ["CPU"], "fully_accelerated": True}, "gpu", 12)
+    assert not none.full and none.share == 0.0
+
+
+def test_board_delegation_runs_litert_benchmark(board, tmp_path, tiny):
+    """This machine has no GPU: litert-benchmark --use_gpu fails on the "board", and the
+    delegation is not measured (its reason), never reported as delegated."""
+    from gate.config.schema import ConvertSpec
+    from gate.measure.convert import to_tflite
+    from gate.measure.model import load_model
+
+    content = to_tflite(load_model(tiny.keras).keras, ConvertSpec()).content
+    target = open_ssh(board, tmp_path, accelerator="gpu")
+    try:
+        found = target.delegation("candidate", content)
+    finally:
+        target.close()
+    assert isinstance(found, str) and "litert-benchmark --use_gpu failed on the board" in found

@@ -375,6 +375,10 @@ class SshTarget(Strict):
     instances: int = Field(3, ge=1, le=15, description="Interpreter instances per model in the board's A/B "
                                                        "rounds.")
     rounds: int = Field(20, ge=2, le=10_000, description="Rounds of the A/B test's first look.")
+    accelerator: Literal["cpu", "gpu", "npu"] = Field(
+        "cpu", description="The board's accelerator for the delegation row: gpu or npu runs LiteRT's "
+                           "benchmark_litert_model (litert-benchmark) on the board with --use_gpu / --use_npu and "
+                           "reads its result_json. Latency is timed on the CPU interpreter either way.")
 
 
 class TargetSpec(Strict):

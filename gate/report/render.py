@@ -168,6 +168,8 @@ def delegation_cell(d: object) -> str:
     if d.get("delegate") == "none":
         return md(f"{d.get('total_ops')} ops on the CPU")
     cpu = d.get("cpu_ops") or []
+    if d.get("accelerated_ops") is None:
+        return md(f"not fully accelerated on {d.get('accelerator') or d.get('delegate')} ({d.get('total_ops')} ops)")
     text = f"{d.get('accelerated_ops')}/{d.get('total_ops')} ops on {d.get('accelerator') or d.get('delegate')}, " \
            f"{d.get('partitions')} partition(s)"
     if cpu:

@@ -26,10 +26,16 @@ def on_device(ev: Evidence, target: Target, cfg: GateConfig) -> Evidence:
 
 
 def record_delegation(pr: MeasuredModel, target: Target, cfg: GateConfig, log: StageLog) -> None:
-    """`delegation` in the report: each model's ops on the accelerator vs the CPU (adb)."""
-    if target.where.kind != "adb":
+    """`delegation` in the report: each model's ops on the accelerator vs the CPU (adb's op
+    profile; an ssh board's litert-benchmark with its accelerator)."""
+    spec = cfg.benchmark.target
+    if target.where.kind == "adb":
+        delegate = spec.adb.delegate
+    elif target.where.kind == "ssh" and spec.ssh.accelerator != "cpu":
+        delegate = spec.ssh.accelerator
+    else:
         return
-    out = {"measured_on": target.where.name, "delegate": cfg.benchmark.target.adb.delegate}
+    out = {"measured_on": target.where.name, "delegate": delegate}
     models = {"candidate": pr.candidate.content} if pr.same_file else {
         "reference": pr.reference.content, "candidate": pr.candidate.content}
     for name, content in models.items():

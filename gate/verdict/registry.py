@@ -211,6 +211,8 @@ def _delegation_share(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
     d = _delegation_of(ev.candidate, ev, "candidate")
     if isinstance(d, str):
         return d
+    if d.share is None:
+        return d.summary() + ": the share needs an op profile (benchmark.target.adb)"
     return Check(name="delegation.min_share", metric=f"share of ops on {d.accelerator or d.delegate}",
                  value=d.share, limit=limit, direction=">=", unit="", passed=d.share >= limit - TOLERANCE,
                  detail=d.summary() + _cpu_ops(d) + (f"; measured on {ev.measured_on}" if ev.measured_on else ""))
@@ -223,6 +225,8 @@ def _delegation_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Check | st
     theirs = _delegation_of(ev.base, ev, "base")
     if isinstance(theirs, str):
         return theirs
+    if mine.share is None or theirs.share is None:
+        return "the accelerated share is unknown (litert-benchmark says only whether a model is fully accelerated)"
     drop = theirs.share - mine.share
     return Check(name="delegation.max_drop_vs_base", metric="accelerated share drop vs base", value=drop,
                  limit=limit, direction="<=", unit="pts", passed=drop <= limit + TOLERANCE, reference=0.0,

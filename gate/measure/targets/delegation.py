@@ -17,13 +17,15 @@ class Delegation:
     delegate: str                 # what was asked for: gpu | nnapi | none
     accelerator: str | None       # the delegate kernel that took ops (None: nothing delegated)
     total_ops: int                # nodes of the graph before delegation
-    accelerated_ops: int          # nodes replaced by the accelerator's kernels
+    accelerated_ops: int | None   # nodes replaced by the accelerator's kernels (None: the tool does not say)
     partitions: int               # accelerator partitions (delegate kernels in the execution plan)
     cpu_ops: tuple[str, ...]      # "TYPE [name]" of the nodes left on the CPU (from the op profile)
     source: str
 
     @property
-    def share(self) -> float:
+    def share(self) -> float | None:
+        if self.accelerated_ops is None:
+            return None
         return self.accelerated_ops / self.total_ops if self.total_ops else 0.0
 
     @property
@@ -36,6 +38,9 @@ class Delegation:
     def summary(self) -> str:
         if self.delegate == "none":
             return f"{self.total_ops} ops on the CPU (no accelerator delegate configured)"
+        if self.share is None:
+            return (f"not fully accelerated on {self.accelerator or self.delegate} ({self.total_ops} ops; the tool "
+                    "does not say how many fell back to the CPU)")
         return (f"{self.accelerated_ops} of {self.total_ops} ops on {self.accelerator or self.delegate} "
                 f"({100 * self.share:.1f} %), {self.partitions} partition(s)")
 
@@ -66,3 +71,17 @@ def from_run(run: BenchmarkModelRun, delegate: str) -> Delegation:
         nodes = len(run.ops)
     return Delegation(delegate, accelerator, nodes, accelerated, partitions, cpu_ops,
                       "benchmark_model --enable_op_profiling (delegation log and Run Order table)")
+
+
+def from_result_json(result: dict, accelerator: str, total_ops: int) -> Delegation:
+    """LiteRT's `litert-benchmark --result_json` (CompiledModel API): `accelerators` and
+    `fully_accelerated`, no per-op counts; the op count is the model's own."""
+    names = [str(a) for a in result.get("accelerators") or []]
+    fully = bool(result.get("fully_accelerated"))
+    source = "litert-benchmark --result_json (accelerators, fully_accelerated)"
+    if accelerator == "cpu":
+        return Delegation("none", None, total_ops, 0, 0, (), source)
+    on_it = any(accelerator.lower() in n.lower() for n in names)
+    accelerated = total_ops if fully and on_it else (0 if not on_it else None)
+    return Delegation(accelerator, ",".join(names) or None, total_ops, accelerated, 1 if accelerated else 0,
+                      (), source)

@@ -210,8 +210,30 @@ class SshTarget:
         return SshSampler(self, baseline, candidate, example, threads, warmup)
 
     def delegation(self, name: str, content: bytes) -> Delegation | str:
-        return ("delegation is measured from benchmark_model's op profile (benchmark.target.adb); the board runs "
-                "the CPU interpreter")
+        """LiteRT's own tool on the board (`python -m ai_edge_litert.tools.benchmark_litert_model`,
+        the wheel's litert-benchmark) with the configured accelerator; its result_json says
+        which accelerators ran and whether the model was fully accelerated."""
+        accelerator = self.spec.accelerator
+        if accelerator == "cpu":
+            return ("the board runs the CPU interpreter (benchmark.target.ssh.accelerator: cpu): set gpu or npu to "
+                    "measure delegation")
+        from gate.measure.litert import make_interpreter
+        from gate.measure.targets.delegation import from_result_json
+
+        total = len(make_interpreter(content, threads=1, where=f"{name} model")._get_ops_details())
+        remote = f"{self.remote_dir}/{name}-result.json"
+        command = (f"{shlex.quote(self.spec.python)} -m ai_edge_litert.tools.benchmark_litert_model "
+                   f"--model={shlex.quote(self._model(content))} --num_runs=5 --num_threads=1 "
+                   f"--use_{accelerator} --result_json={shlex.quote(remote)}")
+        try:
+            self._ssh(command, what=f"running litert-benchmark --use_{accelerator} on the {name} model")
+        except TargetError as err:
+            if err.field in (f"{FIELD}.host", f"{FIELD}.key", f"{FIELD}.known_hosts"):
+                raise
+            return f"litert-benchmark --use_{accelerator} failed on the board: {err.message}"
+        local = self.local / f"{name}-result.json"
+        self._copy_from(remote, local)
+        return from_result_json(json.loads(local.read_text(encoding="utf-8")), accelerator, total)
 
     def outputs(self, name: str, content: bytes, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         feed = signature_inputs(content, arrays)
