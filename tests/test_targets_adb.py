@@ -175,7 +175,7 @@ def test_ab_on_device_uses_the_same_statistics(device, tmp_path, models):
 def adb_config(tmp_path, tiny, adb, bm, **thresholds):
     return write_config(tmp_path, tiny, policy="dynamic-range", benchmark={
         "threads": 1, "warmup": 2, "runs": 20,
-        "target": {"adb": {"benchmark_model": str(bm), "adb": str(adb), "delegate": "gpu", "rounds": 4}}},
+        "target": {"adb": {"benchmark_model": str(bm), "adb": str(adb), "delegate": "gpu", "rounds": 2}}},
         thresholds=thresholds or {"accuracy": {"max_drop": 0.05}})
 
 
@@ -183,7 +183,7 @@ def test_gate_check_on_device_fails_delegation_naming_cpu_ops(device, tmp_path, 
     root, adb, bm = device
     monkeypatch.setenv("STANDIN_CPU_OPS", "SOFTMAX")
     cfg = adb_config(tmp_path, tiny, adb, bm, delegation={"min_share": 0.99},
-                     latency={"max_ratio": 5, "time_budget_s": 20})
+                     latency={"max_ratio": 50, "time_budget_s": 5})
     result, report = run_check(tmp_path, cfg, "--no-baseline")
     assert result.exit_code == 1, result.output
     assert report["target"]["kind"] == "adb" and report["target"]["name"].startswith("Pixel 7 (arm64-v8a")
@@ -194,7 +194,21 @@ def test_gate_check_on_device_fails_delegation_naming_cpu_ops(device, tmp_path, 
     assert "measured on Pixel 7" in checks["latency.max_ratio"]["detail"]
     assert report["delegation"]["candidate"]["accelerator"] == "TfLiteGpuDelegateV2"
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "Pixel 7" in md
+    assert "Latency measured on **Pixel 7 (arm64-v8a" in md and "CPU: SOFTMAX" in md
+    assert "latency on Pixel 7" in result.output      # the terminal's measurements table
+    assert not (root / "data/local/tmp/model-gate").exists()
+
+
+def test_crash_during_the_ab_rounds_leaves_latency_not_judged(device, tmp_path, tiny, monkeypatch):
+    root, adb, bm = device
+    monkeypatch.setenv("STANDIN_CRASH_AFTER", "6")     # the table's 4 runs and 2 profiles pass, the A/B's crash
+    cfg = adb_config(tmp_path, tiny, adb, bm, latency={"max_ratio": 50, "time_budget_s": 5})
+    result, report = run_check(tmp_path, cfg, "--no-baseline")
+    assert result.exit_code == 1, result.output
+    (check,) = report["checks"]
+    assert check["outcome"] == "not_judged" and not check["passed"]
+    assert "crashed on Pixel 7" in check["detail"] and "signal 11" in check["detail"]
+    assert report["candidate"]["latency"]["runs"] == 40       # the table, measured before the crash, is kept
     assert not (root / "data/local/tmp/model-gate").exists()
 
 
