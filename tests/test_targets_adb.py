@@ -253,3 +253,15 @@ def test_target_settings_are_validated(tmp_path, tiny):
     with pytest.raises(ConfigError) as err:
         load(thresholds={"delegation": {"full": False}})
     assert "full: false judges nothing" in err.value.message
+
+
+def test_table_figures_from_captured_runs():
+    from gate.measure.targets.adb import latency
+
+    notes = parse((FIXTURES / "field_notes_benchmark_model.txt").read_text())
+    readme = parse((FIXTURES / "litert_readme_op_profiling.txt").read_text())
+    lat = latency([notes, notes], peak_mb=None)
+    assert lat.init_ms == pytest.approx(25.317) and lat.first_ms == pytest.approx(16.143)
+    assert lat.p50_ms == pytest.approx(10.4071) and lat.runs == 192 and lat.min_ms == pytest.approx(10.021)
+    old = latency([readme], peak_mb=None)      # older summary line: no first inference, no Stat line
+    assert old.p50_ms == pytest.approx(79.7609) and old.first_ms == pytest.approx(83.235)

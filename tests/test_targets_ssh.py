@@ -127,6 +127,15 @@ def test_host_that_does_not_answer(board, tmp_path):
         open_ssh(board, tmp_path, port=free_port(), connect_timeout_s=1)
     assert err.value.field == "benchmark.target.ssh.host" and "cannot reach root@127.0.0.1" in err.value.message
     assert time.perf_counter() - start < 10
+    silent = socket.socket()          # accepts TCP connections, never says a word (a hung board)
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    start = time.perf_counter()
+    with pytest.raises(TargetError) as err:
+        open_ssh(board, tmp_path, port=silent.getsockname()[1], connect_timeout_s=1)
+    silent.close()
+    assert err.value.field == "benchmark.target.ssh.host" and "timed out" in err.value.message
+    assert time.perf_counter() - start < 10
 
 
 def test_key_from_environment_variable_never_shown(board, tmp_path, monkeypatch):

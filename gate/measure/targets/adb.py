@@ -275,9 +275,12 @@ def latency(runs: list[BenchmarkModelRun], peak_mb: float | None) -> Latency:
     mins = [r.inference.min / 1e3 for r in runs if r.inference] or list(avgs)
     maxs = [r.inference.max / 1e3 for r in runs if r.inference] or list(avgs)
     p50, p90, p99 = np.percentile(avgs, [50, 90, 99])
-    firsts = [r.first_us for r in runs if r.first_us is not None]
+    # First inference: its own field, or (older builds) the warmup Stat's first run.
+    firsts = [r.first_us if r.first_us is not None else r.warmup.first for r in runs
+              if r.first_us is not None or r.warmup is not None]
     return Latency(init_ms=float(np.median([r.init_us for r in runs])) / 1e3,
-                   first_ms=float(np.median(firsts)) / 1e3 if firsts else float("nan"), runs=int(counts.sum()),
+                   first_ms=float(np.median(firsts if firsts else [r.warmup_avg_us for r in runs])) / 1e3,
+                   runs=int(counts.sum()),
                    mean_ms=mean, std_ms=std, min_ms=float(min(mins)), p50_ms=float(p50), p90_ms=float(p90),
                    p99_ms=float(p99), max_ms=float(max(maxs)),
                    warmup_ms=float(np.median([r.warmup_avg_us for r in runs])) / 1e3, peak_memory_mb=peak_mb)
