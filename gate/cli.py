@@ -48,11 +48,13 @@ def main() -> None:
                                       "timed again).")
 @click.option("--no-cache", is_flag=True, envvar="GATE_NO_CACHE",
               help="Measure everything again; do not read or write the cache (also: GATE_NO_CACHE=1).")
+@click.option("--policy", "policy", metavar="NAME|FILE", default=None,
+              help="Try this policy (a preset name or a policy file) instead of gate.yml's, without editing it.")
 @click.option("--target", type=click.Choice(["local"]), default=None,
               help="Measure latency on this machine, whatever gate.yml's benchmark.target says.")
 def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str | None,
           baseline_report: Path | None, no_baseline: bool, cache_dir: Path, no_cache: bool,
-          target: str | None) -> None:
+          policy: str | None, target: str | None) -> None:
     """Run the gate: load, optimize, convert, evaluate, benchmark, judge, report.
 
     Writes OUT/report.json and OUT/report.md on every exit path.
@@ -60,17 +62,19 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
     Example:
 
         gate check --config gate.yml --out gate-report
+
+        gate check --policy prune-int8
     """
     from rich.console import Console
 
     from gate.console import progress_printer
     from gate.report.terminal import print_report
-    from gate.run.parent import run_gate
+    from gate.run.parent.run import run_gate
 
     try:
         report = run_gate(config, out, progress_printer(not quiet), in_process=in_process, show_progress=not quiet,
                           baseline=baseline, baseline_report=str(baseline_report) if baseline_report else None,
-                          compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir,
+                          compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir, policy=policy,
                           target=target)
     except KeyboardInterrupt:
         click.echo(f"interrupted; report: {out / 'report.json'}", err=True)
@@ -120,7 +124,7 @@ def calibrate(config: Path, repeats: int, as_json: bool) -> None:
     import yaml
 
     from gate.console import progress_printer
-    from gate.run.calibrate import calibrate_config
+    from gate.run.parent.calibrate import calibrate_config
 
     try:
         result = calibrate_config(config, repeats, progress_printer())

@@ -1,7 +1,9 @@
 """Error types. Each carries the exit code the CLI maps it to and a message for the user.
 
-Messages say what was expected, what was received, and how to fix it. Only the CLI
-turns these into exits; library code raises them.
+Messages say what was expected, what was received, and how to fix it. Library code
+raises them; the run's parent (gate.run.parent.run.run_gate) turns one into an error
+report with its exit code, and the CLI (gate.cli) and the action (gate.action.entry) exit
+with the report's code.
 """
 from __future__ import annotations
 

@@ -56,6 +56,17 @@ def test_int32_text_model_int8_within_two_points(tmp_path):
     assert drop(report) <= 0.02 and report["candidate"]["calibration_samples"] == 200
 
 
+def test_int32_text_model_qat_keeps_its_integer_input_unquantized(tmp_path):
+    """tfmot put a FakeQuant after the int32 token ids (exit 3): they now stay unquantized,
+    the Embedding is left float with its reason, the Dense trains quantization-aware."""
+    result, report = run_check(tmp_path, EXAMPLES / "text-int32" / "gate.yml", "--policy", "qat-int8",
+                               "--in-process", "--no-cache")
+    assert result.exit_code == 0, result.output
+    assert [s["name"] for s in report["stages"]] == ["original", "qat", "converted"]
+    assert any("left float: Embedding (1: embedding)" in n for n in report["notes"])
+    assert drop(report) <= 0.02 and gzip_ratio(report) >= 3.0
+
+
 def test_regression_mae_loose_passes_tight_fails(tmp_path):
     result, report = run_check(tmp_path, EXAMPLES / "regression" / "gate.yml")
     assert result.exit_code == 0, result.output

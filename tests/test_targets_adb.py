@@ -193,6 +193,12 @@ def test_gate_check_on_device_fails_delegation_naming_cpu_ops(device, tmp_path, 
     assert not share["passed"] and "SOFTMAX" in share["detail"] and "left on the CPU" in share["detail"]
     assert "measured on Pixel 7" in checks["latency.max_ratio"]["detail"]
     assert report["delegation"]["candidate"]["accelerator"] == "TfLiteGpuDelegateV2"
+    from gate.report.model import Report
+    from gate.report.record import ModelDelegation
+
+    typed = Report.model_validate(report)       # the target's parts are typed sections of the run record
+    assert isinstance(typed.delegation.candidate, ModelDelegation) and typed.delegation.candidate.share < 0.99
+    assert typed.target.kind == "adb" and typed.target.facts
     md = (tmp_path / "out" / "report.md").read_text()
     assert "Latency measured on **Pixel 7 (arm64-v8a" in md and "CPU: SOFTMAX" in md
     assert "latency on Pixel 7" in result.output      # the terminal's measurements table

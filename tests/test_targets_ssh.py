@@ -179,6 +179,10 @@ def test_gate_check_on_board_says_where(gate_run, board):
     assert f"measured on {name}" in latency["detail"]
     on = report["on_target"]
     assert on["measured_on"] == name and on["candidate"]["examples"] == 200
+    from gate.report.model import Report
+
+    typed = Report.model_validate(report)       # on_target is a typed section: Evaluation per model
+    assert typed.on_target.reference.examples == 200 and typed.target.kind == "ssh"
     # the board computed the same outputs as the runner (same LiteRT here)
     assert on["candidate"]["accuracy"]["top1"] == report["candidate"]["evaluation"]["accuracy"]["top1"]
     md = (d / "out" / "report.md").read_text()

@@ -80,7 +80,7 @@ class Inputs:
 
 def produce_report(config: Path, out_dir: Path, cache_dir: Path | None = None) -> dict:
     """The gate itself: gate.run.parent.run_gate, which writes report.json and report.md."""
-    from gate.run.parent import run_gate
+    from gate.run.parent.run import run_gate
 
     return run_gate(config, out_dir, lambda label: print(f"· {label}", flush=True), cache_dir=cache_dir)
 

@@ -2,7 +2,6 @@
 file, the field path and the line; each threshold keeps its line, so checks point at it."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -10,11 +9,11 @@ from typing import Mapping
 
 from pydantic import ValidationError
 
-from gate.config.policies import ResolvedPolicy, resolve_policy
+from gate.config.policies import ResolvedPolicy, looks_like_preset, resolve_policy
 from gate.config.schema import BenchmarkSpec, ConfigFile, EvaluateSpec, Thresholds
 from gate.config.validation import field_path, raise_validation
 from gate.config.yamlio import Loc, YamlDoc, read_yaml
-from gate.errors import ConfigError
+from gate.errors import ConfigError, GateError
 from gate.formats import MODEL_FILE_FORMATS, SAVEDMODEL_MARKER, format_of
 
 DEFAULT_CONFIG = "gate.yml"
@@ -31,6 +30,7 @@ class GateConfig:
     policy: ResolvedPolicy | None
     sha256: str                # of gate.yml's bytes, for provenance
     threshold_lines: Mapping[str, int] = field(default_factory=dict)  # "accuracy.max_drop" -> its line
+    policy_override: str | None = None   # `gate check --policy`: used instead of gate.yml's policy
 
     @property
     def thresholds(self) -> Thresholds:
@@ -81,8 +81,11 @@ def _existing(doc: YamlDoc, root: Path, value: str, loc: Loc, *, what: str, allo
     return path
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
+def load_config(path: str | Path = DEFAULT_CONFIG, *, policy: str | None = None) -> GateConfig:
+    """gate.yml, validated. `policy` (a preset name, or a policy file's path relative to the
+    current directory) replaces gate.yml's `policy:` for this run (`gate check --policy`)."""
     path = Path(path)
+    override = policy if policy is None or looks_like_preset(policy) else str(Path(policy).resolve())
     doc = read_yaml(path, kind="config")
     if not isinstance(doc.data, dict):
         got = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
@@ -96,8 +99,10 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
     try:
         cfg = ConfigFile.model_validate(doc.data)
     except ValidationError as exc:
-        raise_validation(exc, doc, doc.data)
+        raise_validation(exc, doc, doc.data, model=ConfigFile)
     root = path.resolve().parent
+    if override is not None:
+        cfg = cfg.model_copy(update={"policy": override})
     model_path = _existing(doc, root, cfg.model, ("model",), what="model", allow_dir=True)
     if model_path.is_dir() and not (model_path / SAVEDMODEL_MARKER).exists():
         raise ConfigError(f"model directory is not a SavedModel (no saved_model.pb): {model_path}",
@@ -112,7 +117,12 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
     is_tflite = format_of(model_path) == "tflite"
     policy = None
     if cfg.policy is not None:
-        policy = resolve_policy(cfg.policy, doc=doc, base_dir=root)
+        try:
+            policy = resolve_policy(cfg.policy, doc=doc, base_dir=root)
+        except GateError as err:
+            if override is not None and err.file == doc.file and err.field == "policy":
+                err.file, err.field, err.line = None, "--policy", None   # not gate.yml's policy: the option's
+            raise
     elif not is_tflite:
         raise ConfigError("required but missing: a Keras model needs a policy (a preset name, a path or "
                           "an inline mapping)", file=doc.file, field="policy",
@@ -125,11 +135,12 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> GateConfig:
     if acc and acc.top_k not in cfg.evaluate.top_k:
         cfg = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(
             update={"top_k": sorted(set(cfg.evaluate.top_k) | {acc.top_k})})})
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha = doc.sha256               # the bytes read_yaml parsed: gate.yml is read once
     lines = {".".join(map(str, loc[1:])): line for loc, line in doc.lines.items()
              if len(loc) > 1 and loc[0] == "thresholds"}
     return GateConfig(path=path.resolve(), root=root, file=cfg, model_path=model_path, train_path=train_path,
-                      eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines)
+                      eval_path=eval_path, policy=policy, sha256=sha, threshold_lines=lines,
+                      policy_override=override)
 
 
 def with_target(cfg: GateConfig, target: str | None) -> GateConfig:

@@ -20,6 +20,7 @@ from pydantic import (
 from gate.config.metrics import FIDELITY, parse_metric
 from gate.config.steps import Step, Verify
 from gate.config.strict import Strict
+from gate.formats import EXPECTED
 
 
 class Quantization(str, Enum):
@@ -223,7 +224,9 @@ class ProxyLimit(Strict):
 
 
 class ProxyLimits(Strict):
-    """Deterministic proxies of the candidate .tflite: they never flake."""
+    """Proxies of the candidate .tflite: parameters, non-zero parameters, unique values and
+    MACs are read from the file (deterministic); peak_memory_bytes is measured, so it moves
+    a little from run to run."""
 
     parameters: ProxyLimit | None = None
     nonzero_parameters: ProxyLimit | None = None
@@ -456,7 +459,7 @@ class LimitsSpec(Strict):
 class ConfigFile(Strict):
     """gate.yml as written. `policy` is resolved separately (preset, path or inline)."""
 
-    model: str = Field(..., description="Path to .keras, .h5, a SavedModel directory or .tflite.")
+    model: str = Field(..., description=f"Path to {EXPECTED}.")
     data: DataSpec
     policy: str | dict | None = Field(
         None, description="A preset name (gate policy list), a path to a policy YAML, or an inline policy.")

@@ -1,6 +1,7 @@
 """YAML reading that remembers where each value stood, for error messages with lines."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,11 @@ def _lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], _open: frozenset[int]
 class YamlDoc:
     """A parsed YAML mapping plus the line of every key path."""
 
-    def __init__(self, data: Any, lines: dict[Loc, int], file: str):
+    def __init__(self, data: Any, lines: dict[Loc, int], file: str, sha256: str | None = None):
         self.data = data
         self.lines = lines
         self.file = file
+        self.sha256 = sha256      # of the file's bytes (read_yaml), for provenance
 
     def line_of(self, loc: Loc) -> int | None:
         loc = tuple(loc)
@@ -100,4 +102,6 @@ def read_yaml(path: Path, *, kind: str = "config") -> YamlDoc:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{kind} file is not UTF-8 text (byte {exc.start})", file=str(path)) from None
-    return parse_yaml(text, str(path))
+    doc = parse_yaml(text, str(path))
+    doc.sha256 = hashlib.sha256(raw).hexdigest()
+    return doc

@@ -24,7 +24,7 @@ import numpy as np
 
 from gate.errors import DataError
 from gate.measure.model import ModelFacts, TensorSpec
-from gate.measure.tasks import Task, infer_task
+from gate.measure.tasks import OutputTask, infer_task
 
 X_KEY, Y_KEY = "x", "y"
 
@@ -37,7 +37,7 @@ class Split:
     sha256: str
     x: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)  # input name -> examples (bound)
     y: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False)  # output name -> targets (bound)
-    tasks: Mapping[str, Task] = field(default_factory=dict)   # output name -> its task (bound)
+    tasks: Mapping[str, OutputTask] = field(default_factory=dict)   # output name -> its task (bound)
 
     @property
     def n(self) -> int:
@@ -175,7 +175,7 @@ def _check_input(a: np.ndarray, spec: TensorSpec, file: str, where: str) -> np.n
 
 
 def _bind_targets(split: Split, outputs: tuple[TensorSpec, ...], file: str
-                  ) -> tuple[dict[str, np.ndarray], dict[str, Task]]:
+                  ) -> tuple[dict[str, np.ndarray], dict[str, OutputTask]]:
     names = [o.name for o in outputs]
     keys = [k for k in split.arrays if _is_target(k)]
     if len(outputs) == 1:
@@ -194,7 +194,7 @@ def _bind_targets(split: Split, outputs: tuple[TensorSpec, ...], file: str
                             if len(outputs) > 1 else None)
     by_output = {allowed[k]: k for k in keys}
     y: dict[str, np.ndarray] = {}
-    tasks: dict[str, Task] = {}      # in the model's output order
+    tasks: dict[str, OutputTask] = {}      # in the model's output order
     for spec in outputs:
         key = by_output.get(spec.name)
         target = None if key is None else split.arrays[key]
@@ -204,7 +204,7 @@ def _bind_targets(split: Split, outputs: tuple[TensorSpec, ...], file: str
     return y, tasks
 
 
-def _check_target(y: np.ndarray, task: Task, spec: TensorSpec, file: str, where: str) -> np.ndarray:
+def _check_target(y: np.ndarray, task: OutputTask, spec: TensorSpec, file: str, where: str) -> np.ndarray:
     key = where.split(".", 2)[-1]        # data.eval.y.score -> y.score
     if task.is_classes:
         if y.ndim == 2 and y.shape[1] == 1:

@@ -21,7 +21,7 @@ from gate.measure.data import Split
 from gate.measure.litert import run_signature
 from gate.measure.model import TensorSpec, keras_io, natural_key
 from gate.measure.scores import MetricValue, Planned, compute_all, plan, top1, top_k_correct
-from gate.measure.tasks import Task
+from gate.measure.tasks import OutputTask
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Scoring:
     ks: tuple[int, ...]
 
     @property
-    def tasks(self) -> Mapping[str, Task]:
+    def tasks(self) -> Mapping[str, OutputTask]:
         return self.split.tasks
 
     @classmethod

@@ -55,6 +55,14 @@ class FloatLayer:
 
 
 def scheme_for(preserve: list[Preserve]) -> tuple[Any, str]:
+    """The tfmot scheme for the step, wrapped so integer inputs stay unquantized."""
+    from gate.optimize.qat_inputs import FloatInputsScheme
+
+    scheme, name = _tfmot_scheme(preserve)
+    return FloatInputsScheme(scheme), name
+
+
+def _tfmot_scheme(preserve: list[Preserve]) -> tuple[Any, str]:
     from gate.measure.tfenv import tfmot
 
     t = tfmot()
@@ -114,7 +122,10 @@ class HonestScheme:
 
 
 def scheme_label(scheme: Any) -> str:
-    return type(getattr(scheme, "inner", scheme)).__name__
+    """The tfmot scheme's class name, under our wrappers."""
+    while hasattr(scheme, "inner"):
+        scheme = scheme.inner
+    return type(scheme).__name__
 
 
 # --------------------------------------------------------------------------- the decision

@@ -14,6 +14,8 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from gate.config.metrics import parse_metric
+from gate.report.paths import relative_paths
+from gate import units
 from gate.verdict.check import format_value
 
 DEFAULT_TEMPLATE = "report.md.j2"
@@ -44,20 +46,23 @@ def num(value: object, digits: int = 4) -> str:
     return f"{v:,.{digits}f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.0f}"
 
 
-def kib(n: object) -> str:
-    return "–" if n is None else f"{int(n) / 1024:,.1f} KiB"
-
-
-def pct(value: object) -> str:
-    return "–" if value is None else f"{100 * float(value):.2f} %"
+kib = units.kib
+pct = units.percent
 
 
 def points(value: object) -> str:
-    return "–" if value is None else f"{100 * float(value):+.2f} pts"
+    return units.points(value, signed=True)
 
 
 def signed_pct(value: object) -> str:
-    return "–" if value is None else f"{100 * float(value):+.1f} %"
+    return units.change(value)
+
+
+def count(value: object) -> str:
+    try:
+        return units.count(value)
+    except (TypeError, ValueError):
+        return md(value)
 
 
 def check_value(value: object, check: dict) -> str:
@@ -140,7 +145,8 @@ def time_split(timings: object, shown: int = 4) -> str:
 def environment(kind: type[SandboxedEnvironment] = SandboxedEnvironment) -> SandboxedEnvironment:
     env = kind(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                                undefined=StrictUndefined, autoescape=False)
-    env.filters.update(md=md, num=num, kib=kib, pct=pct, points=points, signed_pct=signed_pct,
+    env.filters.update(md=md, num=num, kib=kib, count=count, ratio=units.ratio, pct=pct, points=points,
+                       signed_pct=signed_pct,
                        check_value=check_value, code=code, change=change,
                        chart_number=chart_number, chart_top=chart_top, stage_table=stage_table,
                        check_status=check_status, metric_rows=metric_rows, unavailable_metrics=unavailable_metrics,
@@ -184,7 +190,7 @@ def _template_text(name: str) -> str:
 def render_markdown(report: dict, template: str | None = None) -> str:
     env = environment()
     tpl = env.from_string(template if template is not None else _template_text(DEFAULT_TEMPLATE))
-    return tpl.render(r=report, ICON=ICON)
+    return tpl.render(r=relative_paths(report), ICON=ICON)
 
 
 # -- filters for the comment's extra parts -------------------------------------------------
@@ -212,13 +218,9 @@ def check_status(check: dict) -> str:
 
 
 def change(check: dict) -> str:
-    """Candidate vs reference for a check: points for accuracy, relative % otherwise."""
-    ref, value = check.get("reference"), check.get("value")
-    if ref is None or value is None:
-        return "–"
-    if check.get("unit") == "":
-        return points(float(value) - float(ref))
-    return signed_pct(float(value) / float(ref) - 1) if float(ref) else "–"
+    """Candidate vs reference for a check (gate.units.check_change): points between two
+    percentages, a multiple for ratios, a relative % for sizes, times and counts."""
+    return units.check_change(str(check.get("unit")), check.get("reference"), check.get("value"))
 
 
 def chart_number(value: object) -> str:
@@ -232,14 +234,10 @@ def chart_top(values: list) -> str:
     return chart_number(max([float(v) for v in values] + [0.0]) * 1.15 or 1)
 
 
-def _count(v: object) -> str:
-    return f"{int(v):,}"
-
-
 STAGE_COLUMNS = (  # header, path into a stage of report.json's `stages`, format
-    ("Stage", ("name",), md), ("Kind", ("kind",), md), ("Params", ("params",), _count),
+    ("Stage", ("name",), md), ("Kind", ("kind",), md), ("Params", ("params",), count),
     ("Sparsity", ("weights", "sparsity"), pct),
-    ("Unique values / channel", ("weights", "max_unique_per_channel"), _count),
+    ("Unique values / channel", ("weights", "max_unique_per_channel"), count),
     ("Accuracy (top1)", ("accuracy", "top1"), pct),
     ("Metrics", ("metrics",), lambda m: ", ".join(f"{md(k)} {metric_value(k, v)}" for k, v in m.items())),
     ("Size, raw", ("bytes_raw",), kib), ("Size, gzip", ("bytes_gzip",), kib),
@@ -327,6 +325,7 @@ def render_user_template(report: dict, text: str, default: str) -> str:
 
 def minimal_markdown(report: dict) -> str:
     """Last resort when even the default template fails on a (hostile) report."""
+    report = relative_paths(report) if isinstance(report, dict) else {}
     status = str(report.get("status"))
     return f"## {ICON.get(status, '')} model-gate: {md(status)}\n\n{md(report.get('summary'))}\n"
 
@@ -340,6 +339,6 @@ def render_comment(report: dict, template: str | None = None) -> tuple[str, str 
     if not template:
         return default, None
     try:
-        return render_user_template(report, template, default), None
+        return render_user_template(relative_paths(report), template, default), None
     except TemplateFailure as exc:
         return default, f"comment-template failed ({exc}); the default comment was used"

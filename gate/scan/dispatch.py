@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 from gate.errors import ModelError
-from gate.formats import MODEL_FILE_FORMATS
+from gate.formats import EXPECTED, MODEL_FILE_FORMATS
 from gate.scan.formats import (
     CONTENT_NAMES,
     EXPECTED_CONTENT,
@@ -60,7 +60,7 @@ def _check_file(path: Path, limits: ScanLimits) -> tuple[str, int]:
     if ext not in MODEL_FILE_FORMATS:
         raise ModelError(
             f"unknown model extension '{path.suffix}'", file=str(path),
-            hint="expected .keras, .h5, .hdf5, .tflite or a SavedModel directory")
+            hint=f"expected {EXPECTED}")
     if st.st_size == 0:
         raise ModelError("file is empty (0 bytes)", file=str(path))
     if st.st_size > limits.max_file_bytes:

@@ -13,57 +13,21 @@ script with the board's ai-edge-litert). One `Target` protocol for all three:
         .outputs(name, content, arrays) ─► {output: array}  (evaluate.on_target; ssh only)
         .close()                     removes everything it put on the device
 
+The protocol's types (`Where`, `Sampler`, `Target`) live in `protocol.py`.
+
 A target that cannot be reached raises gate.errors.TargetError (exit 2, naming the
 benchmark.target field); a run that crashes on the device raises TargetCrash.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol
-
-import numpy as np
+from typing import Iterator
 
 from gate.config.schema import BenchmarkSpec
-from gate.measure.bench import BenchResult
-from gate.measure.targets.delegation import Delegation
+from gate.measure.targets.protocol import Sampler, Target, Where
 
-
-@dataclass(frozen=True)
-class Where:
-    """What the figures were measured on."""
-
-    kind: str                     # local | adb | ssh
-    name: str                     # one line for humans: "runner CPU (...)", "Pixel 7 (arm64-v8a, Android 14)"
-    facts: Mapping[str, str | int | None] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "name": self.name, "facts": dict(self.facts)}
-
-
-class Sampler(Protocol):
-    settings: dict
-
-    def rounds(self, count: int) -> np.ndarray:
-        """`count` more interleaved rounds: cells[round, model, instance], nanoseconds."""
-
-
-class Target(Protocol):
-    where: Where
-
-    def benchmark(self, models: dict[str, bytes], example: Mapping[str, np.ndarray],
-                  spec: BenchmarkSpec) -> BenchResult: ...
-
-    def sampler(self, baseline: bytes, candidate: bytes, example: Mapping[str, np.ndarray], *, threads: int,
-                warmup: int, runs: int) -> Sampler | None: ...
-
-    def delegation(self, name: str, content: bytes) -> Delegation | str: ...
-
-    def outputs(self, name: str, content: bytes, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
-
-    def close(self) -> None: ...
+__all__ = ["Sampler", "Target", "Where", "open_target"]
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from gate.config.schema import AdbTarget as AdbSpec
 from gate.config.schema import BenchmarkSpec
 from gate.errors import TargetCrash, TargetError
 from gate.measure.bench import BenchResult, Latency
-from gate.measure.targets import Where
+from gate.measure.targets.protocol import Where
 from gate.measure.targets.benchmark_model import BenchmarkModelRun, OutputError, parse
 from gate.measure.targets.delegation import Delegation, from_run
 
@@ -213,9 +213,10 @@ class AdbTarget:
                               "median over rounds; mean/std/min/max over every timed run; p50/p90/p99 over the "
                               "rounds' averages (benchmark_model prints no per-run times); peak memory from one "
                               "profiled run per model",
-                    "flags": self.flags("MODEL.tflite", spec.threads, spec.warmup, spec.runs, spec.min_time_s),
+                    "flags": shlex.join(self.flags("MODEL.tflite", spec.threads, spec.warmup, spec.runs,
+                                                   spec.min_time_s)),
                     "interpreter": "benchmark_model (LiteRT, the user's build)",
-                    "measured_on": self.where.name, "device": dict(self.where.facts)}
+                    "measured_on": self.where.name}     # the device's facts: the record's `target` section
         return BenchResult(stats, settings)
 
     def sampler(self, baseline: bytes, candidate: bytes, example, *, threads: int, warmup: int,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from gate.measure.targets.benchmark_model import BenchmarkModelRun
+from gate.units import percent
 
 CPU_DELEGATES = ("TfLiteXNNPackDelegate", "XNNPACK", "YNNPackDelegate", "YNNPACK")
 DELEGATE_KERNELS = {"gpu": ("TfLiteGpuDelegateV2", "TfLiteGpuDelegate", "LITERT_OPENGL", "LITERT_OPENCL", "GPU"),
@@ -42,7 +43,7 @@ class Delegation:
             return (f"not fully accelerated on {self.accelerator or self.delegate} ({self.total_ops} ops; the tool "
                     "does not say how many fell back to the CPU)")
         return (f"{self.accelerated_ops} of {self.total_ops} ops on {self.accelerator or self.delegate} "
-                f"({100 * self.share:.1f} %), {self.partitions} partition(s)")
+                f"({percent(self.share)}), {self.partitions} partition(s)")
 
 
 def from_run(run: BenchmarkModelRun, delegate: str) -> Delegation:

@@ -9,7 +9,7 @@ import numpy as np
 
 from gate.config.schema import BenchmarkSpec
 from gate.measure.bench import BenchResult, benchmark, cpu_name
-from gate.measure.targets import Where
+from gate.measure.targets.protocol import Where
 from gate.measure.targets.delegation import Delegation
 
 

@@ -25,7 +25,7 @@ from gate.config.schema import BenchmarkSpec
 from gate.config.schema import SshTarget as SshSpec
 from gate.errors import TargetCrash, TargetError
 from gate.measure.bench import BenchResult, summarize
-from gate.measure.targets import Where
+from gate.measure.targets.protocol import Where
 from gate.measure.targets.delegation import Delegation
 
 FIELD = "benchmark.target.ssh"

@@ -1,5 +1,5 @@
-"""Stage results -> the report's parts (plain JSON-ready data), as the worker finishes
-each stage; gate.report.build assembles and validates the report from them."""
+"""Stage results -> sections of the run record (gate.report.record), as the worker
+finishes each stage."""
 from __future__ import annotations
 
 from gate.config.metrics import FIDELITY
@@ -7,17 +7,18 @@ from gate.measure.bench import BenchResult
 from gate.measure.proxies import Proxies
 from gate.optimize.metrics import WeightStats
 from gate.optimize.verify import Finding
-from gate.run.base import Base
-from gate.run.candidate import MeasuredModel
+from gate.report.record import Artifact, BaselineInfo
+from gate.run.worker.base import BaseMeasurement
+from gate.run.worker.candidate import MeasuredModel
 from gate.verdict.check import Check
 
 
 def artifacts(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_proxies: Proxies,
-              candidate_file: str) -> dict:
+              candidate_file: str) -> dict[str, Artifact]:
     """`reference` and `candidate`: each .tflite with how it was made, its sizes, latency,
     evaluation and proxies."""
     cand_latency = bench.stats["candidate"]
-    return {
+    sections = {
         "reference": {"role": "reference", "label": pr.reference_label, **pr.reference.info(),
                       **pr.reference_sizes.to_dict(),
                       "latency": bench.stats.get("reference", cand_latency).to_dict(),
@@ -26,6 +27,7 @@ def artifacts(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_
                       "file": candidate_file, "latency": cand_latency.to_dict(),
                       "evaluation": pr.candidate_eval.to_dict(), "proxies": cand_proxies.to_dict()},
     }
+    return {name: Artifact.model_validate(data) for name, data in sections.items()}
 
 
 def stages(pr: MeasuredModel, converted: dict[str, WeightStats], convert_seconds: float,
@@ -48,11 +50,12 @@ def stages(pr: MeasuredModel, converted: dict[str, WeightStats], convert_seconds
             "verification": {"on_loss": pr.policy.verify.on_loss, "findings": [f.to_dict() for f in findings]}}
 
 
-def baseline(base: Base, checks: list[Check]) -> dict:
+def baseline(base: BaseMeasurement, checks: list[Check]) -> BaselineInfo:
     """`baseline`: the base branch's candidate and the checks judged against it."""
     side = base.side
-    return {"sha": base.job.sha, "chosen": base.label, "unchanged": base.unchanged,
-            "fingerprint": base.job.fingerprint or None, "notes": [*base.job.notes, *base.notes],
+    return BaselineInfo.model_validate({
+            "sha": base.source.sha, "chosen": base.label, "unchanged": base.unchanged,
+            "fingerprint": base.source.fingerprint or None, "notes": [*base.source.notes, *base.notes],
             "candidate": {"bytes_raw": side.sizes.bytes_raw, "bytes_gzip": side.sizes.bytes_gzip,
                           "accuracy": {f"top{k}": v for k, v in side.accuracy.items()},
                           "metrics": {n: m.value for n, m in side.metrics.items()} or None,
@@ -60,4 +63,4 @@ def baseline(base: Base, checks: list[Check]) -> dict:
                               m.per_example is not None for m in side.metrics.values()),
                           "proxies": side.proxies},
             "comparison": {c.name: {"value": c.value, "low": c.ci_low, "high": c.ci_high, "passed": c.passed,
-                                    "outcome": c.outcome, "detail": c.detail} for c in checks}}
+                                    "outcome": c.outcome, "detail": c.detail} for c in checks}})

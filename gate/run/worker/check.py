@@ -1,6 +1,6 @@
-"""`gate check` inside the worker: one call per stage, each returning a typed result, the
-report's parts built from them as they come (gate.report.build), so an error report keeps
-what finished."""
+"""`gate check` inside the worker: one call per stage, each returning a typed result, and
+the run record's sections made from them as they come (gate.run.worker.sections), so an error
+report keeps what finished."""
 from __future__ import annotations
 
 from contextlib import ExitStack
@@ -12,28 +12,30 @@ from gate.errors import EXIT_FAIL, EXIT_PASS
 from gate.measure.bench import BenchResult
 from gate.measure.targets import Target, open_target
 from gate.measure.proxies import Proxies
-from gate.run import parts
-from gate.run.base import Base, measure_base
-from gate.run.cache import DEFAULT_MAX_BYTES, Cache
-from gate.run.cached import measure_cached, proxies_cached
-from gate.run.candidate import MeasuredModel
-from gate.run.protocol import CANDIDATE_FILE, BaseJob, Job, NoBase, Outcome
-from gate.run.on_target import on_device, on_target, record_delegation
+from gate.report.record import BenchmarkInfo
+from gate.run.worker import sections
+from gate.run.worker.base import BaseMeasurement, measure_base
+from gate.run.worker.cache import DEFAULT_MAX_BYTES, Cache
+from gate.run.worker.cached import measure_cached, proxies_cached
+from gate.run.worker.candidate import MeasuredModel
+from gate.run.worker.on_target import on_device, on_target, record_delegation
+from gate.run.protocol import CANDIDATE_FILE, BaseSource, Job, NoBaseReason, RunVerdict
 from gate.run.stagelog import StageLog
 from gate.verdict.check import UNJUDGED, Check, verdict
 from gate.verdict.evidence import Evidence, Side
+from gate.verdict.latency_note import latency_agreement
 from gate.verdict.registry import configured, judge
 from gate.verdict.verification import verification_checks
 
 
-def check(cfg: GateConfig, log: StageLog, job: Job) -> Outcome:
-    log.keep({"config": config_summary(cfg), "policy": cfg.policy.to_dict() if cfg.policy else None})
+def check(cfg: GateConfig, log: StageLog, job: Job) -> RunVerdict:
+    log.keep(config=config_summary(cfg), policy=cfg.policy.to_dict() if cfg.policy else None)
     cache = open_cache(job)
     try:
         with ExitStack() as stack:
             with log.stage("target", "connecting to the benchmark target"):
                 target = stack.enter_context(open_target(cfg.benchmark, cfg.root))
-            log.keep({"target": target.where.to_dict()})
+            log.keep(target=target.where.to_dict())
             return _check(cfg, log, job, cache, target)
     finally:
         if cache is not None:
@@ -46,20 +48,20 @@ def open_cache(job: Job) -> Cache | None:
     return Cache(Path(job.cache_dir), job.cache_max_bytes or DEFAULT_MAX_BYTES)
 
 
-def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None, target: Target) -> Outcome:
-    pr = measure_cached(cfg, log, cache, trust_model_code=job.trust_model_code, parts=log.parts)
+def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None, target: Target) -> RunVerdict:
+    pr = measure_cached(cfg, log, cache, trust_model_code=job.trust_model_code)
     log.note(*pr.notes)
-    log.keep({"original": pr.original.to_dict()})
+    log.keep(original=pr.original.to_dict())
     if pr.bridge is not None:
-        log.keep({"bridge": pr.bridge.to_dict()})
+        log.keep(bridge=pr.bridge.to_dict())
     bench = benchmark_models(pr, cfg, log, target)
     on_target(pr, cfg, log, target)
     ref_proxies, cand_proxies = measure_proxies(pr, cfg, log, cache)
-    log.keep(parts.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
+    log.keep(**sections.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
     log.artifacts[CANDIDATE_FILE] = pr.candidate.content
     stage_checks = verify_stages(pr, log)
-    base = measure_base(job.baseline if isinstance(job.baseline, BaseJob) else None, cfg, pr, log, cache)
-    no_base = job.baseline if isinstance(job.baseline, NoBase) else None
+    base = measure_base(job.baseline if isinstance(job.baseline, BaseSource) else None, cfg, pr, log, cache)
+    no_base = job.baseline if isinstance(job.baseline, NoBaseReason) else None
     if base is not None:
         base = with_proxies(base, pr, cand_proxies, cfg, log, cache)
     with log.stage("judge", "judging the thresholds" + (" (and against the base branch)" if base else "")):
@@ -71,18 +73,19 @@ def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None, target
         log.note(note)
     if base is not None:
         base_rows = set(configured(cfg.thresholds, needs_base=True))
-        log.keep({"baseline": parts.baseline(base, [c for c in checks if c.name in base_rows])})
-    log.keep({"checks": [c.to_dict() for c in checks]})
-    return outcome(checks, base)
+        log.keep(baseline=sections.baseline(base, [c for c in checks if c.name in base_rows]))
+    log.keep(checks=checks)
+    return run_verdict(checks, base)
 
 
 def benchmark_models(pr: MeasuredModel, cfg: GateConfig, log: StageLog, target: Target) -> BenchResult:
-    with log.stage("benchmark", f"benchmarking reference and candidate (interleaved) on {target.where.name}"):
+    where = "" if target.where.kind == "local" else f" on {target.where.name}"   # the runner: said in the table
+    with log.stage("benchmark", f"benchmarking reference and candidate (interleaved){where}"):
         same = pr.same_file     # a committed .tflite measured as it is
         models = {"candidate": pr.candidate.content} if same else {
             "reference": pr.reference.content, "candidate": pr.candidate.content}
         result = target.benchmark(models, pr.eval_split.first(), cfg.benchmark)
-    log.keep({"benchmark": {"settings": result.settings}})
+    log.keep(benchmark=BenchmarkInfo(settings=result.settings))
     return result
 
 
@@ -107,14 +110,14 @@ def verify_stages(pr: MeasuredModel, log: StageLog) -> list[Check]:
     converted = tflite_layer_stats(pr.candidate.content)
     seq = [(s.name, s.kind, s.layers) for s in pr.stages] + [("converted", "converted", converted)]
     findings = verify(seq, pr.policy.verify)
-    log.keep(parts.stages(pr, converted, log.parts["timings_s"].get("convert_candidate", 0.0), findings))
+    log.keep(**sections.stages(pr, converted, log.record.timings_s.get("convert_candidate", 0.0), findings))
     if pr.policy.verify.on_loss == "warn":
         log.note(*(f"verification: {f.message}" for f in findings))
     return verification_checks(findings, pr.policy.verify)
 
 
-def with_proxies(base: Base, pr: MeasuredModel, cand_proxies: Proxies, cfg: GateConfig, log: StageLog,
-                 cache: Cache | None) -> Base:
+def with_proxies(base: BaseMeasurement, pr: MeasuredModel, cand_proxies: Proxies, cfg: GateConfig, log: StageLog,
+                 cache: Cache | None) -> BaseMeasurement:
     if base.side.content is None:
         return base
     if base.unchanged:
@@ -126,7 +129,7 @@ def with_proxies(base: Base, pr: MeasuredModel, cand_proxies: Proxies, cfg: Gate
 
 
 def evidence(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_proxies: Proxies,
-             base: Base | None, no_base: NoBase | None, cfg: GateConfig) -> Evidence:
+             base: BaseMeasurement | None, no_base: NoBaseReason | None, cfg: GateConfig) -> Evidence:
     cand_latency = bench.stats["candidate"]
     primary = pr.original.primary
     return Evidence(
@@ -142,23 +145,7 @@ def evidence(pr: MeasuredModel, bench: BenchResult, ref_proxies: Proxies, cand_p
         float_reference=pr.float_reference, reference_label=pr.reference_label)
 
 
-def latency_agreement(bench: BenchResult, checks: list[Check]) -> str | None:
-    """Say so when the measurements table's p50 ratio falls outside the interval of the
-    latency.max_ratio A/B test: both measure warm invokes, but not with one estimator."""
-    ab = next((c for c in checks if c.name == "latency.max_ratio" and c.ci_low is not None), None)
-    if ab is None or "reference" not in bench.stats:
-        return None
-    table = bench.stats["candidate"].p50_ms / bench.stats["reference"].p50_ms
-    if ab.ci_low <= table <= ab.ci_high:
-        return None
-    return (f"the measurements table's p50 ratio {table:.3f} lies outside the latency.max_ratio A/B interval "
-            f"{ab.ci_low:.3f}-{ab.ci_high:.3f}: the table's p50s are medians of every warm invoke of one "
-            "interpreter per model (interference from other processes included); the A/B takes the fastest "
-            "invoke of each visit over several interpreters per model, which removes that interference and "
-            "instance placement. The check judges the A/B.")
-
-
-def outcome(checks: list[Check], base: Base | None) -> Outcome:
+def run_verdict(checks: list[Check], base: BaseMeasurement | None) -> RunVerdict:
     """The verdict and its one line. A pass says what it rests on: how many checks were
     judged, which did not apply, which were not judged; never a bare "0 checks passed"."""
     status = verdict(checks)
@@ -177,4 +164,4 @@ def outcome(checks: list[Check], base: Base | None) -> Outcome:
         summary += " " + "; ".join(c.message for c in passed_unjudged) + "."
     if base is not None and base.unchanged:
         summary += " Unchanged against the base branch."
-    return Outcome(status, EXIT_PASS if status == "pass" else EXIT_FAIL, summary)
+    return RunVerdict(status=status, exit_code=EXIT_PASS if status == "pass" else EXIT_FAIL, summary=summary)

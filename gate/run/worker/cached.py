@@ -1,29 +1,29 @@
-"""`measure` through the content-addressed cache (gate.run.cache).
+"""`measure` through the content-addressed cache (gate.run.worker.cache).
 
 The key is everything that decides a measured model: the model file, the train data, the
 eval data actually scored (the PR's, for the base), the resolved policy, the evaluation
 settings and the metrics the thresholds look up, whether model code is trusted, and the
 tool versions. The value: both .tflite files, every evaluation (outputs, per-example
-values), the optimization stages, the bridge check, the notes and the report parts the
-measurement wrote. Latency is never cached: it is timed again, side by side, every run.
-A hit imports no TensorFlow: only the data files are read again and bound to the model.
+values), the optimization stages and their plan, the bridge check and the notes. Latency
+is never cached: it is timed again, side by side, every run. A hit imports no TensorFlow:
+only the data files are read again and bound to the model.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 
 from gate import __version__, provenance
 from gate.config.load import GateConfig
 from gate.measure.data import Split
-from gate.run.cache import Cache, cache_key
-from gate.run.candidate import MeasuredModel, measure, read_data, threshold_metrics
+from gate.run.worker.cache import Cache, cache_key
+from gate.report.record import PlanInfo
+from gate.run.worker.candidate import Branch, MeasuredModel, measure, model_info, read_data, threshold_metrics
 from gate.run.digest import file_digest
-from gate.run.record import RecordError, decode, encode
+from gate.run.worker.codec import RecordError, decode, encode
 from gate.run.stagelog import StageLog
 
-REBUILT = ("eval_split", "train", "policy", "scoring")   # from the config and the data files, not stored
+REBUILT = ("eval_split", "train", "policy", "scoring", "plan")   # from the config and the data files; the plan as JSON
 KIND = "measured-model"
 EXTRA_DISTS = ("keras", "litert-quantizer", "h5py", "scipy")
 
@@ -45,14 +45,12 @@ def measure_key(cfg: GateConfig, *, trust_model_code: bool, eval_split: Split,
 
 
 def measure_cached(cfg: GateConfig, log: StageLog, cache: Cache | None, *, trust_model_code: bool,
-                   label: str = "", eval_split: Split | None = None, parts: dict | None = None,
+                   branch: Branch = Branch.PR, eval_split: Split | None = None,
                    extra_metrics: tuple[str, ...] = ()) -> MeasuredModel:
     """`gate.run.candidate.measure`, or its result from the cache. Same arguments."""
-    parts = {} if parts is None else parts
     if cache is None:
-        return measure(cfg, log, trust_model_code=trust_model_code, label=label, eval_split=eval_split,
-                       parts=parts, extra_metrics=extra_metrics)
-    tag = label.replace(": ", "_")
+        return measure(cfg, log, trust_model_code=trust_model_code, branch=branch, eval_split=eval_split,
+                       extra_metrics=extra_metrics)
     start = time.perf_counter()
     if eval_split is None:
         from gate.measure.data import head, load_split
@@ -62,46 +60,47 @@ def measure_cached(cfg: GateConfig, log: StageLog, cache: Cache | None, *, trust
     entry = cache.get(key)
     if entry is not None:
         try:
-            measured = restore(entry.record, entry.files, cfg, log, label, eval_split, parts, extra_metrics)
+            measured = restore(entry.record, entry.files, cfg, log, branch, eval_split, extra_metrics)
         except (RecordError, KeyError, TypeError, ValueError) as exc:
             cache.notes.append(f"cache entry {key[:12]} ignored: {exc}")
             measured = None
         if measured is not None:
-            log.parts["timings_s"][f"{tag}cache"] = round(time.perf_counter() - start, 3)
-            log.note(f"{label}measured model from the cache (entry {key[:12]}): model, data, policy and tool "
-                     "versions are unchanged; latency was timed again")
+            log.record = log.record.with_timing(branch.stage("cache"), time.perf_counter() - start)
+            log.note(branch.says(f"measured model from the cache (entry {key[:12]}): model, data, policy and "
+                                 "tool versions are unchanged; latency was timed again"))
             return measured
-    before = {k: json.dumps(v, sort_keys=True, default=str) for k, v in parts.items()}
-    notes_before = len(log.parts["notes"])
-    measured = measure(cfg, log, trust_model_code=trust_model_code, label=label, eval_split=eval_split,
-                       parts=parts, extra_metrics=extra_metrics)
-    written = {k: v for k, v in parts.items() if k not in ("timings_s", "notes")
-               and json.dumps(v, sort_keys=True, default=str) != before.get(k)}
-    store(cache, key, measured, written, log.parts["notes"][notes_before:])
+    measured = measure(cfg, log, trust_model_code=trust_model_code, branch=branch, eval_split=eval_split,
+                       extra_metrics=extra_metrics)
+    store(cache, key, measured)
     return measured
 
 
-def store(cache: Cache, key: str, measured: MeasuredModel, parts: dict, notes: list[str]) -> None:
+def store(cache: Cache, key: str, measured: MeasuredModel) -> None:
     blobs: dict[str, bytes] = {}
     fields = {f.name: encode(getattr(measured, f.name), blobs) for f in dataclasses.fields(measured)
               if f.name not in REBUILT}
+    plan = measured.plan.model_dump(mode="json") if measured.plan is not None else None
     try:
-        cache.put(key, {"measured": fields, "parts": json.loads(json.dumps(parts)), "notes": list(notes)}, blobs)
+        cache.put(key, {"measured": fields, "plan": plan}, blobs)
     except OSError as exc:            # a full or read-only disk costs the cache, never the run
         cache.notes.append(f"cache entry {key[:12]} not written: {exc}")
 
 
-def restore(record: dict, blobs: dict[str, bytes], cfg: GateConfig, log: StageLog, label: str,
-            eval_split: Split | None, parts: dict, extra_metrics: tuple[str, ...]) -> MeasuredModel:
+def restore(record: dict, blobs: dict[str, bytes], cfg: GateConfig, log: StageLog, branch: Branch,
+            eval_split: Split | None, extra_metrics: tuple[str, ...]) -> MeasuredModel:
+    """The stored measured model, its data read and bound again; the PR's sections go into
+    the run record as `measure` would have written them."""
     fields = {name: decode(value, blobs) for name, value in record["measured"].items()}
     expected = {f.name for f in dataclasses.fields(MeasuredModel)} - set(REBUILT)
     if set(fields) != expected:
         raise RecordError(f"fields {sorted(set(fields) ^ expected)} differ")
-    parts.update(record["parts"])
-    eval_split, train, scoring = read_data(cfg, fields["facts"], log, label, eval_split, parts, extra_metrics)
-    log.note(*record["notes"])
-    return MeasuredModel(**fields, eval_split=eval_split, train=train, scoring=scoring,
-                         policy=cfg.policy.policy if cfg.policy else None)
+    plan = PlanInfo.model_validate(record["plan"]) if record["plan"] is not None else None
+    if branch is Branch.PR:
+        log.keep(model=model_info(cfg, fields["facts"]), plan=plan,
+                 stages=None if fields["stages"] is None else [s.to_dict() for s in fields["stages"]])
+    data = read_data(cfg, fields["facts"], log, branch, eval_split, extra_metrics)
+    return MeasuredModel(**fields, eval_split=data.eval_split, train=data.train, scoring=data.scoring,
+                         policy=cfg.policy.policy if cfg.policy else None, plan=plan)
 
 
 def proxies_cached(content: bytes, sha256: str, threads: int, cache: Cache | None):

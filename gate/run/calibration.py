@@ -1,17 +1,10 @@
-"""`gate calibrate`: the model against itself (A/A), to see how much each metric moves
-when nothing changed, and to suggest regression limits that will not flake. It runs like
-`gate check`: trust decided in the parent from the base branch, the model measured in the
-limited worker."""
+"""What `gate calibrate` found: the model timed against itself (A/A), and the regression
+limits it suggests with room above that noise. Written by the worker
+(gate.run.worker.calibrate), read by the parent (gate.run.parent.calibrate)."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
-
-from gate.config.load import GateConfig
-from gate.console import Progress
-from gate.run.protocol import Job
-from gate.run.stagelog import StageLog
 
 
 @dataclass(frozen=True)
@@ -53,34 +46,3 @@ class Calibration:
         return cls(int(d["repeats"]), tuple(d["latency_ratios"]), tuple(tuple(c) for c in d["latency_ci"]),
                    float(d["latency_seconds"]), int(d["size_bytes"]), int(d["eval_examples"]),
                    None if d["accuracy"] is None else float(d["accuracy"]))
-
-
-def calibrate_config(config_path: str | Path, repeats: int, progress: Progress = lambda _: None, *,
-                     show_progress: bool = True) -> Calibration:
-    """The parent's side: the same config, trust decision and worker as `gate check`."""
-    from gate.run.parent import execute, start
-
-    log = StageLog(progress)
-    cfg, trust = start(config_path, log)
-    result = execute("calibrate", cfg, trust, log, show_progress=show_progress, repeats=repeats)
-    return Calibration.from_dict(result["calibration"])
-
-
-def calibrate(cfg: GateConfig, log: StageLog, job: Job) -> Calibration:
-    """The worker's side: measure the candidate, then time it against itself."""
-    from gate.run.candidate import measure
-    from gate.verdict.abtest import compare_latency
-
-    pr = measure(cfg, log, trust_model_code=job.trust_model_code)
-    ratios, cis, seconds = [], [], 0.0
-    x0 = pr.eval_split.first()
-    for i in range(job.repeats):
-        log.progress(f"A/A latency {i + 1}/{job.repeats}")
-        v = compare_latency(pr.candidate.content, pr.candidate.content, x0, max_ratio=1.05,
-                            threads=cfg.benchmark.threads, warmup=max(cfg.benchmark.warmup, 2), seed=i,
-                            time_budget_s=5)
-        ratios.append(v.ratio)
-        cis.append((v.ci_low, v.ci_high))
-        seconds += v.seconds
-    return Calibration(job.repeats, tuple(ratios), tuple(cis), seconds, len(pr.candidate.content), pr.eval_split.n,
-                       pr.candidate_eval.accuracy.get(1))

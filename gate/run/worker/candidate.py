@@ -11,7 +11,8 @@ through this same code; it runs in the worker (TF is imported lazily).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from enum import Enum
+from typing import TYPE_CHECKING, Callable
 
 from gate.config.load import GateConfig
 from gate.errors import ConfigError, ModelError, PolicyError
@@ -19,7 +20,9 @@ from gate.measure.convert import Converted
 from gate.measure.data import Split
 from gate.measure.evaluate import EvalResult, Scoring
 from gate.measure.model import LoadedModel, ModelFacts
+from gate.measure.qualify import check_metric_names
 from gate.measure.sizes import FileSizes
+from gate.report.record import ModelInfo, PlanInfo, TaskInfo
 
 if TYPE_CHECKING:
     from gate.config.schema import ConvertSpec, Policy
@@ -48,6 +51,7 @@ class MeasuredModel:
     notes: tuple[str, ...]
     scoring: Scoring | None = None
     bridge: BridgeCheck | None = None
+    plan: PlanInfo | None = None     # the policy's steps planned on the model (None: no steps)
 
     @property
     def same_file(self) -> bool:
@@ -74,62 +78,120 @@ def threshold_metrics(cfg: GateConfig) -> list[str]:
     return list((cfg.thresholds.metrics or {}).keys())
 
 
-def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, label: str = "",
-            eval_split: Split | None = None, parts: dict | None = None,
-            extra_metrics: tuple[str, ...] = ()) -> MeasuredModel:
-    """`label` prefixes stage names and progress ("base: "); `eval_split` scores on the
-    given examples instead of cfg's (the base model on the PR's eval set, paired);
-    `parts` (the report's) gets the model and data facts as soon as they are known, so an
-    error report keeps them; `extra_metrics` are computed too (the PR's, for the base)."""
-    parts = {} if parts is None else parts
+class Branch(Enum):
+    """Whose model is measured: the pull request's, or the base branch's for the comparison.
+    Only the PR's measurement writes the run record's sections."""
+
+    PR = ""
+    BASE = "base"
+
+    def stage(self, name: str) -> str:
+        """The stage's name in `timings_s`: "load", "base_load"."""
+        return f"{self.value}_{name}" if self.value else name
+
+    def says(self, text: str) -> str:
+        """A progress line: "loading model.keras", "base: loading model.keras"."""
+        return f"{self.value}: {text}" if self.value else text
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """What every measuring step of one model shares (gate.run.candidate.measure)."""
+
+    cfg: GateConfig
+    log: StageLog
+    branch: Branch
+    model: LoadedModel
+    data: BoundData
+    policy: Policy | None
+    trust_model_code: bool
+
+    def stage(self, name: str, text: str):
+        return self.log.stage(self.branch.stage(name), self.branch.says(text))
+
+    def keep(self, **sections) -> None:
+        """Record sections of the run record (the PR's measurement only)."""
+        if self.branch is Branch.PR:
+            self.log.keep(**sections)
+
+
+@dataclass(frozen=True)
+class BoundData:
+    eval_split: Split
+    train: Split | None
+    scoring: Scoring
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The reference and the candidate .tflite, and the evaluations of the three models."""
+
+    reference: Converted
+    candidate: Converted
+    original: EvalResult
+    reference_eval: EvalResult
+    candidate_eval: EvalResult
+
+
+def measure(cfg: GateConfig, log: StageLog, *, trust_model_code: bool, branch: Branch = Branch.PR,
+            eval_split: Split | None = None, extra_metrics: tuple[str, ...] = ()) -> MeasuredModel:
+    """`branch`: the PR's model (its sections go into the run record as soon as they are
+    known, so an error report keeps them) or the base's; `eval_split` scores on the given
+    examples instead of cfg's (the base model on the PR's eval set, paired); `extra_metrics`
+    are computed too (the PR's, for the base)."""
     from gate.measure.model import load_model
 
-    tag = label.replace(": ", "_")
-    notes: list[str] = []
-    with log.stage(f"{tag}load", f"{label}loading {cfg.model_path.name}"):
+    with log.stage(branch.stage("load"), branch.says(f"loading {cfg.model_path.name}")):
         model = load_model(cfg.model_path, trust_model_code=trust_model_code)
-        parts["model"] = {**model.facts.to_dict(), "path": cfg.relative(cfg.model_path)}
-    eval_split, train, scoring = read_data(cfg, model.facts, log, label, eval_split, parts, extra_metrics)
-    policy = cfg.policy.policy if cfg.policy else None
-    if model.is_tflite:
-        return _measure_tflite(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes)
-    return _measure_keras(cfg, log, model, eval_split, train, scoring, policy, label, tag, notes, trust_model_code,
-                          parts)
+        if branch is Branch.PR:
+            log.keep(model=model_info(cfg, model.facts))
+    data = read_data(cfg, model.facts, log, branch, eval_split, extra_metrics)
+    ctx = Measuring(cfg, log, branch, model, data, cfg.policy.policy if cfg.policy else None, trust_model_code)
+    return _measure_tflite(ctx) if model.is_tflite else _measure_keras(ctx)
 
 
-def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, label: str, eval_split: Split | None,
-              parts: dict, extra_metrics: tuple[str, ...] = ()) -> tuple[Split, Split | None, Scoring]:
+def model_info(cfg: GateConfig, facts: ModelFacts) -> ModelInfo:
+    return ModelInfo.model_validate({**facts.to_dict(), "path": cfg.relative(cfg.model_path)})
+
+
+def read_data(cfg: GateConfig, facts: ModelFacts, log: StageLog, branch: Branch, eval_split: Split | None,
+              extra_metrics: tuple[str, ...] = ()) -> BoundData:
     """The eval split (cfg's, or the one given) and the train split, bound to the model's
     inputs and outputs, and what will be scored on them."""
     from gate.measure.data import bind, head, load_split
 
     ev_spec = cfg.evaluate
-    with log.stage(f"{label.replace(': ', '_')}data", f"{label}reading data"):
+    with log.stage(branch.stage("data"), branch.says("reading data")):
         raw = eval_split if eval_split is not None else head(load_split(cfg.eval_path, "eval"), ev_spec.max_examples)
         eval_split = bind(raw, facts)
         train = bind(load_split(cfg.train_path, "train"), facts) if cfg.train_path else None
-        parts["data"] = {s.name: s.facts() for s in (train, eval_split) if s is not None}
+        check_metric_names(cfg, eval_split.tasks)     # exit 2 before anything is measured
         scoring = Scoring.of(eval_split, ev_spec.metrics, threshold_metrics(cfg) + list(extra_metrics),
                              ev_spec.top_k)
-        parts.setdefault("model", {})["tasks"] = {name: t.to_dict() for name, t in eval_split.tasks.items()}
-    return eval_split, train, scoring
+        if branch is Branch.PR:
+            model = log.record.model or model_info(cfg, facts)
+            log.keep(data={s.name: s.facts() for s in (train, eval_split) if s is not None},
+                     model=model.model_copy(update={"tasks": {
+                         name: TaskInfo.model_validate(t.to_dict()) for name, t in eval_split.tasks.items()}}))
+    return BoundData(eval_split, train, scoring)
 
 
-def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag, notes,
-                   trust_model_code, parts) -> MeasuredModel:
+def _measure_keras(ctx: Measuring) -> MeasuredModel:
     from gate.measure.convert import reference_spec, to_tflite
     from gate.measure.data import representative
     from gate.measure.evaluate import evaluate_keras, evaluate_tflite
 
-    ev_spec, names = cfg.evaluate, model.facts.output_names
+    cfg, model, policy, data = ctx.cfg, ctx.model, ctx.policy, ctx.data
+    ev_spec, names, says = cfg.evaluate, model.facts.output_names, ctx.branch.says
     flavour = "Keras 3 " if model.is_keras3 else ""
     spec = policy.convert
+    notes: list[str] = []
     optimized, stages, bridge, source, prepared = model.keras, None, None, model.keras, None
     if policy.steps:
         if model.is_keras3:
-            with log.stage(f"{tag}bridge", f"{label}rebuilding the Keras 3 model in tf_keras for tfmot"):
+            with ctx.stage("bridge", "rebuilding the Keras 3 model in tf_keras for tfmot"):
                 try:
-                    source, bridge = bridge_model(model.keras, eval_split, ev_spec.batch_size)
+                    source, bridge = bridge_model(model.keras, data.eval_split, ev_spec.batch_size)
                 except ModelError as err:     # the bridge names the layer; the report names the file
                     err.file = err.file or cfg.relative(cfg.model_path)
                     raise
@@ -137,47 +199,48 @@ def _measure_keras(cfg, log, model: LoadedModel, eval_split, train, scoring, pol
                          f"{bridge.max_abs_diff:.3g} on {bridge.examples} eval examples (tolerance "
                          f"{bridge.tolerance:.3g})")
         # planned before any conversion or fine-tuning: refusals come first
-        with log.stage(f"{tag}plan", f"{label}planning the policy's steps on the model"):
-            prepared = prepare_steps(source, policy.steps, train, trust_model_code, parts,
-                                     compile_source=model.keras)
-        if not label:
-            log.note(*prepared.plan.notes())
-    with log.stage(f"{tag}convert_reference", f"{label}converting the reference (float32 TFLite)"):
+        with ctx.stage("plan", "planning the policy's steps on the model"):
+            prepared = prepare_steps(source, policy.steps, data.train, ctx.trust_model_code,
+                                     lambda plan: ctx.keep(plan=plan), compile_source=model.keras)
+        notes += prepared.plan.notes()
+    with ctx.stage("convert_reference", "converting the reference (float32 TFLite)"):
         ref = to_tflite(model.keras, reference_spec())
-    with log.stage(f"{tag}evaluate_original", f"{label}scoring the {flavour}model on {eval_split.n} eval examples"):
-        original = evaluate_keras(model.keras, scoring, ev_spec.batch_size)
+    with ctx.stage("evaluate_original", f"scoring the {flavour}model on {data.eval_split.n} eval examples"):
+        original = evaluate_keras(model.keras, data.scoring, ev_spec.batch_size)
     if policy.steps:
-        with log.stage(f"{tag}optimize", f"{label}optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
-            optimized, stages = optimize_model(source, policy.steps, train, scoring, ev_spec.batch_size,
-                                               log.progress, trust_model_code, compile_source=model.keras,
-                                               prepared=prepared, parts=parts,
+        with ctx.stage("optimize", f"optimizing: {' -> '.join(s.kind for s in policy.steps)}"):
+            optimized, stages = optimize_model(source, policy.steps, data.train, data.scoring, ev_spec.batch_size,
+                                               ctx.log.progress, ctx.trust_model_code, compile_source=model.keras,
+                                               prepared=prepared,
+                                               on_stages=lambda rows: ctx.keep(stages=[s.to_dict() for s in rows]),
                                                original_figures=stage_figures(original, ref.content))
-    with log.stage(f"{tag}convert_candidate", f"{label}converting the {flavour}candidate ({spec.label})"):
-        samples = representative(train, spec.representative_samples) if train is not None else None
+    with ctx.stage("convert_candidate", f"converting the {flavour}candidate ({spec.label})"):
+        samples = representative(data.train, spec.representative_samples) if data.train is not None else None
         cand = to_tflite(optimized, spec, samples)
     notes += _unquantized_note(spec, cand)
-    with log.stage(f"{tag}evaluate", f"{label}scoring the .tflite files on {eval_split.n} eval examples"):
-        batch = ev_spec.batch_size
-        ref_eval = evaluate_tflite(ref.content, scoring, batch, names, original=original.outputs,
-                                   where=f"{label}reference .tflite", layers=model.facts.output_layers)
-        cand_eval = evaluate_tflite(cand.content, scoring, batch, names, original=original.outputs,
-                                    where=f"{label}candidate .tflite", layers=model.facts.output_layers)
-    return _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, stages, policy, notes,
-                   scoring, bridge)
+    with ctx.stage("evaluate", f"scoring the .tflite files on {data.eval_split.n} eval examples"):
+        batch, layers = ev_spec.batch_size, model.facts.output_layers
+        ref_eval = evaluate_tflite(ref.content, data.scoring, batch, names, original=original.outputs,
+                                   where=says("reference .tflite"), layers=layers)
+        cand_eval = evaluate_tflite(cand.content, data.scoring, batch, names, original=original.outputs,
+                                    where=says("candidate .tflite"), layers=layers)
+    return _result(ctx, Scored(ref, cand, original, ref_eval, cand_eval), stages, notes, bridge,
+                   None if prepared is None else PlanInfo.model_validate(prepared.plan.to_dict()))
 
 
-def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, policy, label, tag,
-                    notes) -> MeasuredModel:
+def _measure_tflite(ctx: Measuring) -> MeasuredModel:
     from gate.measure.convert import quantize_committed
     from gate.measure.data import representative
     from gate.measure.evaluate import evaluate_tflite
     from gate.measure.tflite_inspect import PRECISION_LABELS
 
-    facts, content = model.facts, model.tflite
+    cfg, policy, data = ctx.cfg, ctx.policy, ctx.data
+    facts, content = ctx.model.facts, ctx.model.tflite
     precision = facts.precision or "float"
     ref = Converted(content, "as committed", facts.inputs[0].dtype, None, 0, "none", precision)
     cand = ref
     name = cfg.model_path.name
+    notes: list[str] = []
     spec = policy.convert if policy is not None else None
     if policy is not None and policy.steps:
         raise PolicyError(f"tfmot steps ({', '.join(s.kind for s in policy.steps)}) fine-tune a Keras model; "
@@ -191,20 +254,20 @@ def _measure_tflite(cfg, log, model: LoadedModel, eval_split, train, scoring, po
                         ". Set a policy (dynamic-range, int8, ...) to quantize a float .tflite."))
     else:
         _check_committed_policy(spec, precision, name)
-        with log.stage(f"{tag}convert_candidate", f"{label}quantizing {name} with LiteRT Quantizer ({spec.label})"):
-            samples = representative(train, spec.representative_samples) if train is not None else None
+        with ctx.stage("convert_candidate", f"quantizing {name} with LiteRT Quantizer ({spec.label})"):
+            samples = representative(data.train, spec.representative_samples) if data.train is not None else None
             cand = quantize_committed(content, spec, samples)
         notes.append(f"The committed float .tflite was quantized with LiteRT Quantizer (recipe {cand.quantization})"
                      "; the reference is the committed file.")
         notes += _unquantized_note(spec, cand)
-    with log.stage(f"{tag}evaluate", f"{label}scoring on {eval_split.n} eval examples"):
+    with ctx.stage("evaluate", f"scoring on {data.eval_split.n} eval examples"):
         batch, names = cfg.evaluate.batch_size, facts.output_names
-        original = evaluate_tflite(content, scoring, batch, names, where=str(cfg.model_path))
-        ref_eval = scoring.score(original.outputs, original.seconds, original.outputs)
+        original = evaluate_tflite(content, data.scoring, batch, names, where=str(cfg.model_path))
+        ref_eval = data.scoring.score(original.outputs, original.seconds, original.outputs)
         cand_eval = ref_eval if cand is ref else evaluate_tflite(
-            cand.content, scoring, batch, names, original=original.outputs, where=f"{label}candidate .tflite")
-    return _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, None, policy, notes,
-                   scoring, None)
+            cand.content, data.scoring, batch, names, original=original.outputs,
+            where=ctx.branch.says("candidate .tflite"))
+    return _result(ctx, Scored(ref, cand, original, ref_eval, cand_eval), None, notes)
 
 
 def _unquantized_note(spec: ConvertSpec, cand: Converted) -> list[str]:
@@ -232,13 +295,15 @@ def _check_committed_policy(spec: ConvertSpec, precision: str, name: str) -> Non
                           hint="use io: float32 and sparsity: false")
 
 
-def _result(model, eval_split, train, ref, cand, original, ref_eval, cand_eval, stages, policy, notes, scoring,
-            bridge) -> MeasuredModel:
+def _result(ctx: Measuring, scored: Scored, stages: list[Stage] | None, notes: list[str],
+            bridge: BridgeCheck | None = None, plan: PlanInfo | None = None) -> MeasuredModel:
+    ref, cand = scored.reference, scored.candidate
     ref_sizes = FileSizes.of(ref.content)
     cand_sizes = ref_sizes if cand.content is ref.content else FileSizes.of(cand.content)
-    return MeasuredModel(model.facts, model.is_tflite, eval_split, train, ref, cand, ref_sizes, cand_sizes,
-                         original, ref_eval, cand_eval, None if stages is None else tuple(stages), policy,
-                         tuple(notes), scoring, bridge)
+    return MeasuredModel(ctx.model.facts, ctx.model.is_tflite, ctx.data.eval_split, ctx.data.train, ref, cand,
+                         ref_sizes, cand_sizes, scored.original, scored.reference_eval, scored.candidate_eval,
+                         None if stages is None else tuple(stages), ctx.policy, tuple(notes), ctx.data.scoring,
+                         bridge, plan)
 
 
 def _shown_as_accuracy(name: str) -> bool:
@@ -287,13 +352,13 @@ def step_context(keras_model, train, trust_model_code, compile_source=None):
     return StepContext(train=train, compile_info=info, allow_custom_code=trust_model_code, x=x, y=y)
 
 
-def prepare_steps(keras_model, steps, train, trust_model_code, parts: dict, *, compile_source=None):
-    """Flatten and plan (gate.optimize.preflight); the plan is in `parts` as soon as it
+def prepare_steps(keras_model, steps, train, trust_model_code, on_plan: Callable[[dict], None], *,
+                  compile_source=None):
+    """Flatten and plan (gate.optimize.preflight); `on_plan` gets the plan as soon as it
     exists, a refusal included."""
     from gate.optimize import prepare
 
-    return prepare(keras_model, steps, step_context(keras_model, train, trust_model_code, compile_source),
-                   lambda plan: parts.__setitem__("plan", plan))
+    return prepare(keras_model, steps, step_context(keras_model, train, trust_model_code, compile_source), on_plan)
 
 
 def stage_figures(result: EvalResult, float_tflite: bytes | None) -> dict:
@@ -310,15 +375,14 @@ def stage_figures(result: EvalResult, float_tflite: bytes | None) -> dict:
 
 
 def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, progress, trust_model_code=False, *,
-                   compile_source=None, prepared=None, parts: dict | None = None, original_figures=None):
+                   compile_source=None, prepared=None, on_stages: Callable[[list[Stage]], None] = lambda _rows: None,
+                   original_figures=None):
     """Run the policy's steps; each stage is measured (accuracy or the task's metrics,
-    float TFLite bytes) and put in `parts` as it finishes, so an error report keeps the
-    stages that finished. `original_figures`: the original stage's, measured already."""
+    float TFLite bytes) and handed to `on_stages` as it finishes, so an error report keeps
+    the stages that finished. `original_figures`: the original stage's, measured already."""
     from gate.measure.convert import reference_spec, to_tflite
     from gate.measure.evaluate import evaluate_keras
     from gate.optimize import apply_steps
-
-    parts = {} if parts is None else parts
 
     def measure_stage(m, convertible: bool) -> dict:
         return stage_figures(evaluate_keras(m, scoring, batch_size),
@@ -326,5 +390,5 @@ def optimize_model(keras_model, steps, train, scoring: Scoring, batch_size, prog
 
     ctx = step_context(keras_model, train, trust_model_code, compile_source)
     return apply_steps(keras_model, steps, ctx, measure_stage, progress, prepared=prepared,
-                       on_stage=lambda stages: parts.__setitem__("stages", [s.to_dict() for s in stages]),
+                       on_stage=on_stages,
                        original_figures=original_figures)

@@ -4,7 +4,6 @@ converter leaks memory per call, tensorflow#122598) or hangs becomes a ModelErro
 naming the stage it died in; the parent survives and writes the report."""
 from __future__ import annotations
 
-import json
 import os
 import resource
 import signal
@@ -15,7 +14,8 @@ from pathlib import Path
 
 from gate.config.schema import LimitsSpec
 from gate.errors import ModelError, error_from_dict
-from gate.run.protocol import ARTIFACT_PREFIX, RESULT, STATE, Job
+from gate.run.protocol import ARTIFACT_PREFIX, RESULT, STATE, Job, WorkerResult, WorkerState
+from gate.run.stagelog import StageLog
 
 MIB = 1024 * 1024
 
@@ -74,10 +74,18 @@ def crash_hint(stage: str, returncode: int) -> str:
             "file, or raise limits.* in gate.yml")
 
 
-def run_isolated(job: Job, limits: LimitsSpec, *, parts: dict, artifacts: dict[str, bytes]) -> dict:
-    """Run gate.run.worker on `job`; merge its report parts into `parts` and its files into
-    `artifacts`. Returns the worker's result (status, exit_code, summary, and what the
-    task adds) or raises the worker's GateError (or a ModelError for a dead worker)."""
+def run_in_process(job: Job, log: StageLog) -> WorkerResult:
+    """The worker's task in this process, for debugging and profiling (`--in-process`);
+    never for untrusted models. The one place the parent imports worker code."""
+    from gate.run.worker.main import run_task
+
+    return run_task(job, log)
+
+
+def run_isolated(job: Job, limits: LimitsSpec, log: StageLog) -> WorkerResult:
+    """Run gate.run.worker.main on `job`; its record becomes `log`'s, its files land in
+    `log.artifacts`. Returns the worker's result, or raises the worker's GateError (or a
+    ModelError for a dead worker, `log` keeping the record it had written so far)."""
     with tempfile.TemporaryDirectory(prefix="gate-worker-") as tmp:
         work = Path(tmp)
         job.write(work)
@@ -90,32 +98,31 @@ def run_isolated(job: Job, limits: LimitsSpec, *, parts: dict, artifacts: dict[s
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-            stage = _merge_state(work, parts)
+            stage = _take_state(work, log)
             raise ModelError(f"the measurement did not finish within limits.timeout_s = {limits.timeout_s:g} s "
                              f"(stopped while {stage})", field="limits.timeout_s") from None
         except BaseException:
             proc.kill()
             proc.wait()
             raise
-        result_path = work / RESULT
-        if not result_path.exists():
-            stage = _merge_state(work, parts)
+        if not (work / RESULT).exists():
+            stage = _take_state(work, log)
             raise ModelError(f"the worker that measures the model {_death(returncode, limits)} while {stage}",
                              field="model", hint=crash_hint(stage, returncode))
-        result = json.loads(result_path.read_text(encoding="utf-8"))
-        parts.update(result.pop("parts"))
-        for name in result.pop("artifacts", []):
-            artifacts[name] = (work / f"{ARTIFACT_PREFIX}{name}").read_bytes()
-    if result["error"]:
-        raise error_from_dict(result["error"])
+        result = WorkerResult.read(work)
+        log.record = result.record
+        for name in result.artifacts:
+            log.artifacts[name] = (work / f"{ARTIFACT_PREFIX}{name}").read_bytes()
+    if result.error:
+        raise error_from_dict(result.error)
     return result
 
 
-def _merge_state(work: Path, parts: dict) -> str:
-    """Take the parts a dead worker had recorded; return the stage it was in."""
+def _take_state(work: Path, log: StageLog) -> str:
+    """Take the record a dead worker had written; return the stage it was in."""
     try:
-        state = json.loads((work / STATE).read_text(encoding="utf-8"))
+        state = WorkerState.model_validate_json((work / STATE).read_bytes())
     except (OSError, ValueError):
         return "starting"
-    parts.update(state.get("parts", {}))
-    return str(state.get("stage", "starting"))
+    log.record = state.record
+    return state.stage

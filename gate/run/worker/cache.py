@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 MANIFEST, RECORD = "manifest.json", "record.json"
-FORMAT = 1                      # bump when the record's shape changes: old entries become misses
+FORMAT = 2                      # bump when the record's shape changes: old entries become misses
 DEFAULT_DIR = ".gate-cache"
 DEFAULT_MAX_BYTES = 2 * 1024 ** 3
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")

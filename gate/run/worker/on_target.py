@@ -9,8 +9,9 @@ from dataclasses import replace
 from gate.config.load import GateConfig
 from gate.measure.evaluate import EvalResult, map_outputs
 from gate.measure.targets import Target
-from gate.run.candidate import MeasuredModel
 from gate.run.stagelog import StageLog
+from gate.run.worker.candidate import MeasuredModel
+from gate.units import percent
 from gate.verdict.abtest import target_comparer
 from gate.verdict.evidence import Evidence
 
@@ -41,7 +42,7 @@ def record_delegation(pr: MeasuredModel, target: Target, cfg: GateConfig, log: S
     for name, content in models.items():
         found = target.delegation(name, content)
         out[name] = {"unavailable": found} if isinstance(found, str) else found.to_dict()
-    log.keep({"delegation": out})
+    log.keep(delegation=out)
 
 
 def on_target(pr: MeasuredModel, cfg: GateConfig, log: StageLog, target: Target) -> None:
@@ -62,6 +63,6 @@ def on_target(pr: MeasuredModel, cfg: GateConfig, log: StageLog, target: Target)
             out[name] = result.to_dict(with_predictions=False)
             mine, theirs = result.accuracy.get(1), runner[name].accuracy.get(1)
             if mine is not None and theirs is not None and abs(mine - theirs) > 1e-12:
-                log.note(f"{name} accuracy on {target.where.name} is {mine:.4f}, on the runner {theirs:.4f}: the "
-                         "device's kernels give different outputs")
-    log.keep({"on_target": out})
+                log.note(f"{name} accuracy on {target.where.name} is {percent(mine)}, on the runner "
+                         f"{percent(theirs)}: the device's kernels give different outputs")
+    log.keep(on_target=out)

@@ -1,4 +1,4 @@
-"""Frozen result objects <-> plain JSON plus binary blobs, for the cache (gate.run.cache).
+"""Frozen result objects <-> plain JSON plus binary blobs, for the cache (gate.run.worker.cache).
 
 Only the dataclasses in TYPES can be rebuilt, by name, with exactly their fields; arrays
 are .npy blobs read with allow_pickle=False; bytes are blobs. Nothing else is accepted:

@@ -1,34 +1,29 @@
 """The worker process: everything that touches the model (loading, optimizing,
 converting, running the interpreter) happens here, under resource limits, so that a
 model that crashes TensorFlow or LiteRT, leaks memory or hangs cannot take the gate
-with it. The parent (gate.run.isolate) turns a dead worker into a clear error and a report.
+with it. The parent (gate.run.parent.isolate) turns a dead worker into a clear error and a report.
 
-    python -m gate.run.worker JOB_DIR      (gate.run.protocol: job.json in; result.json, state.json out)
+    python -P -m gate.run.worker JOB_DIR    (__main__; gate.run.protocol: job.json in; result.json, state.json out)
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from gate.console import progress_printer
 from gate.errors import GateError, InternalError, ModelError
-from gate.run.protocol import ARTIFACT_PREFIX, RESULT, STATE, Job, write_json
+from gate.run.protocol import ARTIFACT_PREFIX, RESULT, STATE, Job, WorkerResult, WorkerState, write_json
 from gate.run.stagelog import StageLog
 
 MEMORY_SIGNS = ("failed to map segment", "cannot allocate memory", "bad_alloc", "out of memory")
 
 
 def main(job_dir: str) -> int:
-    from gate.config.load import load_config, with_target
-
     work = Path(job_dir)
     job = Job.read(work)
-    log = StageLog(progress_printer(job.progress), job.parts)
-    log.on_stage = lambda name: write_json(work / STATE, {"stage": name, "parts": log.parts})
-    result: dict = {}
+    log = StageLog(progress_printer(job.progress), job.record)
+    log.on_stage = lambda name: write_json(work / STATE, WorkerState(stage=name, record=log.record))
     try:
-        cfg = with_target(load_config(job.config), job.target)
-        result = run_task(job, cfg, log)
+        result = run_task(job, log)
     except GateError as err:
         result = _error(err)
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which writes the report
@@ -43,30 +38,26 @@ def main(job_dir: str) -> int:
             result = _error(err)
     for name, content in log.artifacts.items():
         (work / f"{ARTIFACT_PREFIX}{name}").write_bytes(content)
-    write_json(work / RESULT, {**result, "parts": log.parts, "artifacts": sorted(log.artifacts)})
+    write_json(work / RESULT, result.model_copy(update={"record": log.record, "artifacts": sorted(log.artifacts)}))
     return 0
 
 
-def run_task(job: Job, cfg, log: StageLog) -> dict:
-    if job.task == "calibrate":
-        from gate.run.calibrate import calibrate
+def run_task(job: Job, log: StageLog) -> WorkerResult:
+    """The job's task on its validated config; the record is the log's (added by the caller)."""
+    if job.kind == "calibrate":
+        from gate.run.worker.calibrate import calibrate
 
-        calibration = calibrate(cfg, log, job)
-        return {"status": "pass", "exit_code": 0, "summary": "calibrated", "error": None,
-                "calibration": calibration.to_dict()}
-    from gate.run.check import check
+        calibration = calibrate(job.config, log, job)
+        return WorkerResult(status="pass", exit_code=0, summary="calibrated", calibration=calibration.to_dict())
+    from gate.run.worker.check import check
 
-    outcome = check(cfg, log, job)
-    return {"status": outcome.status, "exit_code": outcome.exit_code, "summary": outcome.summary, "error": None}
+    verdict = check(job.config, log, job)
+    return WorkerResult(status=verdict.status, exit_code=verdict.exit_code, summary=verdict.summary)
 
 
-def _error(err: GateError) -> dict:
-    return {"status": "error", "exit_code": err.exit_code, "summary": err.render(), "error": err.to_dict()}
+def _error(err: GateError) -> WorkerResult:
+    return WorkerResult(status="error", exit_code=err.exit_code, summary=err.render(), error=err.to_dict())
 
 
 def _out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or any(sign in str(exc).lower() for sign in MEMORY_SIGNS)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))

@@ -22,21 +22,21 @@ from gate.config.load import GateConfig, load_config
 from gate.errors import GateError
 from gate.github.event import PULL_REQUEST_EVENTS
 from gate.run.digest import file_digest
-from gate.run.gitrepo import GitError, Repo
+from gate.run.parent.gitrepo import GitError, Repo
 
 DEFAULT_BRANCHES = ("origin/HEAD", "origin/main", "origin/master", "main", "master")
 
 
 @dataclass(frozen=True)
-class BaseRef:
+class BaseCommit:
     sha: str
     label: str                 # how it was chosen, for the report
     notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class Baseline:
-    ref: BaseRef
+class BaseCheckout:
+    ref: BaseCommit
     config: GateConfig | None  # None: the base has no gate.yml / model yet
     unchanged: bool            # model, data and policy hash the same as the PR's
     fingerprint: dict
@@ -48,7 +48,7 @@ class Baseline:
                 "notes": [*self.ref.notes, *self.notes]}
 
 
-def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseRef:
+def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseCommit:
     """Which commit is the base: the PR's merge-base, or REF's merge-base with HEAD."""
     if ref is None and env.get("GITHUB_EVENT_NAME") in PULL_REQUEST_EVENTS:
         from gate.github.event import load_event
@@ -60,15 +60,15 @@ def resolve_ref(repo: Repo, env: Mapping[str, str], ref: str | None) -> BaseRef:
         head = event.head_sha if event.head_sha and repo.has_commit(event.head_sha) else "HEAD"
         base = repo.merge_base(event.base_sha, head)
         if base:
-            return BaseRef(base, f"merge-base of {head[:12]} and {event.base_ref or 'base'} ({event.base_sha[:12]})")
-        return BaseRef(event.base_sha, f"{event.base_ref or 'base'} ({event.base_sha[:12]})",
+            return BaseCommit(base, f"merge-base of {head[:12]} and {event.base_ref or 'base'} ({event.base_sha[:12]})")
+        return BaseCommit(event.base_sha, f"{event.base_ref or 'base'} ({event.base_sha[:12]})",
                        ("the checkout is too shallow for a merge-base: compared with the base branch's tip",))
     candidates = [ref] if ref else list(DEFAULT_BRANCHES)
     for name in candidates:
         sha = repo.git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}", check=False)
         if sha:
             base = repo.merge_base(sha, "HEAD") or sha
-            return BaseRef(base, f"merge-base of HEAD and {name}" if base != sha else name)
+            return BaseCommit(base, f"merge-base of HEAD and {name}" if base != sha else name)
     if ref:
         raise GitError(f"--baseline {ref}: no such commit or branch")
     raise GitError(f"no base branch found (tried {', '.join(DEFAULT_BRANCHES)})",
@@ -83,8 +83,8 @@ def fingerprint(cfg: GateConfig) -> dict:
 
 
 @contextmanager
-def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | None = None) -> Iterator[Baseline]:
-    """Yield the Baseline with its files checked out (removed afterwards). Raises GitError
+def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | None = None) -> Iterator[BaseCheckout]:
+    """Yield the BaseCheckout with its files checked out (removed afterwards). Raises GitError
     when there is nothing to compare with: no git, no repository, no base commit."""
     repo = Repo.require(cfg.root)
     base_ref = resolve_ref(repo, env, ref)
@@ -95,7 +95,7 @@ def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | No
         base_cfg_path = tree / repo.relative(cfg.path)
         mine = fingerprint(cfg)
         if not base_cfg_path.exists():
-            yield Baseline(base_ref, None, False, {}, (f"the base has no {repo.relative(cfg.path)}: this pull "
+            yield BaseCheckout(base_ref, None, False, {}, (f"the base has no {repo.relative(cfg.path)}: this pull "
                                                        "request adds the model; the regression limits do not "
                                                        "apply",))
             return
@@ -104,7 +104,7 @@ def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | No
         except GateError as err:
             raise GitError(f"the base's {repo.relative(cfg.path)} cannot be used: {err.message}") from None
         theirs = fingerprint(base_cfg)
-        yield Baseline(base_ref, base_cfg, theirs == mine, theirs)
+        yield BaseCheckout(base_ref, base_cfg, theirs == mine, theirs)
     finally:
         repo.git("worktree", "remove", "--force", str(tree), check=False)
         shutil.rmtree(tmp, ignore_errors=True)

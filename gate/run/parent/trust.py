@@ -14,7 +14,7 @@ import yaml
 from gate.config.load import GateConfig
 from gate.errors import BadInputError
 from gate.github.event import PULL_REQUEST_EVENTS, load_event
-from gate.run.gitrepo import GitError, Repo
+from gate.run.parent.gitrepo import GitError, Repo
 
 
 @dataclass(frozen=True)
