@@ -52,9 +52,11 @@ def main() -> None:
               help="Try this policy (a preset name or a policy file) instead of gate.yml's, without editing it.")
 @click.option("--model", "-m", "model", metavar="NAME", default=None,
               help="Gate only this model of gate.yml's `models:` (a matrix leg); its report goes to OUT/NAME/.")
+@click.option("--target", type=click.Choice(["local"]), default=None,
+              help="Measure latency on this machine, whatever gate.yml's benchmark.target says.")
 def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str | None,
           baseline_report: Path | None, no_baseline: bool, cache_dir: Path, no_cache: bool,
-          policy: str | None, model: str | None) -> None:
+          policy: str | None, model: str | None, target: str | None) -> None:
     """Run the gate: load, optimize, convert, evaluate, benchmark, judge, report.
 
     Writes OUT/report.json and OUT/report.md on every exit path. With `models:` in
@@ -77,7 +79,8 @@ def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str 
     console = Console(highlight=False)
     args = dict(in_process=in_process, show_progress=not quiet, baseline=baseline,
                 baseline_report=str(baseline_report) if baseline_report else None,
-                compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir, policy=policy)
+                compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir, policy=policy,
+                target=target)
     try:
         names = config_models(config)
     except GateError:

@@ -87,6 +87,20 @@ class OptimizationError(GateError):
     kind = "optimization"
 
 
+class TargetError(BadInputError):
+    """The benchmark target (an adb device, an ssh board) is missing, unreachable or
+    refuses the run: exit 2, naming the benchmark.target field to fix."""
+
+    kind = "target"
+
+
+class TargetCrash(TargetError):
+    """The model's run crashed on the device (a signal, an abort): exit 2 when a figure the
+    report needs is missing, `not_judged` when only a latency check is affected."""
+
+    kind = "target_crash"
+
+
 class InternalError(GateError):
     exit_code = EXIT_INTERNAL
     kind = "internal"

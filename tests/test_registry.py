@@ -144,13 +144,53 @@ def test_every_row_is_named_by_its_path_in_gate_yml():
         "accuracy": {"min": 0.1, "max_drop": 0.1, "max_drop_vs_base": 0.1},
         "latency_ms": {"p50_max": 1, "p99_max": 1}, "latency": {"max_ratio": 1, "max_regression": 0.1},
         "proxies": {n: {"max": 1, "max_increase": 0.1} for n in
-                    ("parameters", "nonzero_parameters", "unique_values", "macs", "peak_memory_bytes")}})
+                    ("parameters", "nonzero_parameters", "unique_values", "macs", "peak_memory_bytes")},
+        "delegation": {"full": True, "min_share": 0.9, "max_drop_vs_base": 0.05}})
     assert configured(full) == list(ROW_NAMES) and len(set(ROW_NAMES)) == len(ROW_NAMES)
     for name in ROW_NAMES:
         node = full
         for part in name.split("."):
             node = getattr(node, part)
-        assert isinstance(node, float)
+        assert isinstance(node, float) or (name == "delegation.full" and node is True)
+
+
+def _delegation(accelerated: int, cpu: tuple[str, ...] = (), partitions: int = 1):
+    from gate.measure.targets.delegation import Delegation
+
+    return Delegation("gpu", "TfLiteGpuDelegateV2", 10, accelerated, partitions, cpu, "test")
+
+
+def test_delegation_rows_judge_the_target_profile_and_name_cpu_ops():
+    shares = {"candidate": _delegation(8, ("SOFTMAX [probs]", "RESHAPE [flat]"), 2), "base": _delegation(10)}
+    ev = replace(M, base=CAND, delegation=lambda who, content: shares[who], measured_on="Pixel 7 (arm64-v8a)")
+    t = Thresholds.model_validate({"delegation": {"full": True, "min_share": 0.75, "max_drop_vs_base": 0.1}})
+    checks = {c.name: c for c in judge_all(t, ev)}
+    assert not checks["delegation.full"].passed and "SOFTMAX [probs], RESHAPE [flat]" in checks["delegation.full"].detail
+    assert checks["delegation.min_share"].passed and checks["delegation.min_share"].value == pytest.approx(0.8)
+    assert "measured on Pixel 7" in checks["delegation.min_share"].detail
+    drop = checks["delegation.max_drop_vs_base"]
+    assert not drop.passed and drop.value == pytest.approx(0.2) and "base: 10 of 10 ops" in drop.detail
+
+
+def test_full_delegation_fails_without_a_share_when_the_tool_says_not_fully_accelerated():
+    """An ssh board's litert-benchmark says only "not fully accelerated": delegation.full is
+    judged (a fail, no figure invented), min_share is not judged."""
+    from gate.measure.targets.delegation import Delegation
+
+    partly = Delegation("gpu", "GPU", 10, None, 0, (), "litert-benchmark --result_json")
+    ev = replace(M, delegation=lambda who, content: partly, measured_on="rpi5 over ssh")
+    t = Thresholds.model_validate({"delegation": {"full": True, "min_share": 0.9}})
+    full, share = judge_all(t, ev)
+    assert (full.name, full.passed, full.value, full.outcome) == ("delegation.full", False, None, "point")
+    assert "not fully accelerated on GPU" in full.detail and "FAIL" in full.message
+    assert share.outcome == "not_judged" and "needs an op profile" in share.detail
+
+
+def test_delegation_without_a_device_is_not_judged():
+    ev = replace(M, delegation=lambda who, content: "delegation is measured on the device")
+    t = Thresholds.model_validate({"delegation": {"min_share": 0.9}})
+    (check,) = judge_all(t, ev)
+    assert check.outcome == "not_judged" and not check.passed and "on the device" in check.detail
 
 
 REGRESSION = {"size": {"max_increase": "2%"}, "latency": {"max_regression": "5%"}}

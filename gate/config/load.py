@@ -3,7 +3,7 @@ file, the field path and the line; each threshold keeps its line, so checks poin
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -197,6 +197,19 @@ def _source(doc: YamlDoc, root: Path, value, name: str) -> SourceRef:
         if is_lfs_pointer(file):
             raise DataError(LFS_MESSAGE, file=str(file), field=ref.field, hint=LFS_HINT)
     return ref
+
+
+def with_target(cfg: GateConfig, target: str | None) -> GateConfig:
+    """`gate check --target local`: gate.yml's benchmark.target replaced for this run
+    (evaluate.on_target, which needs the board, is switched off with it)."""
+    if target is None:
+        return cfg
+    if target != "local":
+        raise ConfigError(f"expected --target local (the only target that needs no settings); received {target}",
+                          field="benchmark.target", hint="set a device target in gate.yml under benchmark.target")
+    file = cfg.file.model_copy(update={"benchmark": cfg.file.benchmark.model_copy(update={"target": "local"}),
+                                       "evaluate": cfg.file.evaluate.model_copy(update={"on_target": False})})
+    return replace(cfg, file=file)
 
 
 def _calibrating(convert) -> str:

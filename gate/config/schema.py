@@ -270,6 +270,26 @@ class MetricLimit(Strict):
                 if getattr(self, k) is not None]
 
 
+class DelegationLimit(Strict):
+    """How much of the candidate's graph must run on the accelerator (benchmark.target.adb
+    with a delegate): from benchmark_model's delegation log and op profile."""
+
+    full: bool | None = Field(None, description="true: every op on the accelerator (one partition, nothing on "
+                                                "the CPU).")
+    min_share: float | None = Field(None, ge=0, le=1, description="Smallest allowed share of ops on the "
+                                                                  "accelerator (0.95).")
+    max_drop_vs_base: Fraction | None = Field(None, description="Largest allowed drop of that share vs the base "
+                                                                "branch's candidate (0.05 = 5 points).")
+
+    @model_validator(mode="after")
+    def _some(self) -> "DelegationLimit":
+        if self.full is None and self.min_share is None and self.max_drop_vs_base is None:
+            raise ValueError("set full: true, min_share or max_drop_vs_base")
+        if self.full is False:
+            raise ValueError("full: false judges nothing; remove it or use min_share")
+        return self
+
+
 class Thresholds(Strict):
     not_judged: Literal["fail", "pass"] = Field(
         "fail", description="What a configured limit that could not be judged counts as (no base branch "
@@ -282,6 +302,7 @@ class Thresholds(Strict):
     latency_ms: LatencyMsLimit | None = None
     latency: LatencyRatioLimit | None = None
     proxies: ProxyLimits | None = None
+    delegation: DelegationLimit | None = None
     metrics: dict[str, MetricLimit] | None = Field(
         None, description="Limits per metric name (mae, score/mae, snr_db, top_5...): min, max, max_drop | "
                           "max_increase (vs the original), max_drop_vs_base | max_increase_vs_base.")
@@ -313,11 +334,90 @@ class Thresholds(Strict):
         return metrics     # keys as written: the checks are named (and find their gate.yml line) by them
 
 
+class AdbTarget(Strict):
+    """An Android device over adb, timed by LiteRT's own `benchmark_model` binary (the
+    ABI-specific build LiteRT publishes; the gate ships none)."""
+
+    serial: str | None = Field(None, description="The device's serial (`adb devices`); unset: the only device "
+                                                 "attached.")
+    benchmark_model: str = Field(..., description="Path (relative to gate.yml) of LiteRT's benchmark_model binary "
+                                                  "built for the device's ABI.")
+    adb: str = Field("adb", description="The adb client (a name on PATH or a path).")
+    delegate: Literal["none", "gpu", "nnapi"] = Field(
+        "none", description="none: CPU (XNNPACK); gpu: --use_gpu=true; nnapi: --use_nnapi=true.")
+    flags: list[str] = Field([], description="More benchmark_model flags, as written (e.g. "
+                                             "--gpu_precision_loss_allowed=false).")
+    rounds: int = Field(6, ge=2, le=1000, description="Runs of benchmark_model per model, alternating reference "
+                                                      "and candidate (the A/B test's first look).")
+    timeout_s: float = Field(600, gt=0, le=86_400, description="Longest one adb command may take.")
+
+    @field_validator("flags")
+    @classmethod
+    def _flags(cls, flags: list[str]) -> list[str]:
+        owned = ("--graph", "--num_threads", "--warmup_runs", "--num_runs", "--enable_op_profiling",
+                 "--report_peak_memory_footprint", "--use_gpu", "--use_nnapi", "--min_secs", "--warmup_min_secs")
+        for flag in flags:
+            if not flag.startswith("--"):
+                raise ValueError(f"expected benchmark_model flags like --name=value; received {flag!r}")
+            if flag.split("=", 1)[0] in owned:
+                raise ValueError(f"{flag.split('=', 1)[0]} is set by the gate (benchmark.threads / warmup / runs, "
+                                 "delegate); remove it from flags")
+        return flags
+
+
+class SshTarget(Strict):
+    """A Linux board over ssh (OpenSSH client), timed by the gate's own script with the
+    board's ai-edge-litert."""
+
+    host: str = Field(..., min_length=1)
+    port: int = Field(22, ge=1, le=65_535)
+    user: str = Field(..., min_length=1)
+    key: str = Field(..., min_length=1, description="The private key: a file path (relative to gate.yml) or the "
+                                                    "name of an environment variable holding it. Never logged.")
+    known_hosts: str = Field(..., min_length=1, description="known_hosts file with the board's host key (relative "
+                                                            "to gate.yml): host keys are always checked.")
+    python: str = Field("python3", description="The board's Python with ai-edge-litert and numpy installed.")
+    connect_timeout_s: float = Field(10, gt=0, le=600)
+    timeout_s: float = Field(600, gt=0, le=86_400, description="Longest one remote command may take.")
+    instances: int = Field(3, ge=1, le=15, description="Interpreter instances per model in the board's A/B "
+                                                       "rounds.")
+    rounds: int = Field(20, ge=2, le=10_000, description="Rounds of the A/B test's first look.")
+    accelerator: Literal["cpu", "gpu", "npu"] = Field(
+        "cpu", description="The board's accelerator for the delegation row: gpu or npu runs LiteRT's "
+                           "benchmark_litert_model (litert-benchmark) on the board with --use_gpu / --use_npu and "
+                           "reads its result_json. Latency is timed on the CPU interpreter either way.")
+
+
+class TargetSpec(Strict):
+    """Where latency is measured: exactly one of adb or ssh (or the string `local`)."""
+
+    adb: AdbTarget | None = None
+    ssh: SshTarget | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "TargetSpec":
+        if (self.adb is None) == (self.ssh is None):
+            raise ValueError("set exactly one of adb or ssh (or target: local)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "adb" if self.adb is not None else "ssh"
+
+
 class BenchmarkSpec(Strict):
     threads: int = Field(1, ge=1, le=256, description="Interpreter threads.")
     warmup: int = Field(10, ge=0, le=100_000, description="Untimed runs before timing.")
     runs: int = Field(100, ge=1, le=1_000_000, description="Timed runs per model (at least).")
     min_time_s: float = Field(0.0, ge=0, le=3600, description="Keep timing until this many seconds per model.")
+    target: Literal["local"] | TargetSpec = Field(
+        "local", description="Where latency is measured: local (this machine's CPU), {adb: {...}} (an Android "
+                             "device with LiteRT's benchmark_model) or {ssh: {...}} (a Linux board). "
+                             "`gate check --target local` overrides it.")
+
+    @property
+    def target_kind(self) -> str:
+        return "local" if self.target == "local" else self.target.kind
 
 
 class TopK(Strict):
@@ -328,6 +428,9 @@ class EvaluateSpec(Strict):
     top_k: list[int] = Field([1], min_length=1, description="Top-k accuracies to report.")
     batch_size: int = Field(256, ge=1, le=65_536)
     max_examples: int | None = Field(None, ge=1, description="Score only the first N eval examples.")
+    on_target: bool = Field(False, description="Also score both models on the benchmark target (an ssh board): "
+                                               "accuracy and fidelity as the device computes them, beside the "
+                                               "runner's.")
     metrics: list[str | TopK] | None = Field(
         None, description="Metrics to report, Keras-style: accuracy, {top_k: 5} (or top_5), binary_accuracy, auc, "
                           "mae, mse, rmse, max_abs_error; fidelity vs the original: snr_db, cosine, max_abs_diff, "
@@ -371,6 +474,13 @@ class ConfigFile(Strict):
     trust_model_code: bool = Field(
         False, description="Allow SavedModels, Lambda layers and custom pruning schedules. In a pull request "
                            "this is honoured only when the base branch's gate.yml sets it too.")
+
+    @model_validator(mode="after")
+    def _on_target_needs_ssh(self) -> "ConfigFile":
+        if self.evaluate.on_target and self.benchmark.target_kind != "ssh":
+            raise ValueError("evaluate.on_target: true scores the models on an ssh board; set benchmark.target: "
+                             f"{{ssh: ...}} (got {self.benchmark.target_kind}) or remove on_target")
+        return self
 
 
 class ModelEntrySchema(ConfigFile):

@@ -249,6 +249,50 @@ class BridgeInfo(Section):
     notes: list[str] = []
 
 
+class TargetInfo(Section):
+    """Where latency was measured (gate.measure.targets.Where): this machine, an adb device,
+    an ssh board."""
+
+    kind: Literal["local", "adb", "ssh"]
+    name: str                                       # one line for humans: "Pixel 7 (arm64-v8a, Android 14) ..."
+    facts: dict[str, str | int | float | None] = {}
+
+
+class ModelDelegation(Section):
+    """One model's ops on the accelerator vs the CPU (gate.measure.targets.delegation.Delegation)."""
+
+    delegate: str                     # what was asked for: gpu | nnapi | npu | none
+    accelerator: str | None           # the delegate kernel that took ops (None: nothing delegated)
+    total_ops: int
+    accelerated_ops: int | None       # None: the tool does not say (litert-benchmark)
+    partitions: int
+    cpu_ops: list[str]                # "TYPE [name]" of the nodes left on the CPU
+    source: str
+    share: float | None
+    full: bool
+
+
+class DelegationUnavailable(Section):
+    unavailable: str                  # why this model's delegation could not be measured
+
+
+class DelegationInfo(Section):
+    """Delegation on the benchmark target, by model."""
+
+    measured_on: str
+    delegate: str
+    reference: ModelDelegation | DelegationUnavailable | None = None
+    candidate: ModelDelegation | DelegationUnavailable | None = None
+
+
+class OnTargetInfo(Section):
+    """evaluate.on_target: both models scored from the outputs the target computed."""
+
+    measured_on: str
+    reference: Evaluation | None = None
+    candidate: Evaluation | None = None
+
+
 class RunRecord(Section):
     """Everything a run measured and judged; every field is optional so that an error
     report keeps what finished."""
@@ -268,6 +312,9 @@ class RunRecord(Section):
     stages: list[StageRow] | None = None
     verification: VerificationInfo | None = None   # what a later stage lost of an earlier one's work
     bridge: BridgeInfo | None = None         # Keras 3 -> tf_keras bridge check
+    target: TargetInfo | None = None         # where latency was measured (gate.measure.targets)
+    delegation: DelegationInfo | None = None  # ops on the accelerator vs the CPU, by model
+    on_target: OnTargetInfo | None = None    # both models scored on the target (evaluate.on_target)
     checks: list[Check] = []
     notes: list[str] = []
     timings_s: dict[str, float] = {}

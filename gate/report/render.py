@@ -159,8 +159,37 @@ def environment(kind: type[SandboxedEnvironment] = SandboxedEnvironment) -> Sand
                        chart_number=chart_number, chart_top=chart_top, stage_table=stage_table,
                        check_status=check_status, metric_rows=metric_rows, unavailable_metrics=unavailable_metrics,
                        reference_label=reference_label, shows_legacy_accuracy=shows_legacy_accuracy,
-                       time_split=time_split, points_drop=points_drop)
+                       time_split=time_split, points_drop=points_drop, measured_on=measured_on,
+                       delegation_cell=delegation_cell)
     return env
+
+
+def measured_on(report: dict) -> str:
+    """Where the latency figures were measured: the target's name, or the runner's CPU
+    (reports from before targets existed say it in the benchmark settings)."""
+    target = report.get("target") or {}
+    if isinstance(target, dict) and target.get("name"):
+        return str(target["name"])
+    settings = (report.get("benchmark") or {}).get("settings") or {}
+    return f"runner CPU ({settings.get('cpu', 'unknown')})"
+
+
+def delegation_cell(d: object) -> str:
+    """One model's delegation: accelerated share, partitions, ops left on the CPU."""
+    if not isinstance(d, dict):
+        return "–"
+    if "unavailable" in d:
+        return "not measured: " + md(d["unavailable"])
+    if d.get("delegate") == "none":
+        return md(f"{d.get('total_ops')} ops on the CPU")
+    cpu = d.get("cpu_ops") or []
+    if d.get("accelerated_ops") is None:
+        return md(f"not fully accelerated on {d.get('accelerator') or d.get('delegate')} ({d.get('total_ops')} ops)")
+    text = f"{d.get('accelerated_ops')}/{d.get('total_ops')} ops on {d.get('accelerator') or d.get('delegate')}, " \
+           f"{d.get('partitions')} partition(s)"
+    if cpu:
+        text += "; CPU: " + ", ".join(str(op).split(" [")[0] for op in cpu[:6]) + (" ..." if len(cpu) > 6 else "")
+    return md(text)
 
 
 def _template_text(name: str) -> str:

@@ -15,6 +15,8 @@ from rich.table import Table
 from gate import units
 from gate.report.render import (
     check_value,
+    delegation_cell,
+    measured_on,
     metric_rows,
     metric_value,
     reference_label,
@@ -101,8 +103,18 @@ def _sizes_table(report: dict) -> Table:
     for name, original, reference, candidate in metric_rows(report):
         label = name if original == "–" else f"{name} (original {original})"
         table.add_row(escape(label), reference, candidate)
+    table.title = f"measurements (latency on {escape(measured_on(report))})"
     for q in ("p50", "p99"):
         table.add_row(f"latency {q}", units.ms(ref["latency"][f"{q}_ms"]), units.ms(cand["latency"][f"{q}_ms"]))
+    delegation = report.get("delegation")
+    if delegation:
+        table.add_row("delegation", escape(delegation_cell(delegation.get("reference")).replace("\\", "")),
+                      escape(delegation_cell(delegation.get("candidate")).replace("\\", "")))
+    on_target = report.get("on_target")
+    if on_target:
+        for key, value in on_target["candidate"]["accuracy"].items():
+            table.add_row(escape(f"accuracy {key} on {on_target['measured_on']}"),
+                          units.percent(on_target["reference"]["accuracy"][key]), units.percent(value))
     return table
 
 

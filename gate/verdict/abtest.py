@@ -323,3 +323,53 @@ def _interpreter_name(make_invoke: InvokeFactory) -> str:
     from gate.measure.litert import litert_version
 
     return f"ai_edge_litert.interpreter.Interpreter {litert_version()}"
+
+
+def compare_sampled(sampler, *, max_ratio: float, rounds: int, confidence: float = 0.95,
+                    time_budget_s: float = 30.0, inconclusive: Literal["pass", "fail"] = "fail", seed: int = 0,
+                    resamples: int = 2000, timer: Callable[[], int] = time.perf_counter_ns) -> LatencyVerdict:
+    """The same judgement as `compare_latency` on rounds timed elsewhere (a device): the
+    `sampler` (gate.measure.targets.Sampler) returns cells[round, model, instance] in ns,
+    interleaved on the target. First look: `rounds` rounds; while inconclusive, the rounds
+    are doubled within `time_budget_s` (a round's cost is measured on the first look), the
+    CI recomputed with the same `ratio_ci` and `decide`."""
+    if rounds < 2 or max_ratio <= 0 or not 0 < confidence < 1:
+        raise ValueError("need rounds >= 2, max_ratio > 0, 0 < confidence < 1")
+    start = timer()
+    cells = np.asarray(sampler.rounds(rounds), dtype=np.float64)
+    round_ns = (timer() - start) / max(len(cells), 1)
+    looks = 0
+    while True:
+        ratio, low, high = ratio_ci(cells, confidence=confidence, resamples=resamples, seed=seed + looks)
+        looks += 1
+        outcome = decide(low, high, max_ratio)
+        left = start + 0.95 * time_budget_s * 1e9 - timer()
+        extra = min(len(cells), int(left / max(round_ns, 1)))
+        if outcome != "inconclusive" or extra < 1:
+            break
+        cells = np.concatenate([cells, np.asarray(sampler.rounds(extra), dtype=np.float64)])
+    figures = np.nanmedian(cells, axis=2) / 1e6
+    settings = {**sampler.settings, "rounds": int(len(cells)), "confidence": confidence,
+                "time_budget_s": time_budget_s, "inconclusive_counts_as": inconclusive, "seed": seed,
+                "resamples": resamples}
+    return LatencyVerdict(outcome, outcome == "pass" or (outcome == "inconclusive" and inconclusive == "pass"),
+                          ratio, low, high, max_ratio, confidence, len(cells), looks, (timer() - start) / 1e9,
+                          float(np.median(figures[:, 0])), float(np.median(figures[:, 1])),
+                          placement_spread(cells), settings, tuple((float(b), float(c)) for b, c in figures))
+
+
+def target_comparer(target, *, rounds: int, runs: int):
+    """A `compare_latency`-shaped function that times on `target` (gate.measure.targets):
+    local targets time in this process, others through their sampler (`rounds` in the first
+    look, `runs` timed runs per model visit where the target's tool takes a count)."""
+    def compare(baseline: bytes, candidate: bytes, example, *, max_ratio: float, threads: int = 1, warmup: int = 10,
+                confidence: float = 0.95, time_budget_s: float = 30.0,
+                inconclusive: Literal["pass", "fail"] = "fail", **_local) -> LatencyVerdict:
+        sampler = target.sampler(baseline, candidate, example, threads=threads, warmup=warmup, runs=runs)
+        if sampler is None:
+            return compare_latency(baseline, candidate, example, max_ratio=max_ratio, threads=threads, warmup=warmup,
+                                   confidence=confidence, time_budget_s=time_budget_s, inconclusive=inconclusive)
+        return compare_sampled(sampler, max_ratio=max_ratio, rounds=rounds, confidence=confidence,
+                               time_budget_s=time_budget_s, inconclusive=inconclusive)
+    compare.where = target.where
+    return compare

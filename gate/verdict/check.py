@@ -27,7 +27,7 @@ class Check(BaseModel):
 
     name: str            # the threshold's path under `thresholds:` in gate.yml, e.g. "accuracy.max_drop"
     metric: str          # human label
-    value: float | None     # None only when not judged / not applicable
+    value: float | None     # None when not judged / not applicable, or a tool's verdict without a figure
     limit: float
     direction: Direction
     unit: str            # "" (a fraction, shown as %), "pts" (accuracy points), "%" (a change), KiB, ms, x, count,
@@ -65,6 +65,8 @@ class Check(BaseModel):
             text += ", inconclusive: " + ("counted as pass" if self.passed else "counted as fail")
         if self.passed:
             return text
+        if self.margin is None:     # a verdict the tool gave without a figure (an ssh board's delegation)
+            return f"{text}: {self.detail}" if self.detail else text
         side = "over" if self.direction == "<=" else "under"
         return f"{text}, {side} the limit by {format_margin(self.unit, self.margin)}"
 

@@ -46,3 +46,5 @@ class Evidence:
     tasks: Mapping[str, OutputTask] = field(default_factory=dict)    # output name -> task (metric names resolve here)
     float_reference: bool = True        # the reference is a float32 .tflite (compression vs float applies)
     reference_label: str = "float32 TFLite"
+    measured_on: str | None = None      # the benchmark target's name when it is not the runner (gate.measure.targets)
+    delegation: Callable | None = None  # (who, .tflite bytes) -> Delegation | why not: the target's op profile

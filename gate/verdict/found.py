@@ -12,7 +12,7 @@ ROUNDING_SLACK = 1e-12   # a change computed to exactly its limit passes despite
 @dataclass(frozen=True)
 class Found:
     metric: str                      # human label
-    value: float
+    value: float | None              # None only with `passed` set: the tool gave a verdict, no figure
     passed: bool | None = None       # None: the value against the limit, in the row's direction
     reference: float | None = None
     detail: str = ""
@@ -25,4 +25,6 @@ class Found:
         return self.value - limit if direction == ">=" else limit - self.value
 
     def holds(self, limit: float, direction: Direction) -> bool:
+        if self.passed is None and self.value is None:
+            raise ValueError(f"{self.metric}: a Found without a value needs `passed`")
         return self.passed if self.passed is not None else self.room(limit, direction) >= -ROUNDING_SLACK

@@ -129,17 +129,28 @@ def _latency_p99(ev: Evidence, limit: float, t: Thresholds) -> Found:
 
 def _ab(metric: str, baseline: bytes, ev: Evidence, max_ratio: float, t: Thresholds, *,
         as_change: bool) -> Found | str:
-    """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest);
-    `as_change`: shown as the change (ratio - 1, a regression limit's unit)."""
+    """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest), on
+    the benchmark target; `as_change`: shown as the change (ratio - 1, a regression limit's
+    unit). A run that crashed on the device leaves the check not judged."""
+    from gate.errors import TargetCrash
+
     lat, bench = t.latency, ev.bench
-    v = ev.compare_latency(baseline, ev.candidate.content, ev.example, max_ratio=max_ratio,
-                           threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
-                           time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
+    try:
+        v = ev.compare_latency(baseline, ev.candidate.content, ev.example, max_ratio=max_ratio,
+                               threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
+                               time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
+    except TargetCrash as crash:
+        return f"the A/B runs crashed on the device: {crash.message}"
     if v.outcome == "not_judged":
         return v.message()      # cut short by the time budget: not judged, never a pass it did not measure
     shift = 1.0 if as_change else 0.0
-    return Found(metric, v.ratio - shift, passed=v.passed, reference=1.0 - shift, detail=v.message(),
+    return Found(metric, v.ratio - shift, passed=v.passed, reference=1.0 - shift, detail=v.message() + _on(ev),
                  outcome=v.outcome, ci_low=v.ci_low - shift, ci_high=v.ci_high - shift)
+
+
+def _on(ev: Evidence) -> str:
+    """Where a device-measured figure came from, for the check's detail."""
+    return f"; measured on {ev.measured_on}" if ev.measured_on else ""
 
 
 def _latency_ratio(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
@@ -172,6 +183,55 @@ def _latency_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
     if ev.base.content is None:
         return "the base candidate's .tflite is not available (a baseline report without its candidate.tflite)"
     return _ab(metric, ev.base.content, ev, 1 + limit, t, as_change=True)
+
+
+def _delegation_of(side: Side | None, ev: Evidence, who: str):
+    """The target's delegation profile of one model (gate.measure.targets.delegation.Delegation),
+    or why there is none."""
+    if side is None or side.content is None:
+        return f"the {who}'s .tflite is not available"
+    if ev.delegation is None:
+        return "delegation is measured on the benchmark target, and this run has none"
+    return ev.delegation(who, side.content)
+
+
+def _cpu_ops(d) -> str:
+    return ("; left on the CPU: " + ", ".join(d.cpu_ops[:20]) + (" ..." if len(d.cpu_ops) > 20 else "")
+            if d.cpu_ops else "")
+
+
+def _delegation_full(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
+    d = _delegation_of(ev.candidate, ev, "candidate")
+    if isinstance(d, str):
+        return d
+    if d.share is None:     # an ssh board not fully accelerated: certainly not full, the share unknown
+        return Found(f"ops on {d.accelerator or d.delegate} (full delegation)", None, passed=False,
+                     detail=d.summary() + _on(ev))
+    return Found(f"ops on {d.accelerator or d.delegate} (full delegation)", d.share, passed=d.full,
+                 detail=d.summary() + (" (more than one partition)" if d.share == 1 and not d.full else "")
+                 + _cpu_ops(d) + _on(ev))
+
+
+def _delegation_share(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
+    d = _delegation_of(ev.candidate, ev, "candidate")
+    if isinstance(d, str):
+        return d
+    if d.share is None:
+        return d.summary() + ": the share needs an op profile (benchmark.target.adb)"
+    return Found(f"share of ops on {d.accelerator or d.delegate}", d.share, detail=d.summary() + _cpu_ops(d) + _on(ev))
+
+
+def _delegation_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
+    mine = _delegation_of(ev.candidate, ev, "candidate")
+    if isinstance(mine, str):
+        return mine
+    theirs = _delegation_of(ev.base, ev, "base")
+    if isinstance(theirs, str):
+        return theirs
+    if mine.share is None or theirs.share is None:
+        return "the accelerated share is unknown (litert-benchmark says only whether a model is fully accelerated)"
+    return Found("accelerated share drop vs base", theirs.share - mine.share, reference=0.0,
+                 detail=f"base: {theirs.summary()}; candidate: {mine.summary()}" + _cpu_ops(mine) + _on(ev))
 
 
 # name in report/gate.yml -> (proxies dict key, label)
@@ -212,6 +272,9 @@ ROWS: tuple[Row, ...] = (
     Row("accuracy.max_drop_vs_base", "pts", _accuracy_vs_base, needs_base=True),
     Row("latency.max_regression", "%", _latency_vs_base, needs_base=True),
     *(row for name, (key, label) in PROXY_FIELDS.items() for row in _proxy_rows(name, key, label)),
+    Row("delegation.full", "", _delegation_full, ">="),      # full: true reads as the limit 1.0 (100 %)
+    Row("delegation.min_share", "", _delegation_share, ">="),
+    Row("delegation.max_drop_vs_base", "pts", _delegation_vs_base, needs_base=True),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)
 

@@ -17,13 +17,15 @@ from gate.run.stagelog import StageLog
 
 
 def start(config_path: str | Path, log: StageLog, policy: str | None = None, *,
-          model: str | None = None) -> tuple[GateConfig, bool]:
+          model: str | None = None, target: str | None = None) -> tuple[GateConfig, bool]:
     """Read gate.yml (the one parse of the run: the worker gets the validated config in its
-    Job; `model`: one entry of its `models:`) and decide trust_model_code (a pull request
-    cannot grant itself trust)."""
+    Job; `model`: one entry of its `models:`; benchmark.target overridden by `target`,
+    `gate check --target local`) and decide trust_model_code (a pull request cannot grant
+    itself trust)."""
+    from gate.config.load import with_target
     from gate.run.parent.trust import decide
 
-    cfg = load_config(config_path, model, policy=policy)
+    cfg = with_target(load_config(config_path, model, policy=policy), target)
     if policy is not None:
         log.note(f"policy {cfg.policy.name if cfg.policy else policy} from --policy (instead of gate.yml's)")
     decision = decide(cfg)
@@ -60,7 +62,7 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
              in_process: bool = False, show_progress: bool = True, baseline: str | None = None,
              baseline_report: str | None = None, compare_base: bool = True,
              cache_dir: str | Path | None = None, policy: str | None = None,
-             model: str | None = None) -> dict:
+             model: str | None = None, target: str | None = None) -> dict:
     """`gate check`: run the gate (on `model`, an entry of gate.yml's `models:`) and write
     report.json + report.md on every path. Returns
     the report. `in_process` measures here instead of in the limited worker (debugging,
@@ -73,7 +75,7 @@ def run_gate(config_path: str | Path, out_dir: str | Path, progress: Progress = 
     if model:
         log.keep(name=model)     # before anything can fail: an error report names its model
     try:
-        cfg, trust = start(config_path, log, policy, model=model)
+        cfg, trust = start(config_path, log, policy, model=model, target=target)
         with base_job(cfg, log, ref=baseline, report=baseline_report, enabled=compare_base) as job:
             result = execute("check", cfg, trust, log, in_process=in_process, show_progress=show_progress,
                              baseline=job, cache_dir=cache_dir)

@@ -3,12 +3,14 @@ the run record's sections made from them as they come (gate.run.worker.sections)
 report keeps what finished."""
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
 from gate.config.load import GateConfig, config_summary
 from gate.errors import EXIT_FAIL, EXIT_PASS
-from gate.measure.bench import BenchResult, benchmark
+from gate.measure.bench import BenchResult
+from gate.measure.targets import Target, open_target
 from gate.measure.proxies import Proxies
 from gate.report.record import BenchmarkInfo
 from gate.run.worker import sections
@@ -16,6 +18,7 @@ from gate.run.worker.base import BaseMeasurement, measure_base
 from gate.run.worker.cache import DEFAULT_MAX_BYTES, Cache
 from gate.run.worker.cached import measure_cached, proxies_cached
 from gate.run.worker.candidate import MeasuredModel, quantizing
+from gate.run.worker.on_target import on_device, on_target, record_delegation
 from gate.run.protocol import CANDIDATE_FILE, BaseSource, Job, NoBaseReason, RunVerdict
 from gate.run.stagelog import StageLog
 from gate.verdict.check import UNJUDGED, Check, verdict
@@ -30,7 +33,11 @@ def check(cfg: GateConfig, log: StageLog, job: Job) -> RunVerdict:
     log.keep(config=config_summary(cfg), policy=cfg.policy.to_dict() if cfg.policy else None)
     cache = open_cache(job)
     try:
-        return _check(cfg, log, job, cache)
+        with ExitStack() as stack:
+            with log.stage("target", "connecting to the benchmark target"):
+                target = stack.enter_context(open_target(cfg.benchmark, cfg.root))
+            log.keep(target=target.where.to_dict())
+            return _check(cfg, log, job, cache, target)
     finally:
         if cache is not None:
             log.note(*cache.notes)
@@ -42,13 +49,14 @@ def open_cache(job: Job) -> Cache | None:
     return Cache(Path(job.cache_dir), job.cache_max_bytes or DEFAULT_MAX_BYTES)
 
 
-def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None) -> RunVerdict:
+def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None, target: Target) -> RunVerdict:
     pr = measure_cached(cfg, log, cache, trust_model_code=job.trust_model_code)
     log.note(*pr.notes)
     log.keep(original=pr.original.to_dict())
     if pr.bridge is not None:
         log.keep(bridge=pr.bridge.to_dict())
-    bench = benchmark_models(pr, cfg, log)
+    bench = benchmark_models(pr, cfg, log, target)
+    on_target(pr, cfg, log, target)
     ref_proxies, cand_proxies = measure_proxies(pr, cfg, log, cache)
     log.keep(**sections.artifacts(pr, bench, ref_proxies, cand_proxies, CANDIDATE_FILE))
     log.artifacts[CANDIDATE_FILE] = pr.candidate.content
@@ -58,11 +66,12 @@ def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None) -> Run
     if base is not None:
         base = with_proxies(base, pr, cand_proxies, cfg, log, cache)
     with log.stage("judge", "judging the thresholds" + (" (and against the base branch)" if base else "")):
-        checks = judge(cfg.thresholds, evidence(pr, bench, ref_proxies, cand_proxies, base, no_base, cfg),
-                       cfg.threshold_line) + stage_checks
+        ev = on_device(evidence(pr, bench, ref_proxies, cand_proxies, base, no_base, cfg), target, cfg)
+        checks = judge(cfg.thresholds, ev, cfg.threshold_line) + stage_checks
         checks += effect_checks(pr.reference.content, pr.candidate.content, quantizing(pr.policy and pr.policy.convert,
                                                                                       pr.candidate))
-    note = latency_agreement(bench, checks)
+    record_delegation(pr, target, cfg, log)
+    note = latency_agreement(bench, checks) if target.where.kind == "local" else None
     if note:
         log.note(note)
     if base is not None:
@@ -72,12 +81,13 @@ def _check(cfg: GateConfig, log: StageLog, job: Job, cache: Cache | None) -> Run
     return run_verdict(checks, base)
 
 
-def benchmark_models(pr: MeasuredModel, cfg: GateConfig, log: StageLog) -> BenchResult:
-    with log.stage("benchmark", "benchmarking reference and candidate (interleaved)"):
+def benchmark_models(pr: MeasuredModel, cfg: GateConfig, log: StageLog, target: Target) -> BenchResult:
+    where = "" if target.where.kind == "local" else f" on {target.where.name}"   # the runner: said in the table
+    with log.stage("benchmark", f"benchmarking reference and candidate (interleaved){where}"):
         same = pr.same_file     # a committed .tflite measured as it is
         models = {"candidate": pr.candidate.content} if same else {
             "reference": pr.reference.content, "candidate": pr.candidate.content}
-        result = benchmark(models, pr.eval_split.first(), cfg.benchmark)
+        result = target.benchmark(models, pr.eval_split.first(), cfg.benchmark)
     log.keep(benchmark=BenchmarkInfo(settings=result.settings))
     return result
 
