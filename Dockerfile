@@ -10,6 +10,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/gate/bin:$PATH
 
 # binutils for `strip` (this stage only).
+# Debian packages are not pinned (DL3008): bookworm's archive carries only the current
+# version of a package, so a pin breaks the build at the next point or security release;
+# stable's policy (fixes only) is what keeps these steady. The Python stack is pinned.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends binutils \
     && apt-get clean && rm -rf /var/lib/apt/lists/* \
@@ -65,7 +69,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # no ssh client: actions/checkout's remote is https. The workspace is mounted owned by the
 # runner's uid, not the container's: let git work there and in checkouts below it. The
 # container is single-purpose, so trusting every directory costs nothing.
-# dpkg skips docs, man pages and translations (copyright files stay).
+# dpkg skips docs, man pages and translations (copyright files stay). Not pinned: see
+# DL3008 above.
+# hadolint ignore=DL3008
 RUN printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
         'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/locale/*' \
         > /etc/dpkg/dpkg.cfg.d/model-gate-nodoc \

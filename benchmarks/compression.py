@@ -3,7 +3,7 @@ accuracy, drop, parameters, latency vs float (interleaved, one process), stage t
 
     python benchmarks/compression.py [--presets max-compression,int8,benchmarks/seed-recipe.yml] [--runs 300]
 
-Each preset runs through the same pipeline as `gate check` (gate.run.check.check) with a
+Each preset runs through the same pipeline as `gate check` (gate.run.worker.check.check) with a
 temporary gate.yml, so the figures are what the gate reports.
 """
 from __future__ import annotations
@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 from gate.config.load import load_config  # noqa: E402
 from gate.config.policies import preset_names  # noqa: E402
-from gate.run.check import check  # noqa: E402
 from gate.run.protocol import Job  # noqa: E402
 from gate.run.stagelog import StageLog  # noqa: E402
+from gate.run.worker.check import check  # noqa: E402
 
 SKIP = {"latency-xnnpack"}  # needs a MobileNet-like model; the digits CNN is refused by design
 
@@ -36,8 +36,9 @@ def run_preset(name: str, runs: int) -> dict:
             "data": {"train": str(digits / "train.npz"), "eval": str(digits / "eval.npz")},
             "policy": name, "benchmark": {"threads": 1, "warmup": 50, "runs": runs}}))
         log = StageLog(lambda _: None)
-        check(load_config(cfg_path), log, Job("check", str(cfg_path), trust_model_code=False))
-        return {**log.parts, "candidate_bytes": log.artifacts["candidate.tflite"]}
+        cfg = load_config(cfg_path)
+        check(cfg, log, Job(kind="check", config=cfg, trust_model_code=False))
+        return {**log.record.model_dump(mode="json"), "candidate_bytes": log.artifacts["candidate.tflite"]}
 
 
 def main() -> None:

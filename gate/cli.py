@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from gate import __version__
-from gate.errors import EXIT_BAD_INPUT, GateError
+from gate.errors import EXIT_BAD_INPUT, BadInputError, GateError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -48,30 +48,60 @@ def main() -> None:
                                       "timed again).")
 @click.option("--no-cache", is_flag=True, envvar="GATE_NO_CACHE",
               help="Measure everything again; do not read or write the cache (also: GATE_NO_CACHE=1).")
+@click.option("--policy", "policy", metavar="NAME|FILE", default=None,
+              help="Try this policy (a preset name or a policy file) instead of gate.yml's, without editing it.")
+@click.option("--model", "-m", "model", metavar="NAME", default=None,
+              help="Gate only this model of gate.yml's `models:` (a matrix leg); its report goes to OUT/NAME/.")
+@click.option("--target", type=click.Choice(["local"]), default=None,
+              help="Measure latency on this machine, whatever gate.yml's benchmark.target says.")
 def check(config: Path, out: Path, quiet: bool, in_process: bool, baseline: str | None,
-          baseline_report: Path | None, no_baseline: bool, cache_dir: Path, no_cache: bool) -> None:
+          baseline_report: Path | None, no_baseline: bool, cache_dir: Path, no_cache: bool,
+          policy: str | None, model: str | None, target: str | None) -> None:
     """Run the gate: load, optimize, convert, evaluate, benchmark, judge, report.
 
-    Writes OUT/report.json and OUT/report.md on every exit path.
+    Writes OUT/report.json and OUT/report.md on every exit path. With `models:` in
+    gate.yml every model is gated in turn (or only --model NAME): each model's report in
+    OUT/NAME/, the combined report (one verdict, one exit code) in OUT/report.json.
 
     Example:
 
         gate check --config gate.yml --out gate-report
+
+        gate check --policy prune-int8
     """
     from rich.console import Console
 
+    from gate.config.load import config_models
     from gate.console import progress_printer
-    from gate.report.terminal import print_report
-    from gate.run.parent import run_gate
+    from gate.report.terminal import print_combined, print_report
+    from gate.run.parent.run import run_gate
 
+    console = Console(highlight=False)
+    args = dict(in_process=in_process, show_progress=not quiet, baseline=baseline,
+                baseline_report=str(baseline_report) if baseline_report else None,
+                compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir, policy=policy,
+                target=target)
     try:
-        report = run_gate(config, out, progress_printer(not quiet), in_process=in_process, show_progress=not quiet,
-                          baseline=baseline, baseline_report=str(baseline_report) if baseline_report else None,
-                          compare_base=not no_baseline, cache_dir=None if no_cache else cache_dir)
+        names = config_models(config)
+    except GateError:
+        names = []                      # run_gate reports the problem (and writes the error report)
+    if names and model is None and baseline_report is not None:
+        _fail(BadInputError(f"--baseline-report is one model's report, and gate.yml lists {len(names)} models",
+                            field="--baseline-report", hint="with `models:`, give it to one model: --model NAME"))
+    try:
+        if names and (model is None or model in names):
+            from gate.fleet.run import run_models
+
+            report = run_models(config, out, [model] if model else names, progress=progress_printer(not quiet),
+                                each=lambda _name, r: print_report(r, console, quiet=quiet), **args)
+            print_combined(report, console)
+            click.echo(f"report: {out / 'report.json'}, {out / 'report.md'}", err=True)
+            sys.exit(report["exit_code"])
+        report = run_gate(config, out, progress_printer(not quiet), model=model, **args)
     except KeyboardInterrupt:
         click.echo(f"interrupted; report: {out / 'report.json'}", err=True)
         sys.exit(130)
-    print_report(report, Console(highlight=False), quiet=quiet)
+    print_report(report, console, quiet=quiet)
     click.echo(f"report: {out / 'report.json'}, {out / 'report.md'}", err=True)
     sys.exit(report["exit_code"])
 
@@ -149,7 +179,9 @@ def action_mode() -> None:
 @click.option("--repeats", "-n", default=10, show_default=True, type=click.IntRange(2, 1000),
               help="A/A comparisons of the candidate against itself.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def calibrate(config: Path, repeats: int, as_json: bool) -> None:
+@click.option("--model", "-m", "model", metavar="NAME", default=None,
+              help="The model of gate.yml's `models:` to calibrate (required when there are several).")
+def calibrate(config: Path, repeats: int, as_json: bool, model: str | None) -> None:
     """Measure the candidate against itself (A/A) and suggest regression limits.
 
     Shows how far the latency ratio of two identical models strays on this machine (the
@@ -163,10 +195,10 @@ def calibrate(config: Path, repeats: int, as_json: bool) -> None:
     import yaml
 
     from gate.console import progress_printer
-    from gate.run.calibrate import calibrate_config
+    from gate.run.parent.calibrate import calibrate_config
 
     try:
-        result = calibrate_config(config, repeats, progress_printer())
+        result = calibrate_config(config, repeats, progress_printer(), model=model)
     except GateError as err:
         _fail(err)
     if as_json:
@@ -184,6 +216,88 @@ def calibrate(config: Path, repeats: int, as_json: bool) -> None:
                    f"{100 / result.eval_examples:.2f} points")
     click.echo("\nsuggested thresholds for gate.yml:\n")
     click.echo(yaml.safe_dump({"thresholds": result.suggestions()}, sort_keys=False).rstrip())
+
+
+@main.command("models")
+@click.option("--config", "-c", "config", default="gate.yml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The gate config (with `models:`).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list (for `strategy.matrix.model: ${{ fromJSON(...) }}`).")
+@click.option("--changed", is_flag=True,
+              help="Only the models whose inputs (model file, data, resolved policy, gate.yml entry, gate version) "
+                   "differ from the base, by content digest.")
+@click.option("--base", "base", metavar="REF", default=None,
+              help="With --changed: compare with the merge-base of HEAD and REF (default: the pull request's base, "
+                   "or the default branch).")
+@click.option("--explain", is_flag=True, help="With --changed: say on stderr why each model is listed or not.")
+def models(config: Path, as_json: bool, changed: bool, base: str | None, explain: bool) -> None:
+    """List the models of gate.yml's `models:` (all, or the ones a change touched).
+
+    Exit 2 when gate.yml has no `models:` or cannot be read.
+
+    Example:
+
+        gate models --changed --base main --json
+    """
+    try:
+        if changed:
+            from gate.fleet.changed import changed_models
+
+            found = changed_models(config, base)
+            if explain:
+                for c in found:
+                    click.echo(f"{c.name}: {c.why}", err=True)
+            names = [c.name for c in found if c.changed]
+        else:
+            from gate.fleet.changed import names_of
+
+            names = names_of(config)
+    except GateError as err:
+        _fail(err)
+    if as_json:
+        click.echo(json.dumps(names))
+    else:
+        for name in names:
+            click.echo(name)
+
+
+@main.command("export")
+@click.option("--reports", "reports", default="gate-report", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The directory `gate check` (or `gate report merge`) wrote.")
+@click.option("--out", "-o", "out", default="dist", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where NAME.tflite and manifest.json go.")
+@click.option("--config", "-c", "config", default="gate.yml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The gate config the reports must be of (its sha256 is compared).")
+@click.option("--allow-failing", is_flag=True,
+              help="Export models that failed their thresholds too, marked `\"passed\": false` in the manifest.")
+def export_cmd(reports: Path, out: Path, config: Path, allow_failing: bool) -> None:
+    """Export the gated models for a release: OUT/NAME.tflite and OUT/manifest.json.
+
+    Takes the candidates `gate check` wrote next to its reports (the bytes that were
+    judged; nothing is measured again) after checking each one's sha256 against its
+    report. Exit 0 when every model was exported, 1 when one was left out (it failed, or
+    ended in an error), 2 for bad input.
+
+    Example:
+
+        gate check && gate export --out dist
+    """
+    from gate.fleet.export import MANIFEST, export
+
+    try:
+        result = export(reports, out, config=config, allow_failing=allow_failing)
+    except GateError as err:
+        _fail(err)
+    for name in result.exported:
+        entry = result.manifest["models"][name]
+        mark = "" if entry["passed"] else " (FAILED its thresholds; --allow-failing)"
+        click.echo(f"exported {out / entry['file']} ({entry['bytes']:,} B, sha256 {entry['sha256'][:12]}){mark}")
+    for name, why in result.left_out.items():
+        click.echo(f"not exported: {name}: {why}", err=True)
+    click.echo(f"manifest: {out / MANIFEST}", err=True)
+    sys.exit(result.exit_code)
 
 
 @main.group()
@@ -232,7 +346,7 @@ def policy_show(name: str) -> None:
 @policy.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def policy_validate(files: tuple[Path, ...]) -> None:
-    """Validate policy files (or gate.yml configs: a file with a `model:` key).
+    """Validate policy files (or gate.yml configs: a file with a `model:` or `models:` key).
 
     Exits 2 when any file is invalid, naming the file, field and line.
 
@@ -240,7 +354,7 @@ def policy_validate(files: tuple[Path, ...]) -> None:
 
         gate policy validate policies/*.yml my-policy.yml
     """
-    from gate.config.load import load_config
+    from gate.config.load import config_models, load_config
     from gate.config.policies import load_policy_file
     from gate.config.yamlio import read_yaml
 
@@ -248,7 +362,12 @@ def policy_validate(files: tuple[Path, ...]) -> None:
     for path in files:
         try:
             doc = read_yaml(path, kind="policy") if path.exists() else None
-            if doc is not None and isinstance(doc.data, dict) and "model" in doc.data:
+            if doc is not None and isinstance(doc.data, dict) and "models" in doc.data:
+                names = config_models(path)
+                for name in names:
+                    load_config(path, name)
+                click.echo(f"ok: {path} (config, {len(names)} models: {', '.join(names)})")
+            elif doc is not None and isinstance(doc.data, dict) and "model" in doc.data:
                 load_config(path)
                 click.echo(f"ok: {path} (config)")
             else:
@@ -309,6 +428,36 @@ def report_render(report_json: Path) -> None:
         click.echo(render_markdown(read_report(report_json)), nl=False)
     except GateError as err:
         _fail(err)
+
+
+@report.command("merge")
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--out", "-o", "out", default="gate-report", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Where the combined report.json and report.md go.")
+@click.option("--expect", metavar="JSON", default=None,
+              help="The models the legs ran (`gate models --json`): one without a report is an error row "
+                   "naming it; `[]` (nothing changed) gives a passing report that says so.")
+def report_merge(dirs: tuple[Path, ...], out: Path, expect: str | None) -> None:
+    """Merge per-model reports (matrix legs' artifacts) into one report and one exit code.
+
+    Each DIR is a leg's gate-report/ (or a directory above it). Reports from different
+    gate versions or gate.yml files, or two reports for one model, exit 2.
+
+    Example:
+
+        gate report merge legs/*/ --expect "$MODELS" --out gate-report
+    """
+    from gate.fleet.merge import merge_reports, parse_expect
+
+    try:
+        report = merge_reports(list(dirs), out, parse_expect(expect))
+    except GateError as err:
+        _fail(err)
+    for row in report["rows"]:
+        click.echo(f"{row['name']}: {row['status']} - {row['summary']}")
+    click.echo(f"{report['status'].upper()} {report['summary']}")
+    click.echo(f"report: {out / 'report.json'}, {out / 'report.md'}", err=True)
+    sys.exit(report["exit_code"])
 
 
 @report.command("comment")

@@ -1,7 +1,9 @@
 """Error types. Each carries the exit code the CLI maps it to and a message for the user.
 
-Messages say what was expected, what was received, and how to fix it. Only the CLI
-turns these into exits; library code raises them.
+Messages say what was expected, what was received, and how to fix it. Library code
+raises them; the run's parent (gate.run.parent.run.run_gate) turns one into an error
+report with its exit code, and the CLI (gate.cli) and the action (gate.action.entry) exit
+with the report's code.
 """
 from __future__ import annotations
 
@@ -41,6 +43,12 @@ class GateError(Exception):
             text += f"\n  hint: {self.hint}"
         return text
 
+    @property
+    def report_status(self) -> str:
+        """report.json's status for a run this error ended: "fail" when the policy failed on
+        a valid model (exit 1: OptimizationError), else "error" (the gate could not judge)."""
+        return "fail" if self.exit_code == EXIT_FAIL else "error"
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "message": self.message, "file": self.file,
                 "field": self.field, "line": self.line, "hint": self.hint,
@@ -70,6 +78,29 @@ class DataError(BadInputError):
     kind = "data"
 
 
+class OptimizationError(GateError):
+    """A valid model the policy's tool cannot optimize (tfmot's own transform fails on it):
+    the policy failed on this model, exit 1 -- not bad input, nothing in the files is wrong.
+    The message names the layer and the policies that avoid the failing step."""
+
+    exit_code = EXIT_FAIL
+    kind = "optimization"
+
+
+class TargetError(BadInputError):
+    """The benchmark target (an adb device, an ssh board) is missing, unreachable or
+    refuses the run: exit 2, naming the benchmark.target field to fix."""
+
+    kind = "target"
+
+
+class TargetCrash(TargetError):
+    """The model's run crashed on the device (a signal, an abort): exit 2 when a figure the
+    report needs is missing, `not_judged` when only a latency check is affected."""
+
+    kind = "target_crash"
+
+
 class InternalError(GateError):
     exit_code = EXIT_INTERNAL
     kind = "internal"
@@ -86,7 +117,7 @@ class InternalError(GateError):
 
 KINDS: dict[str, type[GateError]] = {
     "bad_input": BadInputError, "config": ConfigError, "policy": PolicyError, "model": ModelError,
-    "data": DataError, "internal": InternalError,
+    "data": DataError, "optimization": OptimizationError, "internal": InternalError,
 }
 
 

@@ -44,6 +44,7 @@ class Runner:
     root: Path
     fake: FakeGitHub
     reports: list[dict] = field(default_factory=list)  # what produce_report returns, in order
+    models: list[str] = field(default_factory=list)   # the `model` input each call got
     calls: list[tuple[Path, Path]] = field(default_factory=list)
     cache_dirs: list[Path | None] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
@@ -71,8 +72,9 @@ class Runner:
         env.update({f"INPUT_{k.upper().replace('_', '-')}": v for k, v in inputs.items()})
         return env
 
-    def produce_report(self, config: Path, out_dir: Path, cache_dir: Path | None = None) -> dict:
+    def produce_report(self, config: Path, out_dir: Path, cache_dir: Path | None = None, model: str = "") -> dict:
         self.calls.append((config, out_dir))
+        self.models.append(model)
         self.cache_dirs.append(cache_dir)
         report = copy.deepcopy(self.reports.pop(0) if len(self.reports) > 1 else self.reports[0])
         write_report(report, out_dir)

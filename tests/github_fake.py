@@ -289,7 +289,7 @@ def fake_github_fixture(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def main() -> None:
-    """Serve the fake on the host for ../shared/tools/run-action (Ctrl-C to stop).
+    """Serve the fake on the host for scripts/run-action (Ctrl-C to stop).
 
     python tests/github_fake.py [--port N] [--pull OWNER/NAME#N=SHA ...]
     """

@@ -122,3 +122,57 @@ def test_real_litert_smoke(tiny_tflite):
                         instances=2, rounds=5, time_budget_s=5)
     assert v.outcome == "pass" and 0.8 < v.ratio < 1.25
     assert v.settings["interpreter"].startswith("ai_edge_litert.interpreter.Interpreter")
+
+
+class SlowLab(FakeLab):
+    """A model of 100 ms per invoke: the probe alone (2 visits x 10 instances x 20 invokes)
+    took 40 s of a 5 s budget before the budget bounded it."""
+
+    def __init__(self):
+        super().__init__(1.0)
+        self.costs = {BASE: 100 * MS, CAND: 100 * MS}
+
+
+def test_the_time_budget_bounds_setup_probe_and_rounds():
+    lab = SlowLab()
+    v = run(lab, time_budget_s=5.0)
+    assert v.seconds <= 5.0 + 0.2            # one invoke of slack: the deadline is checked between invokes
+    assert v.outcome == "not_judged" and not v.passed and v.rounds < 5
+    assert v.message().startswith("cut short by latency.time_budget_s 5 s after")
+    assert "raise time_budget_s" in v.message()
+    fast = run(FakeLab(1.0, noise=0.1), time_budget_s=0.05)       # 1 ms invokes, 50 ms: not even set up
+    assert fast.seconds <= 0.05 + 0.01 and fast.outcome == "not_judged" and not fast.passed
+
+
+def test_a_budget_with_room_for_a_few_rounds_judges_on_them():
+    v = run(FakeLab(1.0, noise=0.1), time_budget_s=1.0)
+    assert v.seconds <= 1.0 + 0.01 and v.outcome == "pass" and 5 <= v.rounds < 20
+
+
+def test_a_cut_short_latency_check_is_not_judged_never_a_pass():
+    from functools import partial
+
+    from gate.config.schema import BenchmarkSpec, Thresholds
+    from gate.verdict.evidence import Evidence, Side
+    from gate.verdict.registry import judge
+
+    lab = SlowLab()
+    side = Side({}, content=BASE)
+    ev = Evidence(original=side, reference=side, candidate=Side({}, content=CAND), labels=None,
+                  example=np.zeros(4), bench=BenchmarkSpec(), tasks={},
+                  compare_latency=partial(compare_latency, timer=lab.timer, make_invoke=lab.make_invoke))
+    t = Thresholds.model_validate({"latency": {"max_ratio": 1.5, "time_budget_s": 2, "inconclusive": "pass"}})
+    (check,) = judge(t, ev)
+    assert check.outcome == "not_judged" and not check.passed and check.value is None
+    assert "cut short by latency.time_budget_s 2 s" in check.detail
+
+
+def test_real_litert_tiny_budget_is_a_bound(tiny_tflite):
+    import time
+
+    start = time.perf_counter()
+    v = compare_latency(tiny_tflite, tiny_tflite, np.zeros((8, 8, 1), np.float32), max_ratio=1.5,
+                        time_budget_s=0.05)
+    elapsed = time.perf_counter() - start
+    assert elapsed <= 0.05 + 0.5          # slack: making the first pair of interpreters is not interruptible
+    assert v.outcome == "not_judged" or v.rounds >= 5      # judged only on enough rounds

@@ -270,7 +270,7 @@ def test_a_crash_while_commenting_is_only_a_warning(runner, monkeypatch):
 def test_an_action_crash_still_writes_the_summary(runner, monkeypatch, fail_on, code):
     import gate.action.entry
 
-    def crash(config, out_dir, cache_dir=None):
+    def crash(config, out_dir, cache_dir=None, model=""):
         raise OSError("disk full")
 
     monkeypatch.setattr(gate.action.entry, "produce_report", crash)

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from conftest import run_check
 
-from gate.run.baseline import resolve_ref
-from gate.run.gitrepo import Repo
+from gate.run.parent.baseline import resolve_ref
+from gate.run.parent.gitrepo import Repo
 
 ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
        "PATH": "/usr/bin:/bin"}
@@ -34,20 +34,26 @@ THRESHOLDS = {"size": {"max_increase": "2%"}, "accuracy": {"max_drop_vs_base": 0
               "latency": {"max_regression": "300%"}}
 
 
-@pytest.fixture()
-def repo(tmp_path, tiny):
+def base_repo(tmp_path: Path, tiny, config: dict) -> tuple[Path, str]:
+    """A git repository whose main branch has the tiny model, its data and `config` as
+    gate.yml, checked out on a new branch `feature`; returns (root, main's sha)."""
     root = tmp_path / "repo"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
     for name in ("train.npz", "eval.npz"):
         shutil.copy(getattr(tiny, name.split(".")[0]), root / name)
     shutil.copy(tiny.keras, root / "model.keras")
-    (root / "gate.yml").write_text(yaml.safe_dump({
-        "model": "model.keras", "data": {"train": "train.npz", "eval": "eval.npz"}, "policy": "dynamic-range",
-        "thresholds": THRESHOLDS, "benchmark": {"warmup": 2, "runs": 10}}))
+    (root / "gate.yml").write_text(yaml.safe_dump(config))
     base = commit_all(root, "base")
     git(root, "checkout", "-q", "-b", "feature")
     return root, base
+
+
+@pytest.fixture()
+def repo(tmp_path, tiny):
+    return base_repo(tmp_path, tiny, {
+        "model": "model.keras", "data": {"train": "train.npz", "eval": "eval.npz"}, "policy": "dynamic-range",
+        "thresholds": THRESHOLDS, "benchmark": {"warmup": 2, "runs": 10}})
 
 
 def wider_model(path: Path, tiny) -> None:

@@ -1,4 +1,4 @@
-"""gate.run.cache: entries round-trip, damaged entries are misses with a note, concurrent
+"""gate.run.worker.cache: entries round-trip, damaged entries are misses with a note, concurrent
 writers never leave half an entry, eviction keeps the most recently used."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gate.run.cache import MANIFEST, RECORD, Cache, cache_key
+from gate.run.worker.cache import MANIFEST, RECORD, Cache, cache_key
 
 RECORD_DATA = {"evaluation": {"accuracy": {"top1": 0.98}}, "notes": ["n"]}
 FILES = {"candidate.tflite": b"TFL3" + bytes(range(256)) * 4, "reference.tflite": b"\x00" * 100}
@@ -79,7 +79,7 @@ def test_file_names_cannot_leave_the_entry(tmp_path):
 
 WRITER = """
 import os, sys
-from gate.run.cache import Cache
+from gate.run.worker.cache import Cache
 cache = Cache(sys.argv[1])
 for i in range(int(sys.argv[3])):
     cache.put(sys.argv[2], {"writer": os.getpid(), "i": i}, {"candidate.tflite": os.urandom(20_000)})

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import run_check, write_config
 
-from gate.run import cached
+from gate.run.worker import cached
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ def test_a_warm_run_imports_no_tensorflow(tmp_path, tiny):
     cache = tmp_path / "cache"
     cfg = write_config(tmp_path, tiny, policy="int8", thresholds={"accuracy": {"min": 0.5}})
     gate(tmp_path, cfg, cache)
-    code = ("import sys\nfrom gate.run.parent import run_gate\n"
+    code = ("import sys\nfrom gate.run.parent.run import run_gate\n"
             f"r = run_gate({str(cfg)!r}, {str(tmp_path / 'warm')!r}, in_process=True, compare_base=False, "
             f"cache_dir={str(cache)!r})\n"
             "print(r['status'], sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -141,7 +141,7 @@ def test_two_runs_at_once_both_finish_and_leave_valid_entries(tmp_path, tiny):
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err[-3000:]
-    from gate.run.cache import Cache
+    from gate.run.worker.cache import Cache
 
     reader = Cache(cache)
     entries = [path.name for _, _, path in reader.entries()]

@@ -8,7 +8,7 @@ from conftest import write_config
 
 from gate.cli import main
 from gate.config.schema import Thresholds
-from gate.run.calibrate import Calibration
+from gate.run.calibration import Calibration
 
 
 def test_suggestions_clear_the_noise_and_validate():

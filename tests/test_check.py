@@ -88,12 +88,12 @@ def test_bad_yaml_exits_2(tmp_path):
 
 
 def test_internal_error_exits_3_with_a_report(tiny, tmp_path, monkeypatch):
-    import gate.run.check
+    import gate.run.worker.check
 
     def broken(*_):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(gate.run.check, "judge", broken)
+    monkeypatch.setattr(gate.run.worker.check, "judge", broken)
     result, report = run_check(tmp_path, write_config(tmp_path, tiny), "--in-process")
     assert result.exit_code == 3
     assert report["error"]["kind"] == "internal" and "RuntimeError: boom" in report["error"]["message"]

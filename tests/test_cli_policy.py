@@ -176,7 +176,8 @@ def test_policy_validate_bad_file(in_tmp):
     assert result.exit_code == 2
     assert result.stdout == f"ok: {good} (int8)\n"
     assert result.stderr == (f"error: {bad}:4, field 'convert.representive_samples': unknown key "
-                             "(check the spelling; `gate policy schema` lists the keys)\n")
+                             "`representive_samples`: did you mean `representative_samples`? keys valid here: "
+                             "quantization, io, representative_samples, sparsity, quantizer, recipe\n")
 
 
 def test_policy_validate_bad_yaml(in_tmp):

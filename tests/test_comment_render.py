@@ -140,7 +140,7 @@ def test_inconclusive_and_interval_are_shown():
                  reference=1.0, outcome="inconclusive", ci_low=1.01, ci_high=1.08, passed=True)
     report["checks"] = [check]
     text = render_markdown(report)
-    assert "1.01x to 1.08x" in text and "⚠️ inconclusive, counted as pass" in text
+    assert "1.01× to 1.08×" in text and "⚠️ inconclusive, counted as pass" in text
 
 
 def test_time_split_names_the_biggest_stages_and_sums_the_rest():

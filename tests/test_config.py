@@ -17,8 +17,10 @@ from gate.formats import MODEL_FILE_FORMATS
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = REPO / "policies"
 EXAMPLE_CONFIG = REPO / "gate.yml"
-UNKNOWN_KEY = "unknown key (check the spelling; `gate policy schema --config` lists the keys)"
-UNKNOWN_POLICY_KEY = "unknown key (check the spelling; `gate policy schema` lists the keys)"
+TOP_KEYS = "model, data, policy, thresholds, benchmark, evaluate, limits, trust_model_code"
+ACCURACY_KEYS = "min, max_drop, max_drop_vs_base, mode, confidence, top_k"
+CONVERT_KEYS = "quantization, io, representative_samples, sparsity, quantizer, recipe"
+UNKNOWN_MAXDROP = f"unknown key `maxdrop`: did you mean `max_drop`? keys valid here: {ACCURACY_KEYS}"
 
 # A valid config over the files project() creates; cases append to it or replace it.
 BASE = """\
@@ -230,11 +232,11 @@ EXACT_CASES = [
     ("comments-only", "# model: m.keras\n", ConfigError, None, None,
      "expected a mapping with keys model, data, policy, thresholds; got an empty file"),
     ("unknown-top-level-key", BASE + "treshold:\n  size_kb: {max: 1}\n",
-     ConfigError, "treshold", 6, UNKNOWN_KEY),
+     ConfigError, "treshold", 6, f"unknown key `treshold`: did you mean `thresholds`? keys valid here: {TOP_KEYS}"),
     ("unknown-nested-key", BASE + "thresholds:\n  accuracy:\n    maxdrop: 0.1\n",
-     ConfigError, "thresholds.accuracy.maxdrop", 8, UNKNOWN_KEY),
+     ConfigError, "thresholds.accuracy.maxdrop", 8, UNKNOWN_MAXDROP),
     ("unknown-data-key", BASE.replace("  eval:", "  test: eval.npz\n  eval:"),
-     ConfigError, "data.test", 4, UNKNOWN_KEY),
+     ConfigError, "data.test", 4, "unknown key `test`: keys valid here: train, eval"),
     ("string-for-number", BASE + "thresholds:\n  size_kb:\n    max: \"300\"\n",
      ConfigError, "thresholds.size_kb.max", 8, "Input should be a valid number (got '300')"),
     ("string-for-int", BASE + "benchmark:\n  runs: \"100\"\n",
@@ -267,7 +269,8 @@ EXACT_CASES = [
      "Input should be greater than or equal to 1 (got 0)"),
     ("unknown-inline-policy-key",
      BASE.replace("policy: int8", "policy:\n  convert:\n    quantisation: int8\n"),
-     PolicyError, "policy.convert.quantisation", 7, UNKNOWN_POLICY_KEY),
+     PolicyError, "policy.convert.quantisation", 7,
+     f"unknown key `quantisation`: did you mean `quantization`? keys valid here: {CONVERT_KEYS}"),
     ("unknown-quantization",
      BASE.replace("policy: int8", "policy:\n  convert: {quantization: int4}\n"),
      PolicyError, "policy.convert.quantization", 6,
@@ -323,8 +326,16 @@ PARTIAL_CASES = [
     ("model-wrong-extension", BASE.replace("m.keras", "train.npz"),
      ConfigError, "model", 1, ["expected a model file ending in .keras, .h5, .hdf5, .tflite",
                                "received train.npz"]),
-    ("eval-is-a-directory", BASE.replace("eval: eval.npz", "eval: ."),
-     ConfigError, "data.eval", 4, ["eval data is a directory, expected a file"]),
+    ("npz-is-a-directory", BASE.replace("eval: eval.npz", "eval: {npz: .}"),
+     ConfigError, "data.eval.npz", 4, ["eval data is a directory, expected a file"]),
+    ("images-is-a-file", BASE.replace("eval: eval.npz", "eval: {images: eval.npz}"),
+     ConfigError, "data.eval.images", 4, ["eval data expected a directory of class subfolders, found a file"]),
+    ("two-source-kinds", BASE.replace("eval: eval.npz", "eval: {npz: eval.npz, csv: eval.npz}"),
+     ConfigError, "data.eval", 4, ["expected a path, or a mapping with exactly one of the keys npz, images"]),
+    ("tfrecord-no-match", BASE.replace("eval: eval.npz", "eval: {tfrecord: 'nope-*.tfrecord', x: image}"),
+     ConfigError, "data.eval.tfrecord", 4, ["eval data no file matches 'nope-*.tfrecord'"]),
+    ("bad-scale", BASE.replace("eval: eval.npz", "eval: {images: ., scale: 1/zero}"),
+     ConfigError, "data.eval.scale", 4, ["not a number or a fraction like 1/255"]),
     ("two-problems", BASE + "thresholds:\n  size_kb: {max: -1}\nbenchmark: {threads: 0}\n",
      ConfigError, "thresholds.size_kb.max", 7,
      ["2 problems:", "gate.yml:7: thresholds.size_kb.max: Input should be greater than 0 (got -1)",
@@ -346,8 +357,8 @@ def test_render_names_file_line_and_field(tmp_path):
     path = config(tmp_path, BASE + "thresholds:\n  accuracy:\n    maxdrop: 0.1\n")
     err = config_error(path)
     assert str(err) == err.render() == (
-        f"{path}:8, field 'thresholds.accuracy.maxdrop': {UNKNOWN_KEY}")
-    assert err.to_dict() == {"kind": "config", "message": UNKNOWN_KEY, "file": str(path),
+        f"{path}:8, field 'thresholds.accuracy.maxdrop': {UNKNOWN_MAXDROP}")
+    assert err.to_dict() == {"kind": "config", "message": UNKNOWN_MAXDROP, "file": str(path),
                              "field": "thresholds.accuracy.maxdrop", "line": 8, "hint": None,
                              "exit_code": 2}
 
@@ -498,7 +509,7 @@ def test_invalid_grandparent_is_reported_in_its_own_file(tmp_path):
     write(tmp_path / "c.yml", "extends: p.yml\n")
     err = policy_error(tmp_path / "c.yml")
     assert (Path(err.file), err.field, err.line, err.message) == (
-        grand.resolve(), "convert.speed", 2, UNKNOWN_POLICY_KEY)
+        grand.resolve(), "convert.speed", 2, f"unknown key `speed`: keys valid here: {CONVERT_KEYS}")
 
 
 def test_parent_with_bad_yaml_is_reported_in_its_own_file(tmp_path):
@@ -547,7 +558,8 @@ def test_override_that_breaks_an_inherited_field_points_at_the_child(tmp_path):
     ("convert: {}\nconvert: {}\n", ConfigError, None, 2,
      "invalid YAML: duplicate key 'convert' (first at line 1)"),
     ("description: x\nconvert:\n  quantization: int8\n  representative: 5\n", PolicyError,
-     "convert.representative", 4, UNKNOWN_POLICY_KEY),
+     "convert.representative", 4,
+     f"unknown key `representative`: did you mean `representative_samples`? keys valid here: {CONVERT_KEYS}"),
     ("convert:\n  quantization: int8\n  representative_samples: \"5\"\n", PolicyError,
      "convert.representative_samples", 3, "Input should be a valid integer (got '5')"),
     ("convert:\n  representative_samples: 0\n", PolicyError,
@@ -628,3 +640,16 @@ def test_inline_policy_matches_config_schema():
         "unknown-convert-key", "unknown-policy-key", "bad-enum"])
 def test_schema_rejects(kind, data):
     assert list(validator(kind).iter_errors(data))
+
+
+def test_unknown_key_deep_in_lists_and_maps_gets_the_closest_key_and_its_siblings(tmp_path):
+    step = config(tmp_path, BASE.replace("policy: int8", "policy:\n  steps:\n    - prune:\n        layers: "
+                                         "{exclude_name: [head]}\n"))
+    err = config_error(step, PolicyError)
+    assert err.field == "policy.steps[0].prune.layers.exclude_name"
+    assert err.message.startswith("unknown key `exclude_name`: did you mean `exclude_names`? keys valid here: "
+                                  "include, exclude, include_names, exclude_names,")
+    metric = config(tmp_path, BASE + "thresholds:\n  metrics:\n    mae: {max_increse: 0.1}\n")
+    assert config_error(metric).message == (
+        "unknown key `max_increse`: did you mean `max_increase`? keys valid here: min, max, max_drop, "
+        "max_increase, max_drop_vs_base, max_increase_vs_base, mode, confidence")

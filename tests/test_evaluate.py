@@ -9,9 +9,9 @@ from gate.errors import ModelError
 from gate.measure.evaluate import Scoring, evaluate_tflite, map_outputs
 from gate.measure.litert import dequantize_output, quantize_input
 from gate.measure.scores import Planned, compute, plan, resolve
-from gate.measure.tasks import Task
+from gate.measure.tasks import OutputTask
 
-CLS = {"o": Task("o", "classifier", 3, "softmax")}
+CLS = {"o": OutputTask("o", "classifier", 3, "softmax")}
 
 
 def _split(y: dict, tasks: dict):
@@ -33,7 +33,7 @@ def test_top_k_on_known_outputs():
 
 
 def test_single_sigmoid_output_is_binary():
-    tasks = {"p": Task("p", "binary", 1, "sigmoid")}
+    tasks = {"p": OutputTask("p", "binary", 1, "sigmoid")}
     r = Scoring.of(_split({"p": np.array([1, 0, 0])}, tasks), ["binary_accuracy", "auc", "accuracy"], [], [1]).score(
         {"p": np.array([[0.9], [0.2], [0.6]])}, 0.0)
     assert r.predictions == (1, 0, 1) and r.accuracy[1] == pytest.approx(2 / 3)
@@ -47,7 +47,7 @@ def test_k_larger_than_classes_is_capped():
 
 
 def test_regression_metrics_and_fidelity():
-    tasks = {"v": Task("v", "regression", 1, "linear")}
+    tasks = {"v": OutputTask("v", "regression", 1, "linear")}
     y = np.array([[1.0], [2.0], [4.0]])
     scoring = Scoring.of(_split({"v": y}, tasks), ["mae", "mse", "rmse", "max_abs_error"], [], [1])
     original = {"v": np.array([[1.0], [2.0], [3.0]])}
@@ -73,7 +73,7 @@ def test_a_metric_that_does_not_apply_says_why():
 
 
 def test_names_are_qualified_for_several_outputs():
-    tasks = {"digit": Task("digit", "classifier", 10, "softmax"), "ink": Task("ink", "regression", 1, "linear")}
+    tasks = {"digit": OutputTask("digit", "classifier", 10, "softmax"), "ink": OutputTask("ink", "regression", 1, "linear")}
     names = [p.name for p in plan(None, [], tasks, {"digit", "ink"}, [1])]
     assert "digit/accuracy" in names and "ink/mae" in names and "ink/snr_db" in names
     assert "ink/top1_agreement" not in names
@@ -124,3 +124,13 @@ def test_tflite_batched_equals_one_by_one(tiny, tiny_model):
     batched = evaluate_tflite(content, scoring, 16, names)   # 16+16+5: the last batch is resized
     single = evaluate_tflite(content, scoring, 1, names)
     assert batched.predictions == single.predictions and batched.examples == 37
+
+
+def test_every_catalogue_metric_is_computed_by_its_own_row():
+    """No metric falls through to another's computation: the catalogue and the tables agree."""
+    from gate.config.metrics import METRICS
+    from gate.measure.scores import FIDELITY_METRICS, LABEL_METRICS
+
+    assert set(LABEL_METRICS) | set(FIDELITY_METRICS) == set(METRICS)
+    assert {n for n, m in METRICS.items() if m.labels} == set(LABEL_METRICS)
+    assert not set(LABEL_METRICS) & set(FIDELITY_METRICS)

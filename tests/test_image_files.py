@@ -1,5 +1,5 @@
 """The image's build files, its release workflow and the supported Pythons: read as files
-(nothing is built or run here; .ci/run and ../shared/tools/run-action do that)."""
+(nothing is built or run here; .ci/run and scripts/run-action do that)."""
 from __future__ import annotations
 
 import re
@@ -106,3 +106,15 @@ def test_the_lock_pins_setuptools_for_tfmots_distutils():
     pins = dict(line.split("==") for line in (ROOT / "requirements" / "action.txt").read_text().splitlines()
                 if line and not line.startswith("#"))
     assert SpecifierSet(">=66.1").contains(pins["setuptools"])
+
+
+def test_hadolint_passes_and_every_ignore_says_why():
+    exe = Path(sys.executable).with_name("hadolint")
+    result = subprocess.run([str(exe), "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = DOCKERFILE.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("# hadolint ignore="):
+            rule = line.split("=", 1)[1]
+            assert any(rule in earlier for earlier in lines[max(0, i - 6):i]), f"no reason given for {line}"

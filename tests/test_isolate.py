@@ -1,4 +1,4 @@
-"""gate.run.isolate: the worker does not outlive the gate process."""
+"""gate.run.parent.isolate: the worker does not outlive the gate process."""
 from __future__ import annotations
 
 import os
@@ -13,7 +13,7 @@ import pytest
 PARENT = textwrap.dedent("""
     import subprocess, sys
     from gate.config.schema import LimitsSpec
-    from gate.run.isolate import _limit
+    from gate.run.parent.isolate import _limit
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], preexec_fn=_limit(LimitsSpec()))
     print(child.pid, flush=True)
     child.wait()

@@ -121,7 +121,7 @@ def test_keras3_model_loads_with_its_names(keras3_files):
 
 @pytest.mark.parametrize("name", ["cnn_bn", "two_io", "uint8"])
 def test_bridge_gives_the_same_outputs(keras3_files, name):
-    from gate.measure.bridge import TOLERANCE, compare_outputs, to_tf_keras
+    from gate.measure.bridge import BRIDGE_MAX_DIFF, compare_outputs, to_tf_keras
     from gate.measure.data import bind, load_split
     from gate.measure.evaluate import run_keras
     from gate.measure.model import load_model
@@ -137,7 +137,7 @@ def test_bridge_gives_the_same_outputs(keras3_files, name):
         data = keras3_files.dir / "cnn_eval.npz"
     split = bind(load_split(data, "eval"), m.facts)
     check = compare_outputs(run_keras(m.keras, split, 64), run_keras(tfk, split, 64), split.n)
-    assert check.max_abs_diff <= TOLERANCE and check.examples == split.n
+    assert check.max_abs_diff <= BRIDGE_MAX_DIFF and check.examples == split.n
 
 
 def test_bridge_catches_a_wrong_weight(keras3_files):

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from gate.config.schema import BenchmarkSpec, EvaluateSpec, Thresholds
 from gate.measure.scores import MetricValue
-from gate.measure.tasks import Task
+from gate.measure.tasks import OutputTask
 from gate.verdict.evidence import Evidence, Side
 from gate.verdict.registry import configured, judge
 from gate.verdict.stats import metric_change
@@ -27,7 +27,7 @@ def side(metrics, acc=None):
     return Side(acc or {}, metrics={m.name: m for m in metrics})
 
 
-REG = {"out": Task("out", "regression", 1, "linear")}
+REG = {"out": OutputTask("out", "regression", 1, "linear")}
 ORIG = side([mv("mae", ERR_ORIG.mean(), ERR_ORIG), mv("rmse", 45.0, ERR_ORIG ** 2)])
 CAND = side([mv("mae", ERR_CAND.mean(), ERR_CAND), mv("rmse", 46.0, ERR_CAND ** 2), mv("snr_db", 38.0),
              mv("cosine", 0.999, np.full(400, 0.999)), mv("accuracy", None, why="no targets for output 'out'")])
@@ -79,7 +79,7 @@ def test_rmse_change_resamples_squared_errors():
 
 def test_drop_of_an_accuracy_like_metric_is_in_points():
     correct_o, correct_c = np.ones(100), np.r_[np.ones(97), np.zeros(3)]
-    tasks = {"out": Task("out", "classifier", 10, "softmax")}
+    tasks = {"out": OutputTask("out", "classifier", 10, "softmax")}
     ev = dict(original=side([mv("accuracy", 1.0, correct_o)]), candidate=side([mv("accuracy", 0.97, correct_c)]),
               tasks=tasks)
     c = run({"accuracy": {"max_drop": 0.05}}, **ev)["metrics.accuracy.max_drop"]
@@ -99,14 +99,38 @@ def test_fidelity_min_and_a_metric_without_value_is_not_judged():
 
 
 def test_several_outputs_qualified_names_and_ambiguity():
-    tasks = {"digit": Task("digit", "classifier", 10, "softmax"), "ink": Task("ink", "regression", 1, "linear")}
+    tasks = {"digit": OutputTask("digit", "classifier", 10, "softmax"),
+             "ink": OutputTask("ink", "regression", 1, "linear")}
     cand = side([mv("digit/accuracy", 0.9), mv("ink/mae", 0.1), mv("digit/snr_db", 30.0), mv("ink/snr_db", 40.0)])
     checks = run({"ink/mae": {"max": 0.2}, "digit/accuracy": {"min": 0.8}, "snr_db": {"min": 10}, "mae": {"max": 1}},
                  candidate=cand, tasks=tasks)
     assert checks["metrics.ink/mae.max"].passed and checks["metrics.digit/accuracy.min"].passed
     assert checks["metrics.mae.max"].passed                         # the only output mae applies to
-    amb = checks["metrics.snr_db.min"]
-    assert amb.outcome == "not_judged" and "digit/snr_db, ink/snr_db" in amb.detail
+    every = checks["metrics.snr_db.min"]                            # a fidelity metric: every output
+    assert every.passed and every.outcome == "point" and every.value == 30.0
+    assert every.metric == "snr_db on every output (worst: digit)" and "digit 30, ink 40" in every.detail
+    one_fails = run({"snr_db": {"min": 35}}, candidate=cand, tasks=tasks)["metrics.snr_db.min"]
+    assert not one_fails.passed and one_fails.value == 30.0 and "digit 30 (fails), ink 40" in one_fails.detail
+    assert one_fails.message.startswith("metrics.snr_db.min FAILED: snr_db on every output (worst: digit) 30.00 dB")
+
+
+def test_a_metric_that_needs_its_output_named_is_a_config_error_naming_the_field(tmp_path):
+    from gate.config.load import load_config
+    from gate.errors import ConfigError
+    from gate.measure.qualify import check_metric_names, problem
+
+    two = {"score": OutputTask("score", "regression", 1, "linear"), "cls": OutputTask("cls", "regression", 1, "linear")}
+    assert problem("mae", two) == ("`mae` needs its output named: the model has 2 outputs (score (regression), "
+                                   "cls (regression)) and mae fits 2 of them; write score/mae or cls/mae")
+    assert problem("score/mae", two) is None and problem("snr_db", two) is None
+    assert problem("nope/mae", two).startswith("the model has no output 'nope'")
+    for name in ("m.keras", "train.npz", "eval.npz"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "gate.yml").write_text("model: m.keras\ndata: {train: train.npz, eval: eval.npz}\npolicy: int8\n"
+                                       "thresholds:\n  metrics:\n    snr_db: {min: 30}\n    mae: {max: 1}\n")
+    with pytest.raises(ConfigError) as info:
+        check_metric_names(load_config(tmp_path / "gate.yml"), two)
+    assert (info.value.field, info.value.line, info.value.exit_code) == ("thresholds.metrics.mae", 7, 2)
 
 
 def test_vs_base_rows_need_the_base():

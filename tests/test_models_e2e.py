@@ -51,7 +51,7 @@ def test_keras3_h5_loads_and_converts(tmp_path, keras3_files, digits_npz):
 
 def test_two_inputs_two_outputs_report_a_metric_per_output(tmp_path, keras3_files):
     thresholds = {"metrics": {"digit/accuracy": {"min": 0.5, "max_drop": 0.05}, "ink/mae": {"max": 0.2},
-                              "ink/snr_db": {"min": 10}}}
+                              "ink/snr_db": {"min": 10}, "cosine": {"min": 0.9}}}   # cosine: every output
     result, report = run_check(tmp_path, cfg(tmp_path, keras3_files.two_io, keras3_files.two_io_train,
                                              keras3_files.two_io_eval, thresholds=thresholds), "--in-process")
     assert result.exit_code == 0, result.output
@@ -62,8 +62,22 @@ def test_two_inputs_two_outputs_report_a_metric_per_output(tmp_path, keras3_file
     assert report["model"]["tasks"]["digit"]["kind"] == "classifier"
     assert report["model"]["tasks"]["ink"]["kind"] == "regression"
     assert {c["name"] for c in report["checks"]} == {"metrics.digit/accuracy.min", "metrics.digit/accuracy.max_drop",
-                                                     "metrics.ink/mae.max", "metrics.ink/snr_db.min"}
+                                                     "metrics.ink/mae.max", "metrics.ink/snr_db.min",
+                                                     "metrics.cosine.min"}
+    every = next(c for c in report["checks"] if c["name"] == "metrics.cosine.min")
+    assert every["outcome"] == "point" and "judged on each of the 2 outputs" in every["detail"]
     assert "ink/mae" in result.output and "digit/accuracy" in result.output
+
+
+def test_a_metric_that_fits_no_output_is_exit_2_before_anything_is_measured(tmp_path, keras3_files):
+    result, report = run_check(tmp_path, cfg(tmp_path, keras3_files.two_io, keras3_files.two_io_train,
+                                             keras3_files.two_io_eval,
+                                             thresholds={"metrics": {"binary_accuracy": {"min": 0.5}}}),
+                               "--in-process")
+    assert result.exit_code == 2, result.output
+    assert report["error"]["field"] == "thresholds.metrics.binary_accuracy"
+    assert "needs its output named" in report["error"]["message"]
+    assert report.get("reference") is None and report.get("candidate") is None   # nothing converted or measured
 
 
 def test_two_outputs_with_tfmot_steps_through_the_bridge(tmp_path, keras3_files):

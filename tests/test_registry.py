@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from gate.config.schema import BenchmarkSpec, Thresholds
 from gate.measure.bench import Latency
 from gate.measure.sizes import FileSizes
+import gate.verdict.registry as registry
 from gate.verdict.check import verdict
 from gate.verdict.evidence import Evidence, Side
 from gate.verdict.registry import ROW_NAMES, configured
@@ -73,7 +75,7 @@ def test_check_passes_at_and_fails_beyond_the_limit(template, name, ok, bad, val
 
 def test_messages_use_the_metric_units():
     [acc] = judge(thresholds({"accuracy": {"min": "L"}}, 0.99), M)
-    assert acc.message == "accuracy.min FAILED: accuracy 93.00 % (limit >= 99.00 %), under the limit by 6.00 %"
+    assert acc.message == "accuracy.min FAILED: accuracy 93.00 % (limit >= 99.00 %), under the limit by 6.00 pts"
     [drop] = judge(thresholds({"accuracy": {"max_drop": "L"}}, 0.01), M)
     assert drop.message == ("accuracy.max_drop FAILED: accuracy drop vs original 2.00 pts "
                               "(limit <= 1.00 pts), over the limit by 1.00 pts")
@@ -122,7 +124,9 @@ def test_regression_limits_against_the_base():
     assert drop.value == pytest.approx(0.02) and not drop.passed and drop.unit == "pts"
     assert "not scored on the same examples" in drop.detail          # no predictions: the point estimate
     lat = checks["latency.max_regression"]
-    assert lat.value == pytest.approx(1.0 / 0.9) and lat.limit == pytest.approx(1.05) and not lat.passed
+    # judged in the unit the limit is written in: the change (ratio - 1), "5%" -> 0.05
+    assert lat.value == pytest.approx(1.0 / 0.9 - 1) and lat.limit == pytest.approx(0.05) and not lat.passed
+    assert lat.unit == "%" and lat.ci_low == pytest.approx(lat.value) and "over the limit" in lat.message
     unchanged = {c.name: c for c in judge(t, replace(M, base=base, base_unchanged=True))}
     assert unchanged["latency.max_regression"].outcome == "unchanged" and unchanged["latency.max_regression"].passed
 
@@ -140,13 +144,53 @@ def test_every_row_is_named_by_its_path_in_gate_yml():
         "accuracy": {"min": 0.1, "max_drop": 0.1, "max_drop_vs_base": 0.1},
         "latency_ms": {"p50_max": 1, "p99_max": 1}, "latency": {"max_ratio": 1, "max_regression": 0.1},
         "proxies": {n: {"max": 1, "max_increase": 0.1} for n in
-                    ("parameters", "nonzero_parameters", "unique_values", "macs", "peak_memory_bytes")}})
+                    ("parameters", "nonzero_parameters", "unique_values", "macs", "peak_memory_bytes")},
+        "delegation": {"full": True, "min_share": 0.9, "max_drop_vs_base": 0.05}})
     assert configured(full) == list(ROW_NAMES) and len(set(ROW_NAMES)) == len(ROW_NAMES)
     for name in ROW_NAMES:
         node = full
         for part in name.split("."):
             node = getattr(node, part)
-        assert isinstance(node, float)
+        assert isinstance(node, float) or (name == "delegation.full" and node is True)
+
+
+def _delegation(accelerated: int, cpu: tuple[str, ...] = (), partitions: int = 1):
+    from gate.measure.targets.delegation import Delegation
+
+    return Delegation("gpu", "TfLiteGpuDelegateV2", 10, accelerated, partitions, cpu, "test")
+
+
+def test_delegation_rows_judge_the_target_profile_and_name_cpu_ops():
+    shares = {"candidate": _delegation(8, ("SOFTMAX [probs]", "RESHAPE [flat]"), 2), "base": _delegation(10)}
+    ev = replace(M, base=CAND, delegation=lambda who, content: shares[who], measured_on="Pixel 7 (arm64-v8a)")
+    t = Thresholds.model_validate({"delegation": {"full": True, "min_share": 0.75, "max_drop_vs_base": 0.1}})
+    checks = {c.name: c for c in judge_all(t, ev)}
+    assert not checks["delegation.full"].passed and "SOFTMAX [probs], RESHAPE [flat]" in checks["delegation.full"].detail
+    assert checks["delegation.min_share"].passed and checks["delegation.min_share"].value == pytest.approx(0.8)
+    assert "measured on Pixel 7" in checks["delegation.min_share"].detail
+    drop = checks["delegation.max_drop_vs_base"]
+    assert not drop.passed and drop.value == pytest.approx(0.2) and "base: 10 of 10 ops" in drop.detail
+
+
+def test_full_delegation_fails_without_a_share_when_the_tool_says_not_fully_accelerated():
+    """An ssh board's litert-benchmark says only "not fully accelerated": delegation.full is
+    judged (a fail, no figure invented), min_share is not judged."""
+    from gate.measure.targets.delegation import Delegation
+
+    partly = Delegation("gpu", "GPU", 10, None, 0, (), "litert-benchmark --result_json")
+    ev = replace(M, delegation=lambda who, content: partly, measured_on="rpi5 over ssh")
+    t = Thresholds.model_validate({"delegation": {"full": True, "min_share": 0.9}})
+    full, share = judge_all(t, ev)
+    assert (full.name, full.passed, full.value, full.outcome) == ("delegation.full", False, None, "point")
+    assert "not fully accelerated on GPU" in full.detail and "FAIL" in full.message
+    assert share.outcome == "not_judged" and "needs an op profile" in share.detail
+
+
+def test_delegation_without_a_device_is_not_judged():
+    ev = replace(M, delegation=lambda who, content: "delegation is measured on the device")
+    t = Thresholds.model_validate({"delegation": {"min_share": 0.9}})
+    (check,) = judge_all(t, ev)
+    assert check.outcome == "not_judged" and not check.passed and "on the device" in check.detail
 
 
 REGRESSION = {"size": {"max_increase": "2%"}, "latency": {"max_regression": "5%"}}
@@ -180,3 +224,12 @@ def test_a_figure_that_could_not_be_measured_is_not_judged():
     t = Thresholds.model_validate({"proxies": {"peak_memory_bytes": {"max": 10}}})
     [check] = judge(t, replace(M, candidate=replace(CAND, proxies={"peak_delta_bytes": None})))
     assert check.outcome == "not_judged" and not check.passed and "could not be measured" in check.detail
+
+
+def test_each_fixed_row_name_is_written_once():
+    """A threshold's name, unit and limit kind live in its row alone: the judges return a
+    Found and Row.check names the Check, so the name appears once in the registry."""
+    source = Path(registry.__file__).read_text(encoding="utf-8")
+    fixed = [name for name in ROW_NAMES if not name.startswith("proxies.")]
+    assert all(source.count(f'"{name}"') == 1 for name in fixed), {n: source.count(f'"{n}"') for n in fixed}
+    assert "Check(name=" in source and source.count("Check(name=") == 2   # Row.check and unjudged

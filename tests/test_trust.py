@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gate.config.load import load_config
-from gate.run.gitrepo import Repo
-from gate.run.trust import decide
+from gate.run.parent.gitrepo import Repo
+from gate.run.parent.trust import decide
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
 

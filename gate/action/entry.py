@@ -31,9 +31,11 @@ from gate.github.comment import (
     upsert_comment,
 )
 from gate.github.event import Event, load_event
+from gate.report.combined import combined_digest, is_combined, model_reports
 from gate.report.render import ICON, md, render_comment
 
 COMMENT_MODES = ("always", "on-change", "on-failure", "never")
+MODES = ("check", "plan", "merge")
 FAIL_ON = ("fail", "error", "never")
 PR_JSON = "pr.json"
 TEMPLATE_MAX_BYTES = 64 * 1024
@@ -55,6 +57,10 @@ class Inputs:
     comment_template: str = ""
     fail_on: str = "fail"
     cache_dir: str = ".gate-cache"
+    model: str = ""
+    mode: str = "check"
+    reports: str = "gate-reports"
+    expect: str = ""
     github_token: str = field(default="", repr=False)
 
     @classmethod
@@ -62,7 +68,7 @@ class Inputs:
         given = {k: v for k, v in read_inputs(env).items() if k in cls.__dataclass_fields__ and v}
         inputs = cls(**given)
         for name, value, allowed in (("comment", inputs.comment, COMMENT_MODES),
-                                     ("fail-on", inputs.fail_on, FAIL_ON)):
+                                     ("fail-on", inputs.fail_on, FAIL_ON), ("mode", inputs.mode, MODES)):
             if value not in allowed:
                 raise BadInputError(f"expected one of {', '.join(allowed)}, got {value!r}",
                                     field=name, hint=f"set `{name}:` in the workflow step's `with:`")
@@ -78,11 +84,53 @@ class Inputs:
         return os.path.normpath(os.path.join(self.working_directory, self.config))
 
 
-def produce_report(config: Path, out_dir: Path, cache_dir: Path | None = None) -> dict:
-    """The gate itself: gate.run.parent.run_gate, which writes report.json and report.md."""
-    from gate.run.parent import run_gate
+def produce_report(config: Path, out_dir: Path, cache_dir: Path | None = None, model: str = "") -> dict:
+    """The gate itself: gate.run.parent.run.run_gate, which writes report.json and report.md;
+    for a gate.yml with `models:`, every model (or `model`, a matrix leg) and the combined report."""
+    from gate.config.load import config_models
+    from gate.run.parent.run import run_gate
 
-    return run_gate(config, out_dir, lambda label: print(f"· {label}", flush=True), cache_dir=cache_dir)
+    progress = lambda label: print(f"· {label}", flush=True)  # noqa: E731
+    try:
+        names = config_models(config)
+    except GateError:
+        names = []                      # run_gate writes the error report
+    if names and (not model or model in names):
+        from gate.fleet.run import run_models
+
+        return run_models(config, out_dir, [model] if model else names, progress=progress, cache_dir=cache_dir)
+    return run_gate(config, out_dir, progress, cache_dir=cache_dir, model=model or None)
+
+
+def plan_models(config: Path, event: Event | None, env: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """mode: plan: the models a matrix should gate, and a line per model saying why. In a
+    pull request the ones whose inputs differ from the PR's base (gate.fleet.changed);
+    otherwise (a push, a release, a manual run) all of them."""
+    from gate.fleet.changed import changed_models, names_of
+
+    if event is None or not event.is_pull_request:
+        names = names_of(config)
+        return names, [f"{n}: listed ({event.name if event else 'no event'}: every model is gated)" for n in names]
+    changes = changed_models(config, None, env)
+    return [c.name for c in changes if c.changed], [f"{c.name}: {c.why}" for c in changes]
+
+
+def models_output(report: dict) -> str:
+    """The `models` output: the models this run reported on, as a JSON list."""
+    if is_combined(report):
+        return json.dumps([row["name"] for row in report["rows"]])
+    return json.dumps([report["name"]] if report.get("name") else [])
+
+
+def merge_legs(base: Path, inputs: Inputs, out_dir: Path) -> dict:
+    """mode: merge: the matrix legs' reports (downloaded under `reports`) -> the combined report."""
+    from gate.fleet.merge import merge_reports, parse_expect
+
+    root = base / inputs.reports
+    dirs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if root.is_dir() and (root / "report.json").is_file():
+        dirs.insert(0, root)
+    return merge_reports(dirs, out_dir, parse_expect(inputs.expect) if inputs.expect else None)
 
 
 def github_client(env: Mapping[str, str], token: str) -> GitHubClient:
@@ -116,6 +164,8 @@ def headline(report: dict) -> dict[str, str]:
 def result_digest(report: dict) -> str:
     """What the result *is*: verdict, each check's outcome and limit, the model, data and
     config. Timing noise is left out, so `on-change` does not rewrite the comment for it."""
+    if is_combined(report):
+        return combined_digest(report)
     data = report.get("data") or {}
     key = {"status": report["status"],
            "checks": [(c["name"], c["passed"], c["limit"]) for c in report.get("checks") or []],
@@ -183,10 +233,16 @@ def annotations(report: dict, config: Path, workspace: Path) -> list[str]:
     error report (on the file and line it names)."""
     lines = []
     config_file = relative_to(config, workspace)
+    if is_combined(report):
+        for model in model_reports(report):
+            lines += annotations(model, config, workspace)
+        return lines + [annotation("error", f"{row['name']}: {row['summary']}", title="model-gate: no report")
+                        for row in report["rows"] if row["name"] not in report["reports"]]
     for c in report.get("checks") or []:
         if not c["passed"]:
             lines.append(annotation("error", c["message"], file=config_file, line=c.get("line"),
-                                    title=f"model-gate: {c['name']}"))
+                                    title=f"model-gate: {c['name']}" + (f" ({report['name']})"
+                                                                        if report.get("name") else "")))
     err = report.get("error")
     if err:
         file = relative_to(Path(err["file"]), workspace) if err.get("file") else None
@@ -276,6 +332,20 @@ def _give_back(path: Path, workspace: Path) -> None:
         os.chown(item, owner.st_uid, owner.st_gid, follow_symlinks=False)
 
 
+def run_plan(env: Mapping[str, str], config: Path, event: Event | None, say: Say) -> int:
+    """mode: plan: the `models` output for `strategy.matrix.model: ${{ fromJSON(...) }}`."""
+    try:
+        names, why = plan_models(config, event, env)
+    except GateError as err:
+        return fail_early(env, say, err)
+    for line in why:
+        say(line)
+    listed = ", ".join(md(n) for n in names) if names else "none: no model's inputs changed, nothing needs gating"
+    append_step_summary(env, f"### model-gate plan\n\nModels to gate: {listed}.\n")
+    set_outputs(env, {"models": json.dumps(names)})
+    return EXIT_PASS
+
+
 def run_action(env: Mapping[str, str], say: Say = lambda line: print(line, flush=True)) -> int:
     """The whole action; returns the process exit code."""
     token = read_inputs(env).get("github_token", "")
@@ -290,9 +360,12 @@ def run_action(env: Mapping[str, str], say: Say = lambda line: print(line, flush
     config, out_dir = base / inputs.config, base / inputs.output_dir
     event = _event(env, say)
     cache_dir = base / inputs.cache_dir if inputs.cache_dir else None
+    if inputs.mode == "plan":
+        return run_plan(env, config, event, say)
     try:
         try:
-            report = produce_report(config, out_dir, cache_dir)
+            report = merge_legs(base, inputs, out_dir) if inputs.mode == "merge" else \
+                produce_report(config, out_dir, cache_dir, inputs.model)
         finally:      # actions/cache runs as the runner's user: it must read (and later replace) the entries
             if cache_dir is not None:
                 _give_back(cache_dir, workspace)
@@ -313,7 +386,7 @@ def run_action(env: Mapping[str, str], say: Say = lambda line: print(line, flush
     set_outputs(env, {"verdict": report["status"], "summary": report["summary"],
                       "report-json": relative_to(out_dir / "report.json", workspace),
                       "report-markdown": relative_to(out_dir / "report.md", workspace),
-                      **headline(report), "comment-url": comment_url})
+                      **headline(report), "comment-url": comment_url, "models": models_output(report)})
     for line in annotations(report, config, workspace):
         say(line)
     _give_back(out_dir, workspace)

@@ -157,7 +157,7 @@ def _validate_policy(data: dict, doc: YamlDoc, prefix: Loc) -> Policy:
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        raise_validation(exc, doc, data, prefix, error_type=PolicyError)
+        raise_validation(exc, doc, data, prefix, error_type=PolicyError, model=Policy)
         raise  # unreachable
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -20,8 +21,10 @@ from pydantic import (
 )
 
 from gate.config.metrics import FIDELITY, parse_metric
+from gate.config.sources import SourceSpec
 from gate.config.steps import Step, Verify
 from gate.config.strict import Strict
+from gate.formats import EXPECTED
 
 
 class Quantization(str, Enum):
@@ -226,9 +229,11 @@ class Policy(Strict):
 
 
 class DataSpec(Strict):
-    train: str | None = Field(
-        None, description=".npz with arrays x and y; calibration for int8 (fine-tuning later).")
-    eval: str = Field(..., description=".npz with arrays x and y used to score both models.")
+    train: SourceSpec | None = Field(
+        None, description="Calibration and fine-tuning examples: an .npz with arrays x and y, a directory of "
+                          "class subfolders of images, or a mapping {npz | images | tfrecord | csv | python: ...} "
+                          "(docs/configuration.md).")
+    eval: SourceSpec = Field(..., description="Examples both models are scored on: the same forms as train.")
 
 
 class SizeLimit(Strict):
@@ -296,7 +301,9 @@ class ProxyLimit(Strict):
 
 
 class ProxyLimits(Strict):
-    """Deterministic proxies of the candidate .tflite: they never flake."""
+    """Proxies of the candidate .tflite: parameters, non-zero parameters, unique values and
+    MACs are read from the file (deterministic); peak_memory_bytes is measured, so it moves
+    a little from run to run."""
 
     parameters: ProxyLimit | None = None
     nonzero_parameters: ProxyLimit | None = None
@@ -336,6 +343,26 @@ class MetricLimit(Strict):
                 if getattr(self, k) is not None]
 
 
+class DelegationLimit(Strict):
+    """How much of the candidate's graph must run on the accelerator (benchmark.target.adb
+    with a delegate): from benchmark_model's delegation log and op profile."""
+
+    full: bool | None = Field(None, description="true: every op on the accelerator (one partition, nothing on "
+                                                "the CPU).")
+    min_share: float | None = Field(None, ge=0, le=1, description="Smallest allowed share of ops on the "
+                                                                  "accelerator (0.95).")
+    max_drop_vs_base: Fraction | None = Field(None, description="Largest allowed drop of that share vs the base "
+                                                                "branch's candidate (0.05 = 5 points).")
+
+    @model_validator(mode="after")
+    def _some(self) -> "DelegationLimit":
+        if self.full is None and self.min_share is None and self.max_drop_vs_base is None:
+            raise ValueError("set full: true, min_share or max_drop_vs_base")
+        if self.full is False:
+            raise ValueError("full: false judges nothing; remove it or use min_share")
+        return self
+
+
 class Thresholds(Strict):
     not_judged: Literal["fail", "pass"] = Field(
         "fail", description="What a configured limit that could not be judged counts as (no base branch "
@@ -348,6 +375,7 @@ class Thresholds(Strict):
     latency_ms: LatencyMsLimit | None = None
     latency: LatencyRatioLimit | None = None
     proxies: ProxyLimits | None = None
+    delegation: DelegationLimit | None = None
     metrics: dict[str, MetricLimit] | None = Field(
         None, description="Limits per metric name (mae, score/mae, snr_db, top_5...): min, max, max_drop | "
                           "max_increase (vs the original), max_drop_vs_base | max_increase_vs_base.")
@@ -379,11 +407,90 @@ class Thresholds(Strict):
         return metrics     # keys as written: the checks are named (and find their gate.yml line) by them
 
 
+class AdbTarget(Strict):
+    """An Android device over adb, timed by LiteRT's own `benchmark_model` binary (the
+    ABI-specific build LiteRT publishes; the gate ships none)."""
+
+    serial: str | None = Field(None, description="The device's serial (`adb devices`); unset: the only device "
+                                                 "attached.")
+    benchmark_model: str = Field(..., description="Path (relative to gate.yml) of LiteRT's benchmark_model binary "
+                                                  "built for the device's ABI.")
+    adb: str = Field("adb", description="The adb client (a name on PATH or a path).")
+    delegate: Literal["none", "gpu", "nnapi"] = Field(
+        "none", description="none: CPU (XNNPACK); gpu: --use_gpu=true; nnapi: --use_nnapi=true.")
+    flags: list[str] = Field([], description="More benchmark_model flags, as written (e.g. "
+                                             "--gpu_precision_loss_allowed=false).")
+    rounds: int = Field(6, ge=2, le=1000, description="Runs of benchmark_model per model, alternating reference "
+                                                      "and candidate (the A/B test's first look).")
+    timeout_s: float = Field(600, gt=0, le=86_400, description="Longest one adb command may take.")
+
+    @field_validator("flags")
+    @classmethod
+    def _flags(cls, flags: list[str]) -> list[str]:
+        owned = ("--graph", "--num_threads", "--warmup_runs", "--num_runs", "--enable_op_profiling",
+                 "--report_peak_memory_footprint", "--use_gpu", "--use_nnapi", "--min_secs", "--warmup_min_secs")
+        for flag in flags:
+            if not flag.startswith("--"):
+                raise ValueError(f"expected benchmark_model flags like --name=value; received {flag!r}")
+            if flag.split("=", 1)[0] in owned:
+                raise ValueError(f"{flag.split('=', 1)[0]} is set by the gate (benchmark.threads / warmup / runs, "
+                                 "delegate); remove it from flags")
+        return flags
+
+
+class SshTarget(Strict):
+    """A Linux board over ssh (OpenSSH client), timed by the gate's own script with the
+    board's ai-edge-litert."""
+
+    host: str = Field(..., min_length=1)
+    port: int = Field(22, ge=1, le=65_535)
+    user: str = Field(..., min_length=1)
+    key: str = Field(..., min_length=1, description="The private key: a file path (relative to gate.yml) or the "
+                                                    "name of an environment variable holding it. Never logged.")
+    known_hosts: str = Field(..., min_length=1, description="known_hosts file with the board's host key (relative "
+                                                            "to gate.yml): host keys are always checked.")
+    python: str = Field("python3", description="The board's Python with ai-edge-litert and numpy installed.")
+    connect_timeout_s: float = Field(10, gt=0, le=600)
+    timeout_s: float = Field(600, gt=0, le=86_400, description="Longest one remote command may take.")
+    instances: int = Field(3, ge=1, le=15, description="Interpreter instances per model in the board's A/B "
+                                                       "rounds.")
+    rounds: int = Field(20, ge=2, le=10_000, description="Rounds of the A/B test's first look.")
+    accelerator: Literal["cpu", "gpu", "npu"] = Field(
+        "cpu", description="The board's accelerator for the delegation row: gpu or npu runs LiteRT's "
+                           "benchmark_litert_model (litert-benchmark) on the board with --use_gpu / --use_npu and "
+                           "reads its result_json. Latency is timed on the CPU interpreter either way.")
+
+
+class TargetSpec(Strict):
+    """Where latency is measured: exactly one of adb or ssh (or the string `local`)."""
+
+    adb: AdbTarget | None = None
+    ssh: SshTarget | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "TargetSpec":
+        if (self.adb is None) == (self.ssh is None):
+            raise ValueError("set exactly one of adb or ssh (or target: local)")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "adb" if self.adb is not None else "ssh"
+
+
 class BenchmarkSpec(Strict):
     threads: int = Field(1, ge=1, le=256, description="Interpreter threads.")
     warmup: int = Field(10, ge=0, le=100_000, description="Untimed runs before timing.")
     runs: int = Field(100, ge=1, le=1_000_000, description="Timed runs per model (at least).")
     min_time_s: float = Field(0.0, ge=0, le=3600, description="Keep timing until this many seconds per model.")
+    target: Literal["local"] | TargetSpec = Field(
+        "local", description="Where latency is measured: local (this machine's CPU), {adb: {...}} (an Android "
+                             "device with LiteRT's benchmark_model) or {ssh: {...}} (a Linux board). "
+                             "`gate check --target local` overrides it.")
+
+    @property
+    def target_kind(self) -> str:
+        return "local" if self.target == "local" else self.target.kind
 
 
 class TopK(Strict):
@@ -394,6 +501,9 @@ class EvaluateSpec(Strict):
     top_k: list[int] = Field([1], min_length=1, description="Top-k accuracies to report.")
     batch_size: int = Field(256, ge=1, le=65_536)
     max_examples: int | None = Field(None, ge=1, description="Score only the first N eval examples.")
+    on_target: bool = Field(False, description="Also score both models on the benchmark target (an ssh board): "
+                                               "accuracy and fidelity as the device computes them, beside the "
+                                               "runner's.")
     metrics: list[str | TopK] | None = Field(
         None, description="Metrics to report, Keras-style: accuracy, {top_k: 5} (or top_5), binary_accuracy, auc, "
                           "mae, mse, rmse, max_abs_error; fidelity vs the original: snr_db, cosine, max_abs_diff, "
@@ -426,7 +536,7 @@ class LimitsSpec(Strict):
 class ConfigFile(Strict):
     """gate.yml as written. `policy` is resolved separately (preset, path or inline)."""
 
-    model: str = Field(..., description="Path to .keras, .h5, a SavedModel directory or .tflite.")
+    model: str = Field(..., description=f"Path to {EXPECTED}.")
     data: DataSpec
     policy: str | dict | None = Field(
         None, description="A preset name (gate policy list), a path to a policy YAML, or an inline policy.")
@@ -438,11 +548,35 @@ class ConfigFile(Strict):
         False, description="Allow SavedModels, Lambda layers and custom pruning schedules. In a pull request "
                            "this is honoured only when the base branch's gate.yml sets it too.")
 
+    @model_validator(mode="after")
+    def _on_target_needs_ssh(self) -> "ConfigFile":
+        if self.evaluate.on_target and self.benchmark.target_kind != "ssh":
+            raise ValueError("evaluate.on_target: true scores the models on an ssh board; set benchmark.target: "
+                             f"{{ssh: ...}} (got {self.benchmark.target_kind}) or remove on_target")
+        return self
+
+
+class ModelEntrySchema(ConfigFile):
+    """Schema-only: one entry of `models:`; every key may come from the top-level defaults."""
+
+    model: str | None = None  # type: ignore[assignment]
+    data: DataSpec | None = None  # type: ignore[assignment]
+    policy: str | Policy | None = None  # type: ignore[assignment]
+
 
 class ConfigFileSchema(ConfigFile):
-    """Schema-only twin of ConfigFile with the inline policy typed, for editors."""
+    """Schema-only twin of ConfigFile with the inline policy typed, for editors: one model
+    (`model:`), or several (`models:`, the other keys their defaults: gate.config.models)."""
 
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["model"]}, {"required": ["models"]}]})
+
+    model: str | None = Field(  # type: ignore[assignment]
+        None, description=f"Path to {EXPECTED} (or `models:` for several).")
+    data: DataSpec | None = None  # type: ignore[assignment]
     policy: str | Policy | None = None  # type: ignore[assignment]
+    models: dict[str, ModelEntrySchema] | None = Field(
+        None, description="Several models: name -> what a single config has; the top-level keys are defaults, "
+                          "merged key by key (a policy replaces the default whole).")
 
 
 SchemaKind = Literal["policy", "config"]

@@ -9,7 +9,7 @@ import re
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from gate.config.strict import Strict
 
@@ -216,6 +216,12 @@ class Step(Strict):
             keys = ", ".join(map(str, data)) or "none"
             raise ValueError(f"a step has exactly one of prune, cluster, qat, structured_prune; got {keys}")
         return data
+
+    @model_serializer(mode="wrap")
+    def _only_its_kind(self, handler):
+        """Dumped as it is written, `{kind: spec}`, so the dump validates again (the
+        worker's Job carries the validated config)."""
+        return {kind: spec for kind, spec in handler(self).items() if spec is not None}
 
     @property
     def kind(self) -> StepKind:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from gate.config.suggest import unknown_key
 from gate.config.yamlio import Loc, YamlDoc
-from gate.errors import ConfigError, PolicyError
+from gate.errors import ConfigError
 
 
 def field_path(loc: Loc) -> str:
@@ -17,10 +18,10 @@ def field_path(loc: Loc) -> str:
     return out
 
 
-def _describe(err: dict, schema_cmd: str) -> str:
+def _describe(err: dict, loc: Loc, model: type[BaseModel] | None) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        return f"unknown key (check the spelling; `{schema_cmd}` lists the keys)"
+        return unknown_key(model, loc)
     if err["type"] in ("model_type", "dict_type") and err.get("input") is None:
         return "is empty; remove the key or give it a mapping"
     if err["type"] in ("model_type", "dict_type"):
@@ -50,12 +51,13 @@ def _clean_loc(loc: tuple, data: Any) -> Loc:
 
 
 def raise_validation(exc: ValidationError, doc: YamlDoc, data: Any, prefix: Loc = (), *,
-                     error_type: type[ConfigError] = ConfigError) -> None:
+                     error_type: type[ConfigError] = ConfigError, model: type[BaseModel] | None = None) -> None:
+    """`model` is the class `data` was validated as (its keys are listed for an unknown key)."""
     problems: list[tuple[str, int | None, str]] = []
     for err in exc.errors():
-        loc = prefix + _clean_loc(err["loc"], data)
-        schema_cmd = "gate policy schema" if error_type is PolicyError else "gate policy schema --config"
-        item = (field_path(loc), doc.line_of(loc), _describe(err, schema_cmd))
+        inner = _clean_loc(err["loc"], data)
+        loc = prefix + inner
+        item = (field_path(loc), doc.line_of(loc), _describe(err, inner, model))
         if item not in problems:
             problems.append(item)
     field, line, text = problems[0]

@@ -1,12 +1,14 @@
 """YAML reading that remembers where each value stood, for error messages with lines."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gate.errors import ConfigError
+from gate.formats import LFS_HINT, LFS_MESSAGE, LFS_POINTER_PREFIX
 
 Loc = tuple[str | int, ...]
 
@@ -54,10 +56,11 @@ def _lines(node: yaml.Node, loc: Loc, out: dict[Loc, int], _open: frozenset[int]
 class YamlDoc:
     """A parsed YAML mapping plus the line of every key path."""
 
-    def __init__(self, data: Any, lines: dict[Loc, int], file: str):
+    def __init__(self, data: Any, lines: dict[Loc, int], file: str, sha256: str | None = None):
         self.data = data
         self.lines = lines
         self.file = file
+        self.sha256 = sha256      # of the file's bytes (read_yaml), for provenance
 
     def line_of(self, loc: Loc) -> int | None:
         loc = tuple(loc)
@@ -96,8 +99,12 @@ def read_yaml(path: Path, *, kind: str = "config") -> YamlDoc:
         raise ConfigError(f"expected a {kind} YAML file, found a directory", file=str(path)) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {kind} file: {exc.strerror}", file=str(path)) from None
+    if raw.startswith(LFS_POINTER_PREFIX):
+        raise ConfigError(LFS_MESSAGE, file=str(path), hint=LFS_HINT)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{kind} file is not UTF-8 text (byte {exc.start})", file=str(path)) from None
-    return parse_yaml(text, str(path))
+    doc = parse_yaml(text, str(path))
+    doc.sha256 = hashlib.sha256(raw).hexdigest()
+    return doc

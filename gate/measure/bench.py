@@ -40,9 +40,11 @@ class Latency(BaseModel):
     p90_ms: float
     p99_ms: float
     max_ms: float
+    warmup_ms: float | None = None        # a device tool's average warmup run (benchmark_model)
+    peak_memory_mb: float | None = None   # benchmark_model --report_peak_memory_footprint
 
     def to_dict(self) -> dict:
-        return self.model_dump()
+        return self.model_dump(exclude_none=True)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ tf_keras's, then the weights are copied layer by layer, matched by variable name
 bias, gamma, moving_mean, ...) or by order, always shape-checked. Built-in layers map one
 to one; anything else raises BridgeError naming the layer, its class and what to do.
 `check_bridge` then runs both models on eval examples: every output must agree within
-TOLERANCE x max(1, max |output|) (float32 rounding of a different op order; measured at
+BRIDGE_MAX_DIFF x max(1, max |output|) (float32 rounding of a different op order; measured at
 most 2.9e-6 relative on MobileNetV2).
 
 Dialect translation (Keras 3.15 -> tf_keras 2.21):
@@ -37,7 +37,7 @@ import numpy as np
 
 from gate.errors import ModelError
 
-TOLERANCE = 1e-5
+BRIDGE_MAX_DIFF = 1e-5
 WHAT_TO_DO = ("tfmot steps (prune, cluster, qat, structured_prune) run on tf_keras; a post-training policy "
               "(int8, dynamic-range, float16, or convert: {quantizer: litert, recipe: ...}) converts the Keras 3 "
               "model directly, without the bridge")
@@ -327,7 +327,7 @@ class BridgeCheck:
 
     def to_dict(self) -> dict:
         return {"max_abs_diff": self.max_abs_diff, "tolerance": self.tolerance, "examples": self.examples,
-                "rule": f"every output within {TOLERANCE:g} x max(1, max |Keras 3 output|)",
+                "rule": f"every output within {BRIDGE_MAX_DIFF:g} x max(1, max |Keras 3 output|)",
                 "notes": list(self.notes)}
 
 
@@ -339,7 +339,7 @@ def compare_outputs(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], ex
         raise BridgeError(f"output structure differs: {[np.shape(x) for x in pa]} vs {[np.shape(y) for y in pb]}")
     diff = max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64)))) for x, y in zip(pa, pb))
     scale = max(1.0, max(float(np.max(np.abs(x))) for x in pa))
-    tolerance = TOLERANCE * scale
+    tolerance = BRIDGE_MAX_DIFF * scale
     if not diff <= tolerance:
         raise BridgeError(f"the rebuilt tf_keras model differs from the Keras 3 model by {diff:.3g} on "
                           f"{examples} eval examples (tolerance {tolerance:.3g})",

@@ -34,7 +34,7 @@ class Converted:
 
     content: bytes
     quantization: str           # the TFLite converter's mode, a LiteRT Quantizer recipe, or "as committed"
-    io: str
+    io: str                     # the file's own input/output types (io_of): "float32", "int8", "int8 in, float32 out"
     seconds: float | None
     calibration_samples: int
     quantizer: str = "tflite"   # tflite | litert | none (the committed file)
@@ -132,7 +132,7 @@ def to_tflite(model: Any, spec: ConvertSpec, samples: Samples | None = None) -> 
     calibrated = min(_count(samples), spec.representative_samples) if (
         _count(samples) and spec.quantization in (Quantization.int8, Quantization.int16x8)) else 0
     kept = fallback.get("fallback")
-    return Converted(content, spec.quantization.value, spec.io.value, time.perf_counter() - start, calibrated,
+    return Converted(content, spec.quantization.value, io_of(content), time.perf_counter() - start, calibrated,
                      "tflite", _precision(content), kept.to_dict() if kept is not None else None,
                      fallback.get("debug_model"))
 
@@ -266,15 +266,17 @@ def recipe_for(spec: ConvertSpec) -> str | None:
 
 
 def quantize_committed(content: bytes, spec: ConvertSpec, samples: Samples | None, *,
-                       start: float | None = None, keras_layers: list[str] | tuple = ()) -> Converted:
-    """A float .tflite through the LiteRT Quantizer recipe the spec maps to (with
-    convert.keep_float applied: gate.measure.fallback)."""
+                       start: float | None = None, keras_layers: list[str] | tuple = (),
+                       notes: list[str] | None = None) -> Converted:
+    """A float .tflite through the LiteRT Quantizer recipe the spec maps to, with
+    convert.keep_float applied (gate.measure.fallback). `notes` gets what was rewritten
+    first: gate.measure.litert_quant.prepare."""
     from gate.measure.litert_quant import STATIC, quantize
 
     start = time.perf_counter() if start is None else start
     recipe = recipe_for(spec)
     if recipe is None:
-        return Converted(content, Quantization.none.value, "float32", time.perf_counter() - start, 0, "litert",
+        return Converted(content, Quantization.none.value, io_of(content), time.perf_counter() - start, 0, "litert",
                          _precision(content))
     limited = None
     if samples and recipe in STATIC:
@@ -284,12 +286,20 @@ def quantize_committed(content: bytes, spec: ConvertSpec, samples: Samples | Non
         from gate.measure.fallback import litert_fallback
 
         examples = limited or ({k: a[:spec.representative_samples] for k, a in samples.items()} if samples else None)
-        out, kept = litert_fallback(content, recipe, spec.keep_float, examples, keras_layers)
+        out, kept = litert_fallback(content, recipe, spec.keep_float, examples, keras_layers, notes=notes)
     else:
-        out = quantize(content, recipe, limited)
+        out = quantize(content, recipe, limited, notes=notes)
     calibrated = len(next(iter(limited.values()))) if limited else 0
-    return Converted(out, recipe, "float32", time.perf_counter() - start, calibrated, "litert", _precision(out),
+    return Converted(out, recipe, io_of(out), time.perf_counter() - start, calibrated, "litert", _precision(out),
                      kept.to_dict() if kept is not None else None)
+
+
+def io_of(content: bytes) -> str:
+    """The io types the file itself has ("float32", "int8", "int8 in, float32 out"): what
+    ships, not what the policy asked for (static_wi8_ai8 makes int8 io)."""
+    from gate.measure.tflite_tensors import io_label
+
+    return io_label(content)
 
 
 def _precision(content: bytes) -> str:

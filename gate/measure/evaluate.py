@@ -21,7 +21,7 @@ from gate.measure.data import Split
 from gate.measure.litert import run_signature
 from gate.measure.model import TensorSpec, keras_io, natural_key
 from gate.measure.scores import MetricValue, Planned, compute_all, plan, top1, top_k_correct
-from gate.measure.tasks import Task
+from gate.measure.tasks import OutputTask
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Scoring:
     ks: tuple[int, ...]
 
     @property
-    def tasks(self) -> Mapping[str, Task]:
+    def tasks(self) -> Mapping[str, OutputTask]:
         return self.split.tasks
 
     @classmethod
@@ -87,10 +87,13 @@ class Scoring:
         return EvalResult(self.split.n, accuracy, predictions, seconds, metrics, dict(outputs), primary)
 
 
-def keras_feed(model: Any, split: Split) -> np.ndarray | dict[str, np.ndarray] | list[np.ndarray]:
+def keras_feed(model: Any, split: Split, rows: slice = slice(None), *, lazy: bool = False
+               ) -> np.ndarray | dict[str, np.ndarray] | list[np.ndarray]:
     """The split's inputs for model.predict/fit: each in the model input's own dtype (float
     inputs as float32; int32 token ids stay integers); a dict by name for several inputs,
-    or a list in input order when the model's inputs were renamed (a flattened copy)."""
+    or a list in input order when the model's inputs were renamed (a flattened copy).
+    `rows`: only those examples (a batch); `lazy`: the arrays as they are (memory-mapped,
+    converted per batch by the consumer, gate.optimize.finetune)."""
     inputs = keras_io(model)[0]
     arrays = list(split.x.values())
     names = [n for n, _ in inputs]
@@ -98,6 +101,10 @@ def keras_feed(model: Any, split: Split) -> np.ndarray | dict[str, np.ndarray] |
     feed = []
     for i, (name, tensor) in enumerate(inputs):
         a = split.x[name] if by_name else arrays[i]
+        if lazy:
+            feed.append(a)
+            continue
+        a = np.asarray(a[rows])
         dtype = str(getattr(getattr(tensor, "dtype", None), "name", getattr(tensor, "dtype", "float32")))
         feed.append(a.astype(np.float32) if dtype.startswith(("float", "bfloat")) else a.astype(dtype))
     if len(feed) == 1:
@@ -122,7 +129,14 @@ def keras_outputs(model: Any, prediction: Any, names: list[str] | None = None) -
 
 
 def run_keras(model: Any, split: Split, batch_size: int, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    return keras_outputs(model, model.predict(keras_feed(model, split), batch_size=batch_size, verbose=0), names)
+    """The model's outputs on every example, by name: batch by batch (predict_on_batch), so
+    only one batch of inputs is in memory as float32 at a time."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for lo in range(0, split.n, batch_size):
+        feed = keras_feed(model, split, slice(lo, lo + batch_size))
+        for name, value in keras_outputs(model, model.predict_on_batch(feed), names).items():
+            parts.setdefault(name, []).append(value)
+    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 _OUTPUT_I = re.compile(r"^output_(\d+)$")

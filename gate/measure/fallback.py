@@ -273,10 +273,16 @@ def recipe_keeping(recipe: list[dict], kept: Sequence[str], activations: str) ->
 
 
 def litert_fallback(content: bytes, recipe_name: str, keep, samples: Mapping[str, np.ndarray] | None,
-                    keras_layers: Sequence[str] = ()) -> tuple[bytes, Fallback]:
-    """A float .tflite through the LiteRT Quantizer recipe with keep_float applied."""
-    from gate.measure.litert_quant import quantize_with_recipe, recipe_list
+                    keras_layers: Sequence[str] = (), notes: list[str] | None = None) -> tuple[bytes, Fallback]:
+    """A float .tflite through the LiteRT Quantizer recipe with keep_float applied. The
+    ops are chosen on the copy the quantizer takes (litert_quant.prepare: signature, unique
+    tensor names, float32 weights); `notes` gets what that rewrote."""
+    from gate.measure.litert_quant import prepare, quantize_with_recipe, recipe_list
 
+    prepared = prepare(content)
+    if notes is not None:
+        notes.extend(prepared.notes)
+    content = prepared.content
     base = recipe_list(recipe_name)
     calibration: dict = {}
 

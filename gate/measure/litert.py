@@ -16,15 +16,27 @@ import numpy as np
 from gate.errors import ModelError
 
 
-def make_interpreter(content: bytes, *, threads: int, where: str = "candidate model"):
+def make_interpreter(content: bytes, *, threads: int, where: str = "candidate model", allocate: bool = True):
+    """An interpreter, its tensors allocated (`allocate`) unless an input has a dynamic
+    dimension (shape_signature -1): then the caller resizes the inputs to the data's shape
+    and allocates (at their placeholder size of 1 some graphs cannot be allocated)."""
     from ai_edge_litert.interpreter import Interpreter
 
     try:
         interp = Interpreter(model_content=content, num_threads=threads)
-        interp.allocate_tensors()
     except Exception as exc:  # noqa: BLE001 - an invalid flatbuffer is bad input
         raise ModelError(f"the LiteRT interpreter cannot load this model: {exc}".strip(), file=where) from None
+    if allocate and not dynamic_inputs(interp):
+        try:
+            interp.allocate_tensors()
+        except Exception as exc:  # noqa: BLE001 - a graph that cannot be allocated is bad input
+            raise ModelError(f"the LiteRT interpreter cannot load this model: {exc}".strip(), file=where) from None
     return interp
+
+
+def dynamic_inputs(interp) -> bool:
+    """Whether an input has a dynamic dimension other than the batch (shape_signature -1)."""
+    return any(-1 in list(d.get("shape_signature", ()))[1:] for d in interp.get_input_details())
 
 
 def _tensor_name(name: str) -> str:
@@ -46,12 +58,17 @@ def signature_io(interp, *, where: str = "model") -> tuple[dict[str, dict], dict
     if key is not None:
         runner = interp.get_signature_runner(key)
         return dict(runner.get_input_details()), dict(runner.get_output_details())
-    ins = {_tensor_name(d["name"]): d for d in interp.get_input_details()}
-    outs = {_tensor_name(d["name"]): d for d in interp.get_output_details()}
-    if len(ins) != len(interp.get_input_details()) or len(outs) != len(interp.get_output_details()):
-        raise ModelError("the .tflite has no signature and its tensors' names repeat: inputs and outputs cannot "
-                         "be matched by name", file=where)
-    return ins, outs
+    return unique_names(interp.get_input_details()), unique_names(interp.get_output_details())
+
+
+def unique_names(details: list[dict]) -> dict[str, dict]:
+    """Tensors of a signature-less file by their names; a name that repeats gets `_<position>`
+    (as gate.measure.tflite_rewrite.with_signature names them)."""
+    from collections import Counter
+
+    raw = [_tensor_name(d["name"]) for d in details]
+    seen = Counter(raw)
+    return {(n if seen[n] == 1 else f"{n}_{k}"): d for k, (n, d) in enumerate(zip(raw, details))}
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -110,7 +127,7 @@ def interpreter_with_input(content: bytes, example: Mapping[str, np.ndarray] | n
             interp.resize_tensor_input(detail["index"], list(batch.shape), strict=False)
             resized = True
         batches[name] = batch
-    if resized:
+    if resized or dynamic_inputs(interp):
         interp.allocate_tensors()
     for name, detail in ins.items():
         interp.set_tensor(detail["index"], quantize_input(batches[name], detail))
@@ -150,8 +167,8 @@ def _run(interp, key, ins, outs, mapping, arrays, n, batch) -> dict[str, np.ndar
             feed = {s: np.asarray(arrays[a][lo:lo + batch]) for s, a in mapping.items()}
             size = len(next(iter(feed.values())))
             if size != current:
-                for s, d in ins.items():
-                    interp.resize_tensor_input(d["index"], [size, *[int(v) for v in d["shape"][1:]]], strict=False)
+                for s, d in ins.items():   # the data's own shape: dynamic dimensions (-1) included
+                    interp.resize_tensor_input(d["index"], list(np.shape(feed[s])), strict=False)
                 interp.allocate_tensors()
                 current = size
             for s, d in ins.items():

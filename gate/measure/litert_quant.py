@@ -7,12 +7,15 @@ Calibration samples go in by input name, each in its input's dtype (int32 token 
 int32), one example per sample; calibration runs on one thread (its default is 16) and
 its tqdm progress bars are kept off the terminal. The quantizer does not refuse an
 already-quantized model (it warns and leaves those tensors as they are), so this does.
+Files it would refuse or leave as they are get a rewritten copy first (`prepare`): no
+signature, repeated tensor names, float16 weights.
 """
 from __future__ import annotations
 
 import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -50,12 +53,10 @@ def version() -> str:
 
 
 def calibration_data(content: bytes, samples: Mapping[str, np.ndarray]) -> dict:
-    """{input name: (N, ...) array} -> {signature key: [{input name: (1, ...) array}, ...]}."""
-    interp = make_interpreter(content, threads=1, where="float .tflite")
+    """{input name: (N, ...) array} -> {signature key: [{input name: (1, ...) array}, ...]}.
+    `content` has a signature (`prepare` gives a signature-less file one)."""
+    interp = make_interpreter(content, threads=1, where="float .tflite", allocate=False)
     key = signature_key(interp)
-    if key is None:
-        raise ModelError("LiteRT Quantizer calibrates through the model's signature; this .tflite has none",
-                         field="policy.convert")
     ins, _ = signature_io(interp)
     missing = [n for n in ins if n not in samples]
     if missing:
@@ -66,6 +67,41 @@ def calibration_data(content: bytes, samples: Mapping[str, np.ndarray]) -> dict:
                   for i in range(n)]}
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The float32 copy LiteRT Quantizer gets, and what was rewritten to make it."""
+
+    content: bytes
+    notes: tuple[str, ...]
+
+
+def prepare(content: bytes) -> Prepared:
+    """A copy the quantizer takes (gate.measure.tflite_rewrite): a signature when the file
+    has none (calibration goes through it; named after the input tensors), unique tensor
+    names, float16 weights back to float32. The committed file is not changed."""
+    from gate.measure.tflite_rewrite import dequantize_float16, unique_tensor_names, with_signature
+    from gate.measure.tflite_tensors import has_signature, repeated_names
+
+    notes = []      # each rewrite parses the file in Python: only when the fast stdlib reads say it is needed
+    if not has_signature(content):
+        content = with_signature(content)
+        notes.append("the .tflite has no signature: it was given one over its input and output tensors (named "
+                     "after them) for calibration and evaluation")
+    content, repeated = unique_tensor_names(content) if repeated_names(content) else (content, [])
+    if repeated:
+        shown = ", ".join(f"'{n}'" for n in repeated[:5]) + (", ..." if len(repeated) > 5 else "")
+        notes.append(f"tensor names repeat in the .tflite ({shown}); LiteRT Quantizer needs unique names, so the "
+                     "copy it quantized names them <name>_<tensor index>")
+    content, n16 = dequantize_float16(content) if tflite_kind(content).kind == "float16" else (content, 0)
+    if n16:
+        notes.append(f"the .tflite stores float16 weights: {n16} were turned back into float32 (their exact "
+                     "values; the DEQUANTIZE ops removed) and then quantized")
+    return Prepared(content, tuple(notes))
+
+
+QUANTIZABLE = ("float", "float16")   # precisions a recipe takes (float16 through `prepare`)
+
+
 def recipe_list(name: str) -> list[dict]:
     """A named recipe as LiteRT Quantizer's list of entries (regex, operation, algorithm_key,
     op_config), to extend (gate.measure.fallback adds per-op entries)."""
@@ -73,21 +109,29 @@ def recipe_list(name: str) -> list[dict]:
 
 
 def quantize(content: bytes, recipe_name: str, samples: Mapping[str, np.ndarray] | None = None, *,
-             num_threads: int = 1) -> bytes:
-    """Quantize a float .tflite with a LiteRT Quantizer recipe; returns the new bytes."""
-    return quantize_with_recipe(content, recipe_list(recipe_name), recipe_name, samples, num_threads=num_threads)[0]
+             num_threads: int = 1, notes: list[str] | None = None) -> bytes:
+    """Quantize a float (or float16-weight) .tflite with a LiteRT Quantizer recipe; returns
+    the new bytes. `notes` gets what `prepare` rewrote."""
+    return quantize_with_recipe(content, recipe_list(recipe_name), recipe_name, samples, num_threads=num_threads,
+                                notes=notes)[0]
 
 
 def quantize_with_recipe(content: bytes, recipe: list[dict], recipe_name: str,
                          samples: Mapping[str, np.ndarray] | None = None, calibration=None, *,
-                         num_threads: int = 1):
+                         num_threads: int = 1, notes: list[str] | None = None):
     """(quantized bytes, the calibration result): `recipe` as entries; `calibration` from an
-    earlier call on the same float model is reused (no second calibration run)."""
+    earlier call on the same float model is reused (no second calibration run). The file
+    goes through `prepare` first (deterministic, so a reused calibration still fits);
+    `notes` gets what it rewrote."""
     kind = tflite_kind(content).kind
-    if kind != "float":
+    if kind not in QUANTIZABLE:
         raise ModelError(f"the model is already quantized ({kind}); LiteRT Quantizer expects a float32 model",
                          field="policy.convert")
     _quiet()
+    prepared = prepare(content)
+    if notes is not None:
+        notes.extend(prepared.notes)
+    content = prepared.content
     from litert_quantizer import quantizer
 
     try:

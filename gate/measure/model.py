@@ -12,7 +12,7 @@ a .tflite's signature names): data is keyed by them and the interpreter is fed b
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,7 @@ class LoadedModel:
     facts: ModelFacts
     keras: Any = field(default=None, repr=False)          # tf_keras or Keras 3 model, or None for .tflite
     tflite: bytes | None = field(default=None, repr=False)
+    notes: tuple[str, ...] = ()                           # how it was loaded, when that is worth saying
 
     @property
     def is_tflite(self) -> bool:
@@ -209,19 +210,42 @@ def load_model(path: Path, *, trust_model_code: bool = False) -> LoadedModel:
         return _load_keras3(path, fmt)
     from gate.measure.tfenv import keras
 
+    if fmt == SAVEDMODEL:
+        from gate.measure.savedmodel import is_keras_savedmodel
+
+        if not is_keras_savedmodel(path):
+            return _load_plain(path)
     k = keras()
+    notes: tuple[str, ...] = ()
     try:
         if fmt == "keras":
             model = load_tf_keras_zip(path, k)
         else:
-            model = k.models.load_model(path, compile=True)
+            from gate.measure.savedmodel import load_without_failing_compile
+
+            model, note = load_without_failing_compile(
+                path, k, "Keras SavedModel" if fmt == SAVEDMODEL else f"{fmt} model")
+            notes = (note,) if note else ()
+    except ModelError:
+        raise
     except Exception as exc:  # noqa: BLE001 - every loader failure is the model's fault
         raise ModelError(f"cannot load the {fmt} model: {type(exc).__name__}: {_first_line(exc)}",
                          file=str(path), field="model") from None
     if not isinstance(model, (k.Sequential, k.Model)) or not getattr(model, "inputs", None):
+        if fmt == SAVEDMODEL:     # a subclassed model saved as a SavedModel: served through its signature
+            return _load_plain(path)
         raise ModelError(f"loaded object is not a Keras Sequential/functional model ({type(model).__name__})",
                          file=str(path), field="model")
-    return LoadedModel(keras_facts(model, path, fmt, flavour), keras=model)
+    return LoadedModel(keras_facts(model, path, fmt, flavour), keras=model, notes=notes)
+
+
+def _load_plain(path: Path) -> LoadedModel:
+    """A plain TF SavedModel as a LoadedModel holding its float32 conversion (gate.measure.savedmodel)."""
+    from gate.measure.savedmodel import convert_plain, plain_note
+
+    content, key = convert_plain(path)
+    facts = replace(tflite_facts(content, path), format=SAVEDMODEL, flavour=SAVEDMODEL, file_bytes=_bytes_of(path))
+    return LoadedModel(facts, tflite=content, notes=(plain_note(path.name, key),))
 
 
 WEIGHTS_H5, CONFIG_JSON = "model.weights.h5", "config.json"

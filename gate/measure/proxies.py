@@ -1,4 +1,6 @@
-"""Deterministic proxies of a `.tflite`: figures that never flake, for gating next to latency.
+"""Proxies of a `.tflite`, for gating next to latency: parameters, non-zero parameters,
+unique values and MACs are read from the file and never flake; peak memory is measured
+(a fresh process loads and runs the model once) and moves a little.
 
 `proxies(content)` reads the flatbuffer itself (LiteRT's generated schema,
 `ai_edge_litert.schema_py_generated`, public in the wheel) rather than the interpreter's

@@ -10,13 +10,13 @@ says why: a threshold on it is `not_judged`, never dropped.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from gate.config.metrics import FIDELITY, MetricName, parse_metric
-from gate.measure.tasks import Task
+from gate.measure.tasks import OutputTask
 
 SNR_CAP_DB = 200.0   # identical outputs: the SNR is infinite; reported as this many dB
 
@@ -39,7 +39,7 @@ class Planned:
     why: str = ""
 
 
-def resolve(text: str, tasks: Mapping[str, Task]) -> tuple[str, str | None, MetricName, str]:
+def resolve(text: str, tasks: Mapping[str, OutputTask]) -> tuple[str, str | None, MetricName, str]:
     """(report name, output, metric, why-not) for a configured metric name: qualified names
     name their output; an unqualified one is the only output's, or the one output it can
     apply to."""
@@ -62,7 +62,7 @@ def _name(output: str, metric: str, outputs: list[str]) -> str:
     return metric if len(outputs) == 1 else f"{output}/{metric}"
 
 
-def default_metrics(task: Task, has_targets: bool, ks: list[int]) -> list[str]:
+def default_metrics(task: OutputTask, has_targets: bool, ks: list[int]) -> list[str]:
     """The metrics reported for an output when evaluate.metrics is not set."""
     names: list[str] = []
     if has_targets:
@@ -78,7 +78,7 @@ def default_metrics(task: Task, has_targets: bool, ks: list[int]) -> list[str]:
     return names
 
 
-def plan(configured: list[str] | None, extra: list[str], tasks: Mapping[str, Task], targets: set[str],
+def plan(configured: list[str] | None, extra: list[str], tasks: Mapping[str, OutputTask], targets: set[str],
          ks: list[int]) -> list[Planned]:
     """Which metrics to compute: evaluate.metrics (default: by task), the fidelity metrics,
     and every metric a threshold names."""
@@ -141,7 +141,7 @@ def _auc(p: np.ndarray, y: np.ndarray) -> float | None:
 
 
 def compute(p: Planned, outputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray],
-            tasks: Mapping[str, Task], original: Mapping[str, np.ndarray] | None) -> MetricValue:
+            tasks: Mapping[str, OutputTask], original: Mapping[str, np.ndarray] | None) -> MetricValue:
     metric = p.metric.metric
 
     def missing(why: str) -> MetricValue:
@@ -156,56 +156,87 @@ def compute(p: Planned, outputs: Mapping[str, np.ndarray], targets: Mapping[str,
     if not p.metric.info.labels:
         if original is None:
             return missing("fidelity metrics compare with the original model's outputs")
-        return _fidelity(p, metric, out, original[p.output], task)
+        return FIDELITY_METRICS[metric](p, _flat(original[p.output]), _flat(out))
     if p.output not in targets:
         return missing(f"no targets for output '{p.output}' in the eval data "
                        f"({'y' if len(tasks) == 1 else 'y.' + p.output})")
-    y = targets[p.output]
-    n = len(y)
-    if metric == "accuracy" or p.metric.k is not None:
-        correct = top_k_correct(out, y, p.metric.k or 1)
-        return MetricValue(p.name, metric, p.output, float(correct.mean()), correct.astype(np.float64))
-    if metric == "binary_accuracy":
-        correct = (_flat(out)[:, 0] > 0.5).astype(np.int64) == y
-        return MetricValue(p.name, metric, p.output, float(correct.mean()), correct.astype(np.float64))
-    if metric == "auc":
-        value = _auc(_flat(out)[:, 0], y)
-        return MetricValue(p.name, metric, p.output, value, None, "" if value is not None else
-                           "auc needs examples of both classes in the eval targets")
-    err = _flat(out) - np.asarray(y, dtype=np.float64).reshape(n, -1)
-    if metric == "mae":
-        per = np.abs(err).mean(axis=1)
-        return MetricValue(p.name, metric, p.output, float(per.mean()), per)
-    if metric in ("mse", "rmse"):
-        per = (err ** 2).mean(axis=1)
-        value = float(per.mean()) if metric == "mse" else float(np.sqrt(per.mean()))
-        return MetricValue(p.name, metric, p.output, value, per)
-    if metric == "max_abs_error":
-        return MetricValue(p.name, metric, p.output, float(np.abs(err).max()))
-    return missing(f"{metric} is not computed for output '{p.output}'")
+    return LABEL_METRICS[metric if p.metric.k is None else "accuracy"](p, out, targets[p.output])
 
 
-def _fidelity(p: Planned, metric: str, out: np.ndarray, ref: np.ndarray, task: Task) -> MetricValue:
-    a, b = _flat(ref), _flat(out)
-    if metric == "snr_db":
-        noise = float(((a - b) ** 2).sum())
-        signal = float((a ** 2).sum())
-        value = SNR_CAP_DB if noise == 0 else (-SNR_CAP_DB if signal == 0 else 10 * np.log10(signal / noise))
-        return MetricValue(p.name, metric, p.output, float(min(value, SNR_CAP_DB)))
-    if metric == "cosine":
-        if a.shape[1] == 1:     # one value per example: the cosine of the outputs over the examples
-            a, b = a.T, b.T
-        na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-        both = (na == 0) & (nb == 0)
-        per = np.where(both, 1.0, (a * b).sum(axis=1) / np.maximum(na * nb, 1e-300))
-        return MetricValue(p.name, metric, p.output, float(per.mean()), per if per.size == len(ref) else None)
-    if metric == "max_abs_diff":
-        return MetricValue(p.name, metric, p.output, float(np.abs(a - b).max()))
-    agree = (top1(out) == top1(ref)).astype(np.float64)
-    return MetricValue(p.name, metric, p.output, float(agree.mean()), agree)
+def _value(p: Planned, value: float | None, per_example: np.ndarray | None = None, why: str = "") -> MetricValue:
+    return MetricValue(p.name, p.metric.metric, p.output, value, per_example, why)
+
+
+def _top_k(p: Planned, out: np.ndarray, y: np.ndarray) -> MetricValue:
+    correct = top_k_correct(out, y, p.metric.k or 1)
+    return _value(p, float(correct.mean()), correct.astype(np.float64))
+
+
+def _binary_accuracy(p: Planned, out: np.ndarray, y: np.ndarray) -> MetricValue:
+    correct = (_flat(out)[:, 0] > 0.5).astype(np.int64) == y
+    return _value(p, float(correct.mean()), correct.astype(np.float64))
+
+
+def _auc_metric(p: Planned, out: np.ndarray, y: np.ndarray) -> MetricValue:
+    value = _auc(_flat(out)[:, 0], y)
+    return _value(p, value, None, "" if value is not None else "auc needs examples of both classes in the eval targets")
+
+
+def _error(out: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _flat(out) - np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+
+
+def _mae(p: Planned, out: np.ndarray, y: np.ndarray) -> MetricValue:
+    per = np.abs(_error(out, y)).mean(axis=1)
+    return _value(p, float(per.mean()), per)
+
+
+def _squared(p: Planned, out: np.ndarray, y: np.ndarray) -> MetricValue:
+    per = (_error(out, y) ** 2).mean(axis=1)
+    return _value(p, float(per.mean()) if p.metric.metric == "mse" else float(np.sqrt(per.mean())), per)
+
+
+def _max_abs_error(p: Planned, out: np.ndarray, y: np.ndarray) -> MetricValue:
+    return _value(p, float(np.abs(_error(out, y)).max()))
+
+
+def _snr_db(p: Planned, a: np.ndarray, b: np.ndarray) -> MetricValue:
+    noise = float(((a - b) ** 2).sum())
+    signal = float((a ** 2).sum())
+    value = SNR_CAP_DB if noise == 0 else (-SNR_CAP_DB if signal == 0 else 10 * np.log10(signal / noise))
+    return _value(p, float(min(value, SNR_CAP_DB)))
+
+
+def _cosine(p: Planned, a: np.ndarray, b: np.ndarray) -> MetricValue:
+    examples = len(a)
+    if a.shape[1] == 1:     # one value per example: the cosine of the outputs over the examples
+        a, b = a.T, b.T
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    both = (na == 0) & (nb == 0)
+    per = np.where(both, 1.0, (a * b).sum(axis=1) / np.maximum(na * nb, 1e-300))
+    return _value(p, float(per.mean()), per if per.size == examples else None)
+
+
+def _max_abs_diff(p: Planned, a: np.ndarray, b: np.ndarray) -> MetricValue:
+    return _value(p, float(np.abs(a - b).max()))
+
+
+def _top1_agreement(p: Planned, a: np.ndarray, b: np.ndarray) -> MetricValue:
+    agree = (top1(b) == top1(a)).astype(np.float64)
+    return _value(p, float(agree.mean()), agree)
+
+
+# How each metric of the catalogue (gate.config.metrics) is computed: label metrics from the
+# outputs and the targets, fidelity metrics from the outputs (b) and the original's (a), both
+# flattened per example. tests/test_evaluate.py checks every catalogue name has its row.
+LABEL_METRICS: dict[str, Callable[[Planned, np.ndarray, np.ndarray], MetricValue]] = {
+    "accuracy": _top_k, "binary_accuracy": _binary_accuracy, "auc": _auc_metric, "mae": _mae, "mse": _squared,
+    "rmse": _squared, "max_abs_error": _max_abs_error}
+FIDELITY_METRICS: dict[str, Callable[[Planned, np.ndarray, np.ndarray], MetricValue]] = {
+    "snr_db": _snr_db, "cosine": _cosine, "max_abs_diff": _max_abs_diff, "top1_agreement": _top1_agreement}
 
 
 def compute_all(planned: list[Planned], outputs: Mapping[str, np.ndarray], targets: Mapping[str, np.ndarray],
-                tasks: Mapping[str, Task], original: Mapping[str, np.ndarray] | None) -> dict[str, MetricValue]:
+                tasks: Mapping[str, OutputTask], original: Mapping[str, np.ndarray] | None) -> dict[str, MetricValue]:
     return {p.name: compute(p, outputs, targets, tasks, original) for p in planned
             if original is not None or p.metric.info.labels}

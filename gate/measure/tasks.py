@@ -22,7 +22,7 @@ LINEAR = ("linear", None)
 
 
 @dataclass(frozen=True)
-class Task:
+class OutputTask:
     output: str
     kind: TaskKind
     units: int               # values per example
@@ -51,7 +51,7 @@ def _one_hot(y: np.ndarray) -> bool:
     return y.ndim == 2 and y.shape[1] > 1 and bool(np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all())
 
 
-def infer_task(spec: TensorSpec, y: np.ndarray | None) -> Task:
+def infer_task(spec: TensorSpec, y: np.ndarray | None) -> OutputTask:
     units, act = units_of(spec), spec.activation
     one_axis = len(spec.shape) == 2          # (N, units): a classifier's shape
     if y is None:
@@ -61,7 +61,7 @@ def infer_task(spec: TensorSpec, y: np.ndarray | None) -> Task:
             kind = "binary"
         else:
             kind = "regression"
-        return Task(spec.name, kind, units, act)
+        return OutputTask(spec.name, kind, units, act)
     column = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)
     if units >= 2 and one_axis and (_one_hot(y) or (column and _integer_valued(y))):
         kind = "classifier"
@@ -69,4 +69,4 @@ def infer_task(spec: TensorSpec, y: np.ndarray | None) -> Task:
         kind = "binary"
     else:
         kind = "regression"
-    return Task(spec.name, kind, units, act)
+    return OutputTask(spec.name, kind, units, act)

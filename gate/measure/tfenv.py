@@ -1,10 +1,15 @@
-"""The one place TensorFlow, tf_keras, Keras 3 and tfmot are imported, lazily.
+"""The one place TensorFlow, tf_keras and Keras 3 are imported, lazily, and where tfmot
+itself is imported first (`tfmot()`, after the environment below is set). gate/optimize/
+also imports tfmot's internals (its registries and layout transforms) directly, inside
+its functions, always after `tfmot()` (tests/test_layers.py allows tfmot in measure/ and
+optimize/ only).
 
 tfmot 0.8.1 needs Keras 2, so TF_USE_LEGACY_KERAS=1 must be set before TensorFlow is
 imported; with it `tf.keras` is tf_keras, while `import keras` is still Keras 3 (both
-coexist on TF 2.21): Keras 3 files load with `keras3()`, everything tfmot touches is tf_keras. Modules that need TF call these functions inside their own functions;
-nothing imports TF at module level, so `gate --help`, config validation, rendering and
-GitHub posting stay fast.
+coexist on TF 2.21): Keras 3 files load with `keras3()`, everything tfmot touches is
+tf_keras. Modules that need TF call these functions inside their own functions; nothing
+imports TF at module level, so `gate --help`, config validation, rendering and GitHub
+posting stay fast.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ fastest-of-3 visits over 5 instances read 1.86 ms, so a float-vs-int8 A/B ratio 
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Sequence
 
@@ -20,16 +21,16 @@ import numpy as np
 Invoke = Callable[[], object]
 PROBE_BURST = 20         # invokes per probe visit: cold starts up to 15 invokes are seen
 PROBE_VISITS = 2         # probe visits of every interpreter
-TOLERANCE = 1.05         # settled: within 5 % of the visit's tail
+SETTLED_WITHIN = 1.05         # settled: within 5 % of the visit's tail
 MAX_SETTLE = 12
 
 
 def settle_invokes(models: Sequence[Sequence[Invoke]], timer: Callable[[], int] = time.perf_counter_ns, *,
-                   burst: int = PROBE_BURST, visits: int = PROBE_VISITS) -> int:
+                   burst: int = PROBE_BURST, visits: int = PROBE_VISITS, deadline_ns: float = math.inf) -> int:
     """Visit every interpreter of `models` (one list of instances per model) round-robin,
     as a run does, `burst` invokes each. Per model and position in a visit, the median
     time; a model is settled at the first position that, with its window of three, is
-    within TOLERANCE (or three noise spreads) of the median of the visit's last quarter. Returns the largest of the models' positions (0: the first invoke
+    within SETTLED_WITHIN (or three noise spreads) of the median of the visit's last quarter. Returns the largest of the models' positions (0: the first invoke
     after a switch is already warm), at most MAX_SETTLE."""
     order = [(m, invoke) for m, group in enumerate(models) for invoke in group]
     if len(order) < 2:
@@ -39,17 +40,23 @@ def settle_invokes(models: Sequence[Sequence[Invoke]], timer: Callable[[], int] 
         for m, invoke in order:
             times = []
             for _ in range(burst):
+                if timer() > deadline_ns:
+                    break
                 t0 = timer()
                 invoke()
                 times.append(timer() - t0)
+            if len(times) < burst:      # the deadline (a caller's time budget) came: stop probing
+                break
             profiles[m].append(times)
+    if not all(profiles):               # cut short before every model was probed: assume cold starts
+        return MAX_SETTLE
     worst = 0
     for visits_of_model in profiles:
         by_position = np.median(np.asarray(visits_of_model, dtype=np.float64), axis=0)
         late = by_position[-max(3, burst // 4):]   # settled by then (or never): the visit's tail
         tail = float(np.median(late))
         # How much a position's median moves by noise alone, from the tail's positions.
-        limit = max(TOLERANCE * tail, tail + 3 * 1.4826 * float(np.median(np.abs(late - tail))))
+        limit = max(SETTLED_WITHIN * tail, tail + 3 * 1.4826 * float(np.median(np.abs(late - tail))))
         # Settled where the position and its window of three are: one noisy position alone
         # neither ends nor extends the cold start.
         settled = [p for p in range(burst - 2)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from gate.config.steps import Step
 from gate.errors import PolicyError
 from gate.optimize import cluster, prune, qat, structured_step
-from gate.optimize.context import StepContext, StepOutput
+from gate.optimize.context import StepContext, StepOutput, stage_name
 from gate.optimize.metrics import WeightStats, keras_layer_stats, model_totals
 
 Apply = Callable[[Any, Any, StepContext], StepOutput]
@@ -57,11 +57,6 @@ def check_supported(model: Any) -> None:
         raise PolicyError(f"optimization steps need a Sequential or functional model; "
                           f"{type(model).__name__} is subclassed", field="policy.steps",
                           hint="rebuild the model with the functional API, or use a PTQ-only policy")
-
-
-def stage_name(kind: str, index: int, kinds: list[str]) -> str:
-    label = {"prune": "pruned", "cluster": "clustered", "qat": "qat", "structured_prune": "structured"}[kind]
-    return label if kinds.count(kind) == 1 else f"{label}#{index + 1}"
 
 
 @dataclass(frozen=True)

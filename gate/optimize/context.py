@@ -33,3 +33,9 @@ class StepOutput:
     model: Any                 # the next stage's model (wrappers stripped, except QAT's)
     selection: dict            # {"changed": [...], "skipped": [{"layer", "reason"}]}
     notes: list[str] = field(default_factory=list)
+
+
+def stage_name(kind: str, index: int, kinds: list[str]) -> str:
+    """A stage's name in the report: "pruned", or "pruned#2" when the kind repeats."""
+    label = {"prune": "pruned", "cluster": "clustered", "qat": "qat", "structured_prune": "structured"}[kind]
+    return label if kinds.count(kind) == 1 else f"{label}#{index + 1}"

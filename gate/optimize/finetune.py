@@ -48,8 +48,19 @@ class CompileInfo:
 
 
 def _loss_name(loss: Any, k: Any) -> Any:
+    """A loss as compile() takes it again: a built-in's name, a Loss's config, or None."""
     if loss is None or isinstance(loss, str):
         return loss
+    if not isinstance(loss, k.losses.Loss) and callable(loss):
+        # A loss function (an older Keras saved the loss as a plain string, e.g. "categorical_crossentropy",
+        # and tf_keras compiles it to that function): its name, when tf_keras knows it. tf_keras'
+        # serialize() would give {"module": "builtins", "class_name": "function", ...}, which get() refuses.
+        name = getattr(loss, "__name__", None)
+        try:
+            if name and k.losses.get(name) is not None:
+                return name
+        except Exception:  # noqa: BLE001 - not a built-in: tried below
+            pass
     if isinstance(loss, k.losses.Loss) or callable(loss) and getattr(loss, "__module__", "").startswith("tf_keras"):
         try:
             return k.losses.serialize(loss)
@@ -99,7 +110,11 @@ def compile_for(model: Any, spec: Finetune, info: CompileInfo, *, step: str) -> 
         else:
             loss_obj = _ids_loss(k.losses.get(loss))
     except Exception as exc:  # noqa: BLE001
-        raise PolicyError(f"{step}: unknown loss {loss!r}: {exc}", field=f"steps.{step}.finetune.loss") from None
+        first = str(exc).strip().splitlines()
+        raise PolicyError(f"{step}: the loss {loss!r} cannot be rebuilt: {first[0][:200] if first else ''}",
+                          field=f"steps.{step}.finetune.loss",
+                          hint=f"name the loss in the policy: steps: [{{{step}: {{finetune: {{loss: "
+                               "sparse_categorical_crossentropy}}}}] (a tf_keras built-in loss name)") from None
     model.compile(optimizer=optimizer, loss=loss_obj, metrics=["accuracy"])
 
 
@@ -125,8 +140,57 @@ def train_steps(n: int, spec: Finetune) -> int:
 
 def examples(x: Any) -> int:
     """How many examples fit() gets: x is an array, a list in input order or a dict by name."""
-    first = x if isinstance(x, np.ndarray) else (x[0] if isinstance(x, (list, tuple)) else next(iter(x.values())))
-    return int(len(first))
+    return int(len(_arrays(x)[0]))
+
+
+def _arrays(x: Any) -> list:
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return list(x.values()) if isinstance(x, dict) else [x]
+
+
+def _streamed(x: Any) -> bool:
+    """Inputs read from disk per batch (memory-mapped or lazily scaled: gate.measure.sources)."""
+    return any(not isinstance(a, np.ndarray) or isinstance(a, np.memmap) for a in _arrays(x))
+
+
+def batches(k: Any, model: Any, x: Any, y: Any, batch_size: int, seed: int):
+    """A keras Sequence over streamed inputs: shuffled batches (seeded, reshuffled every
+    epoch), float inputs as float32, so only one batch is in memory at a time."""
+    dtypes = [str(getattr(getattr(t, "dtype", None), "name", getattr(t, "dtype", "float32"))) for t in
+              getattr(model, "inputs", None) or []]
+
+    def take(a, idx, dtype="float32"):
+        part = np.asarray(a[idx]) if not isinstance(a, np.ndarray) or isinstance(a, np.memmap) else a[idx]
+        return part.astype(np.float32) if np.issubdtype(part.dtype, np.floating) and dtype.startswith(
+            ("float", "bfloat")) else part
+
+    class Batches(k.utils.Sequence):
+        def __init__(self):
+            super().__init__()
+            self.n = examples(x)
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(self.n)
+
+        def __len__(self):
+            return -(-self.n // batch_size)
+
+        def __getitem__(self, i):
+            idx = np.sort(self.order[i * batch_size:(i + 1) * batch_size])
+            xs = [take(a, idx, dtypes[j] if j < len(dtypes) else "float32") for j, a in enumerate(_arrays(x))]
+            feed = dict(zip(x, xs)) if isinstance(x, dict) else xs if isinstance(x, (list, tuple)) else xs[0]
+            if isinstance(y, dict):
+                target = {key: v[idx] for key, v in y.items()}
+            elif isinstance(y, (list, tuple)):
+                target = [v[idx] for v in y]
+            else:
+                target = y[idx]
+            return feed, target
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(self.n)
+
+    return Batches()
 
 
 def fit(model: Any, spec: Finetune, x: Any, y: Any, callbacks: list | None = None, *,
@@ -154,8 +218,12 @@ def fit(model: Any, spec: Finetune, x: Any, y: Any, callbacks: list | None = Non
         extra.append(_progress(k, ctx.label, epochs, ctx.progress))
     changed = lower_bn_momentum(model, spec.bn_momentum)
     try:
-        model.fit(x, y, epochs=epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
-                  callbacks=[*(callbacks or []), *extra])
+        if _streamed(x):
+            model.fit(batches(k, model, x, y, spec.batch_size, spec.seed), epochs=epochs, shuffle=False, verbose=0,
+                      callbacks=[*(callbacks or []), *extra])
+        else:
+            model.fit(x, y, epochs=epochs, batch_size=spec.batch_size, shuffle=True, verbose=0,
+                      callbacks=[*(callbacks or []), *extra])
     except (ValueError, TypeError) as exc:   # Keras refusing the targets or the loss for this model
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         raise PolicyError(f"fine-tuning failed: {type(exc).__name__}: {lines[-1][:300] if lines else ''}",

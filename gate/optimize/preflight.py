@@ -91,7 +91,7 @@ def plan_steps(model: Any, steps: list[Step], ctx: Any, record: Callable[[dict],
             by_role[role].append(name)
     plan = Plan([], dict(by_role))
     kinds = [s.kind for s in steps]
-    from gate.optimize import stage_name
+    from gate.optimize.context import stage_name
 
     for i, step in enumerate(steps):
         sp = StepPlan(i, step.kind, stage_name(step.kind, i, kinds))

@@ -55,6 +55,14 @@ class FloatLayer:
 
 
 def scheme_for(preserve: list[Preserve]) -> tuple[Any, str]:
+    """The tfmot scheme for the step, wrapped so integer inputs stay unquantized."""
+    from gate.optimize.qat_inputs import FloatInputsScheme
+
+    scheme, name = _tfmot_scheme(preserve)
+    return FloatInputsScheme(scheme), name
+
+
+def _tfmot_scheme(preserve: list[Preserve]) -> tuple[Any, str]:
     from gate.measure.tfenv import tfmot
 
     t = tfmot()
@@ -114,7 +122,10 @@ class HonestScheme:
 
 
 def scheme_label(scheme: Any) -> str:
-    return type(getattr(scheme, "inner", scheme)).__name__
+    """The tfmot scheme's class name, under our wrappers."""
+    while hasattr(scheme, "inner"):
+        scheme = scheme.inner
+    return type(scheme).__name__
 
 
 # --------------------------------------------------------------------------- the decision
@@ -187,7 +198,13 @@ def plan(model: Any, scheme: Any) -> list[FloatLayer]:
     for inp in work._input_layers:  # noqa: SLF001 - quantize_apply adds the inputs that feed annotated layers
         if any(n.outbound_layer.name in lqm for n in inp._outbound_nodes):  # noqa: SLF001
             lqm[inp.name] = {}
-    transformed, lqm2 = scheme.get_layout_transformer().apply(work, lqm)
+    from gate.optimize.qat_bisect import transform_leaving_float
+
+    transformer = scheme.get_layout_transformer()
+    (transformed, lqm2), broken = transform_leaving_float(
+        lambda m: transformer.apply(work, m), lqm, [layer.name for layer in work.layers],
+        {layer.name: type(layer).__name__ for layer in work.layers})
+    float_layers += [FloatLayer(name, cls, why) for name, cls, why in broken]
     registry = scheme.get_quantize_registry()
     registry = getattr(registry, "inner", registry)    # plan() asks get_quantize_config itself, for the reason
     rname = type(registry).__name__
@@ -271,8 +288,12 @@ def quantize(model: Any, scheme: Any, left: list[FloatLayer], chosen: tuple[str,
     try:
         return quantize_apply_checked(annotated, scheme, left)
     except (ValueError, RuntimeError) as exc:
-        raise PolicyError(f"qat: tfmot's quantize_apply failed: {type(exc).__name__}: {str(exc)[:400]}",
-                          field="steps.qat") from None
+        from gate.errors import OptimizationError
+
+        raise OptimizationError(f"qat: tfmot's quantize_apply failed on the model: {type(exc).__name__}: "
+                                f"{str(exc)[:400]}", field="steps.qat",
+                                hint="use a post-training policy (int8, dynamic-range, int16x8), or prune/cluster "
+                                     "followed by int8 instead of qat") from None
 
 
 def _unsupported_for(float_names: dict[str, FloatLayer]):

@@ -1,31 +1,16 @@
-"""The report's parts -> the report, validated against gate.report.model.Report (the parts
-come from gate.run.parts). No TF."""
+"""The run record -> the report: the record (gate.report.record.RunRecord, typed and
+validated as it was filled) under the run's header. No TF."""
 from __future__ import annotations
-
-from pydantic import ValidationError
 
 from gate import provenance
 from gate.errors import GateError
 from gate.report.model import Report
+from gate.report.record import RunRecord
 
 
-def finish(parts: dict, *, status: str, exit_code: int, summary: str, error: GateError | None = None) -> dict:
-    """Assemble, validate and return the report as plain JSON-ready data."""
-    report = {
-        "created_at": provenance.now(), "status": status, "exit_code": exit_code, "summary": summary,
-        "versions": provenance.versions(), "environment": provenance.environment(),
-        **parts,
-        "error": error.to_dict() if error else None,
-    }
-    try:
-        return Report.model_validate(report).model_dump(mode="json")
-    except ValidationError as exc:
-        if error is None:
-            raise
-        # An error report must always be written: keep only what is known to be valid.
-        keep = {k: report[k] for k in _ALWAYS}
-        keep["notes"] = [f"partial results dropped from this error report: {exc.error_count()} invalid field(s)"]
-        return Report.model_validate(keep).model_dump(mode="json")
-
-
-_ALWAYS = ("created_at", "status", "exit_code", "summary", "versions", "environment", "error")
+def finish(record: RunRecord, *, status: str, exit_code: int, summary: str, error: GateError | None = None) -> dict:
+    """The report as plain JSON-ready data (report.json)."""
+    report = Report(**dict(record), created_at=provenance.now(), status=status, exit_code=exit_code,
+                    summary=summary, versions=provenance.versions(), environment=provenance.environment(),
+                    error=error.to_dict() if error else None)
+    return report.model_dump(mode="json")

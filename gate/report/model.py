@@ -9,8 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gate.measure.bench import Latency
-from gate.verdict.check import Check
+from gate.report.record import Artifact, Evaluation, KeepFloatInfo, KeptOp, LayerRow, RunRecord
+
+__all__ = ["SCHEMA_VERSION", "Artifact", "ErrorInfo", "Evaluation", "KeepFloatInfo", "KeptOp", "LayerRow", "Report",
+           "json_schema"]
 
 SCHEMA_VERSION = 1
 
@@ -29,83 +31,10 @@ class ErrorInfo(_M):
     exit_code: int
 
 
-class Evaluation(_M):
-    examples: int = Field(ge=0)
-    accuracy: dict[str, float]                      # top-k of the classifier output ({} when there is none)
-    seconds: float
-    predictions: list[int] | None = None
-    metrics: dict[str, float | None] | None = None  # evaluate.metrics and the fidelity metrics, by name
-    unavailable: dict[str, str] | None = None       # metrics that could not be computed, and why
+class Report(RunRecord):
+    """report.json: the run's header (status, exit code, versions, environment) and its
+    record (gate.report.record.RunRecord, the sections the parent and the worker filled)."""
 
-
-class Artifact(_M):
-    """One .tflite that was measured: the reference (the float32 conversion, or the committed
-    .tflite at its own precision) or the candidate."""
-
-    role: Literal["reference", "candidate"]
-    quantization: str
-    io: str
-    label: str | None = None         # how the reference is named: "float32 TFLite", "model.tflite (int8, as committed)"
-    quantizer: str | None = None     # tflite (the converter) | litert (LiteRT Quantizer) | none (as committed)
-    precision: str | None = None     # what the file holds: float | float16 | dynamic_range | int8 | int16x8
-    bytes_raw: int = Field(ge=0)
-    bytes_gzip: int = Field(ge=0)
-    sha256: str
-    file: str | None = None          # the .tflite written next to the report (the candidate)
-    convert_seconds: float | None = None
-    calibration_samples: int = 0
-    latency: Latency | None = None
-    evaluation: Evaluation | None = None
-    proxies: dict | None = None      # deterministic figures of the .tflite (gate.measure.proxies)
-
-
-class LayerRow(_M):
-    """One op of the candidate .tflite (gate.measure.layers.LayerRow): size, precision and
-    the quantization error at its output against the float model on eval examples."""
-
-    index: int = Field(ge=0)
-    name: str                            # the op's output tensor name
-    layer: str | None = None             # the Keras layer it came from
-    op: str
-    parameters: int = Field(ge=0)
-    bytes: int = Field(ge=0)
-    share: float = Field(ge=0)           # of the file's bytes
-    dtype: str
-    weight_dtype: str | None = None
-    bits: int | None = None
-    sparsity: float | None = None
-    unique_values: int | None = None
-    quantized: bool
-    snr_db: float | None = None          # 10 log10(signal / error) at its output, end to end
-    rmse_per_scale: float | None = None  # sqrt(mse) / output scale (int8 outputs; ~0.29 is rounding alone)
-    snr_drop_db: float | None = None     # SNR lost at this op (its inputs' lowest SNR - its own)
-    debugger_rmse_per_scale: float | None = None   # QuantizationDebugger: the op's own error, sqrt(mse)/scale
-    float_reason: str | None = None      # why it stayed float in a quantized model
-
-
-class KeptOp(_M):
-    name: str
-    layer: str | None = None
-    op: str
-    snr_drop_db: float | None = None
-    agreement_gain: float
-    snr_gain_db: float
-
-
-class KeepFloatInfo(_M):
-    """What convert.keep_float kept float (gate.measure.fallback) and the ablation behind `worst`."""
-
-    kept: list[str]
-    by_rule: dict[str, str]
-    activations: str
-    worst: int = 0                       # keep_float.worst as asked; fewer are kept when fewer helped
-    ranking: list[KeptOp] = []
-    examples: int = 0
-    baseline: dict[str, float] = {}
-    seconds: float = 0.0
-
-
-class Report(_M):
     schema_version: Literal[1] = SCHEMA_VERSION
     tool: str = "model-gate"
     created_at: str
@@ -114,25 +43,6 @@ class Report(_M):
     summary: str
     versions: dict[str, str]
     environment: dict[str, str | int | None]
-    config: dict | None = None
-    model: dict | None = None
-    policy: dict | None = None
-    trust: dict | None = None                # trust_model_code as decided (base branch rule)
-    data: dict[str, dict] | None = None
-    original: Evaluation | None = None
-    reference: Artifact | None = None
-    candidate: Artifact | None = None
-    benchmark: dict | None = None
-    baseline: dict | None = None             # the base branch's candidate and the comparison with it
-    plan: dict | None = None                 # the policy's steps planned on the model before any fine-tuning
-    stages: list[dict] | None = None         # optimization stages: original, pruned, ..., converted
-    verification: dict | None = None         # what a later stage lost of an earlier one's work
-    bridge: dict | None = None               # Keras 3 -> tf_keras bridge check (max_abs_diff, tolerance)
-    layers: list[LayerRow] | None = None     # the candidate's ops (gate.measure.layers), a quantized candidate only
-    keep_float: KeepFloatInfo | None = None  # the policy's selective fallback, as applied
-    checks: list[Check] = []
-    notes: list[str] = []
-    timings_s: dict[str, float] = {}
     error: ErrorInfo | None = None
 
 

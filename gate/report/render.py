@@ -15,9 +15,13 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from gate.config.metrics import parse_metric
 from gate.report import layers
+from gate.report.combined import NO_REPORT, demote_headings, is_combined
+from gate.report.paths import relative_paths
+from gate import units
 from gate.verdict.check import format_value
 
 DEFAULT_TEMPLATE = "report.md.j2"
+COMBINED_TEMPLATE = "combined.md.j2"
 ICON = {"pass": "✅", "fail": "❌", "error": "⛔"}
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
@@ -45,20 +49,29 @@ def num(value: object, digits: int = 4) -> str:
     return f"{v:,.{digits}f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.0f}"
 
 
-def kib(n: object) -> str:
-    return "–" if n is None else f"{int(n) / 1024:,.1f} KiB"
-
-
-def pct(value: object) -> str:
-    return "–" if value is None else f"{100 * float(value):.2f} %"
+kib = units.kib
+pct = units.percent
 
 
 def points(value: object) -> str:
-    return "–" if value is None else f"{100 * float(value):+.2f} pts"
+    return units.points(value, signed=True)
+
+
+def points_drop(value: object) -> str:
+    """An accuracy drop (a fraction, + is a loss) in points."""
+    return units.points(value)
+
 
 
 def signed_pct(value: object) -> str:
-    return "–" if value is None else f"{100 * float(value):+.1f} %"
+    return units.change(value)
+
+
+def count(value: object) -> str:
+    try:
+        return units.count(value)
+    except (TypeError, ValueError):
+        return md(value)
 
 
 def check_value(value: object, check: dict) -> str:
@@ -141,15 +154,45 @@ def time_split(timings: object, shown: int = 4) -> str:
 def environment(kind: type[SandboxedEnvironment] = SandboxedEnvironment) -> SandboxedEnvironment:
     env = kind(trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                                undefined=StrictUndefined, autoescape=False)
-    env.filters.update(md=md, num=num, kib=kib, pct=pct, points=points, signed_pct=signed_pct,
+    env.filters.update(md=md, num=num, kib=kib, count=count, ratio=units.ratio, pct=pct, points=points,
+                       signed_pct=signed_pct,
                        check_value=check_value, code=code, change=change,
                        chart_number=chart_number, chart_top=chart_top, stage_table=stage_table,
                        check_status=check_status, metric_rows=metric_rows, unavailable_metrics=unavailable_metrics,
                        reference_label=reference_label, shows_legacy_accuracy=shows_legacy_accuracy,
-                       time_split=time_split, worst_by_error=layers.worst_by_error,
+                       time_split=time_split, points_drop=points_drop, measured_on=measured_on,
+                       delegation_cell=delegation_cell, worst_by_error=layers.worst_by_error,
                        worst_by_size=layers.worst_by_size, layer_label=layers.layer_label,
                        layer_advice=layers.advice, layer_coverage=layers.coverage)
     return env
+
+
+def measured_on(report: dict) -> str:
+    """Where the latency figures were measured: the target's name, or the runner's CPU
+    (reports from before targets existed say it in the benchmark settings)."""
+    target = report.get("target") or {}
+    if isinstance(target, dict) and target.get("name"):
+        return str(target["name"])
+    settings = (report.get("benchmark") or {}).get("settings") or {}
+    return f"runner CPU ({settings.get('cpu', 'unknown')})"
+
+
+def delegation_cell(d: object) -> str:
+    """One model's delegation: accelerated share, partitions, ops left on the CPU."""
+    if not isinstance(d, dict):
+        return "–"
+    if "unavailable" in d:
+        return "not measured: " + md(d["unavailable"])
+    if d.get("delegate") == "none":
+        return md(f"{d.get('total_ops')} ops on the CPU")
+    cpu = d.get("cpu_ops") or []
+    if d.get("accelerated_ops") is None:
+        return md(f"not fully accelerated on {d.get('accelerator') or d.get('delegate')} ({d.get('total_ops')} ops)")
+    text = f"{d.get('accelerated_ops')}/{d.get('total_ops')} ops on {d.get('accelerator') or d.get('delegate')}, " \
+           f"{d.get('partitions')} partition(s)"
+    if cpu:
+        text += "; CPU: " + ", ".join(str(op).split(" [")[0] for op in cpu[:6]) + (" ..." if len(cpu) > 6 else "")
+    return md(text)
 
 
 def _template_text(name: str) -> str:
@@ -157,9 +200,29 @@ def _template_text(name: str) -> str:
 
 
 def render_markdown(report: dict, template: str | None = None) -> str:
+    if is_combined(report) and template is None:
+        return render_combined(report)
     env = environment()
     tpl = env.from_string(template if template is not None else _template_text(DEFAULT_TEMPLATE))
-    return tpl.render(r=report, ICON=ICON)
+    return tpl.render(r=relative_paths(report), ICON=ICON)
+
+
+def render_combined(report: dict) -> str:
+    """The combined report: the summary table, then each model's report folded (a model
+    whose report cannot be rendered gets its summary line)."""
+    sections = {}
+    for row in report.get("rows") or []:
+        name = row["name"]
+        model = (report.get("reports") or {}).get(name)
+        if model is None:
+            sections[name] = md(NO_REPORT) + "\n"
+            continue
+        try:
+            sections[name] = demote_headings(render_markdown(model))
+        except Exception:  # noqa: BLE001 - one odd report must not cost the others
+            sections[name] = demote_headings(minimal_markdown(model))
+    tpl = environment().from_string(_template_text(COMBINED_TEMPLATE))
+    return tpl.render(r=report, ICON=ICON, sections=sections)
 
 
 # -- filters for the comment's extra parts -------------------------------------------------
@@ -187,13 +250,9 @@ def check_status(check: dict) -> str:
 
 
 def change(check: dict) -> str:
-    """Candidate vs reference for a check: points for accuracy, relative % otherwise."""
-    ref, value = check.get("reference"), check.get("value")
-    if ref is None or value is None:
-        return "–"
-    if check.get("unit") == "":
-        return points(float(value) - float(ref))
-    return signed_pct(float(value) / float(ref) - 1) if float(ref) else "–"
+    """Candidate vs reference for a check (gate.units.check_change): points between two
+    percentages, a multiple for ratios, a relative % for sizes, times and counts."""
+    return units.check_change(str(check.get("unit")), check.get("reference"), check.get("value"))
 
 
 def chart_number(value: object) -> str:
@@ -207,14 +266,10 @@ def chart_top(values: list) -> str:
     return chart_number(max([float(v) for v in values] + [0.0]) * 1.15 or 1)
 
 
-def _count(v: object) -> str:
-    return f"{int(v):,}"
-
-
 STAGE_COLUMNS = (  # header, path into a stage of report.json's `stages`, format
-    ("Stage", ("name",), md), ("Kind", ("kind",), md), ("Params", ("params",), _count),
+    ("Stage", ("name",), md), ("Kind", ("kind",), md), ("Params", ("params",), count),
     ("Sparsity", ("weights", "sparsity"), pct),
-    ("Unique values / channel", ("weights", "max_unique_per_channel"), _count),
+    ("Unique values / channel", ("weights", "max_unique_per_channel"), count),
     ("Accuracy (top1)", ("accuracy", "top1"), pct),
     ("Metrics", ("metrics",), lambda m: ", ".join(f"{md(k)} {metric_value(k, v)}" for k, v in m.items())),
     ("Size, raw", ("bytes_raw",), kib), ("Size, gzip", ("bytes_gzip",), kib),
@@ -302,6 +357,7 @@ def render_user_template(report: dict, text: str, default: str) -> str:
 
 def minimal_markdown(report: dict) -> str:
     """Last resort when even the default template fails on a (hostile) report."""
+    report = relative_paths(report) if isinstance(report, dict) else {}
     status = str(report.get("status"))
     return f"## {ICON.get(status, '')} model-gate: {md(status)}\n\n{md(report.get('summary'))}\n"
 
@@ -315,6 +371,6 @@ def render_comment(report: dict, template: str | None = None) -> tuple[str, str 
     if not template:
         return default, None
     try:
-        return render_user_template(report, template, default), None
+        return render_user_template(relative_paths(report), template, default), None
     except TemplateFailure as exc:
         return default, f"comment-template failed ({exc}); the default comment was used"

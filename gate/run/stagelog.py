@@ -1,29 +1,31 @@
-"""The record of a run as it goes: the report's parts (filled stage by stage, so an error
-report keeps what finished), the files written next to the report, the time each stage
-took, and the progress lines."""
+"""The run as it goes: its record (gate.report.record.RunRecord, filled stage by stage so
+an error report keeps what finished), the files written next to the report, the time each
+stage took, and the progress lines."""
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from gate.console import Progress, native_stderr
 from gate.errors import GateError
+from gate.report.record import RunRecord
 
 
 class StageLog:
-    def __init__(self, progress: Progress, parts: dict | None = None):
-        self.parts: dict = {"timings_s": {}, "notes": [], **(parts or {})}
+    def __init__(self, progress: Progress, record: RunRecord | None = None):
+        self.record = record if record is not None else RunRecord()
         self.artifacts: dict[str, bytes] = {}   # files written next to the report
         self.progress = progress
         self.on_stage: Callable[[str], None] = lambda _label: None  # the worker records where it is
 
     def note(self, *texts: str) -> None:
-        self.parts["notes"].extend(texts)
+        if texts:
+            self.record = self.record.with_notes(*texts)
 
-    def keep(self, parts: dict) -> None:
-        """Add finished report parts."""
-        self.parts.update(parts)
+    def keep(self, **sections: Any) -> None:
+        """Record finished sections (validated against RunRecord's types)."""
+        self.record = self.record.with_sections(**sections)
 
     @contextmanager
     def stage(self, name: str, label: str) -> Iterator[None]:
@@ -42,4 +44,4 @@ class StageLog:
                 err.hint = "TensorFlow said:\n" + said
             raise
         finally:
-            self.parts["timings_s"][name] = round(time.perf_counter() - start, 3)
+            self.record = self.record.with_timing(name, time.perf_counter() - start)

@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 
 from gate.errors import ModelError
-from gate.formats import MODEL_FILE_FORMATS
+from gate.formats import EXPECTED, LFS_HINT, LFS_MESSAGE, MODEL_FILE_FORMATS, is_lfs_pointer
 from gate.scan.formats import (
     CONTENT_NAMES,
     EXPECTED_CONTENT,
@@ -60,12 +60,14 @@ def _check_file(path: Path, limits: ScanLimits) -> tuple[str, int]:
     if ext not in MODEL_FILE_FORMATS:
         raise ModelError(
             f"unknown model extension '{path.suffix}'", file=str(path),
-            hint="expected .keras, .h5, .hdf5, .tflite or a SavedModel directory")
+            hint=f"expected {EXPECTED}")
     if st.st_size == 0:
         raise ModelError("file is empty (0 bytes)", file=str(path))
     if st.st_size > limits.max_file_bytes:
         raise ModelError(f"file is {st.st_size} bytes, over the {limits.max_file_bytes}-byte "
                          "limit", file=str(path))
+    if is_lfs_pointer(path):
+        raise ModelError(LFS_MESSAGE, file=str(path), field="model", hint=LFS_HINT)
     with path.open("rb") as f:
         head = f.read(8)
     expected = MODEL_FILE_FORMATS[ext]

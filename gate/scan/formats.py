@@ -1,14 +1,11 @@
-"""How a model file's content is recognised (signatures), and what each format should be."""
+"""How a model file's content is recognised (signatures); what each format should be is
+gate.formats' table."""
 from __future__ import annotations
+
+from gate.formats import FORMATS
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 TFLITE_IDENTIFIER = b"TFL3"
-CONTENT_NAMES = {"keras": "a zip archive (a .keras file?)", "h5": "HDF5 (an .h5 file?)",
-                  "tflite": "a TFLite flatbuffer (a .tflite file?)"}
-EXPECTED_CONTENT = {
-    "keras": "a .keras file is a zip archive written by model.save('x.keras')",
-    "h5": "an .h5 file starts with the HDF5 signature \\x89HDF\\r\\n\\x1a\\n",
-    "tflite": "a .tflite file has the identifier 'TFL3' at bytes 4..8",
-}
-
+CONTENT_NAMES = {f.name: f.content for f in FORMATS if f.extensions}          # from gate.formats' table
+EXPECTED_CONTENT = {f.name: f.expected_content for f in FORMATS if f.extensions}

@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 from gate.errors import ModelError
+from gate.formats import EXPECTED, MODEL_FILE_FORMATS
 from gate.scan.limits import ScanLimits, ScanResult
 
 
@@ -13,12 +14,12 @@ def scan_savedmodel(path: Path, trust: bool, limits: ScanLimits) -> ScanResult:
     file = str(path)
     if not (path / "saved_model.pb").is_file():
         raise ModelError("directory is not a SavedModel (no saved_model.pb)", file=file,
-                         hint="pass a .keras, .h5 or .tflite file, or a SavedModel directory")
+                         hint=f"pass {EXPECTED}")
     if not trust:
         raise ModelError(
             "a SavedModel is a TensorFlow program; set trust_model_code in the base "
             "branch's config to load it", file=file,
-            hint="or export the model as .keras, .h5 or .tflite")
+            hint=f"or export the model to a file ({', '.join(MODEL_FILE_FORMATS)})")
     total = _dir_size(path, limits, file)
     return ScanResult("savedmodel", total, (), 0,
                       ("SavedModel not inspected: loaded because trust_model_code is set",))

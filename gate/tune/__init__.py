@@ -64,7 +64,7 @@ def tune(config_path: str | Path, out_dir: str | Path, *, budget_minutes: float,
     runner (tests fake the measurement boundary with it)."""
     from gate.config.schema import ConvertSpec
     from gate.formats import format_of
-    from gate.run.parent import execute, start, usable_cache_dir
+    from gate.run.parent.run import execute, start, usable_cache_dir
     from gate.run.stagelog import StageLog
     from gate.tune import outputs
     from gate.tune.trial import gate_runner
@@ -81,9 +81,9 @@ def tune(config_path: str | Path, out_dir: str | Path, *, budget_minutes: float,
         slog = StageLog(lambda _line: None)
         result = execute("sensitivity", cfg, trust, slog, in_process=in_process, show_progress=False,
                          cache_dir=cache)
-        if result.get("status") == "error":
-            return {"layers": {}, "error": result.get("summary")}
-        return result["sensitivity"]
+        if result.status == "error" or result.sensitivity is None:
+            return {"layers": {}, "error": result.summary}
+        return result.sensitivity
 
     acc = cfg.thresholds.accuracy
     search = Search(objective, budget_minutes * 60, runner,

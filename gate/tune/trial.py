@@ -82,7 +82,7 @@ def read_trial(index: int, name: str, family: str, policy: dict, report: dict, s
     ref, cand, orig = report.get("reference") or {}, report.get("candidate") or {}, report.get("original") or {}
     checks = report.get("checks") or []
     failed = [c for c in checks if not c.get("passed")]
-    messages = tuple(c.get("message", c.get("name", "")) for c in failed)
+    messages = tuple(c.get("message") or _check_message(c) for c in failed)
     if report.get("status") == "error":
         err = report.get("error") or {}
         messages = (err.get("message") or report.get("summary") or "error",)
@@ -105,10 +105,23 @@ def read_trial(index: int, name: str, family: str, policy: dict, report: dict, s
                  else None)
 
 
+def _check_message(check: dict) -> str:
+    """A report.json check's one-line message (gate.verdict.check.Check.message: a
+    `latency.max_regression` figure is a change in %, as the record stores it)."""
+    from pydantic import ValidationError
+
+    from gate.verdict.check import Check
+
+    try:
+        return Check.model_validate(check).message
+    except ValidationError:
+        return check.get("name", "")
+
+
 def gate_runner(config_path: Path, out_dir: Path, trust: bool, cache_dir: str | None,
                 in_process: bool = False) -> RunTrial:
     """Trials through `gate check`'s own code (run_gate, the worker, the cache)."""
-    from gate.run.parent import run_gate
+    from gate.run.parent.run import run_gate
 
     def run(index: int, name: str, family: str, policy: dict) -> Trial:
         work = out_dir / "trials" / name

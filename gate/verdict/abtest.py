@@ -91,16 +91,19 @@ import numpy as np
 from gate.measure.timing import settle_invokes
 from gate.verdict.stats import placement_spread, ratio_ci
 
-Outcome = Literal["pass", "fail", "inconclusive"]
+LatencyOutcome = Literal["pass", "fail", "inconclusive"]
 Invoke = Callable[[], object]
 InvokeFactory = Callable[[str, bytes, np.ndarray, int], Invoke]
 MODELS = ("baseline", "candidate")
 BURST_NS = 1_000_000  # automatic invokes_per_round: at least this long per instance visit
+MIN_ROUNDS = 5        # fewer rounds inside the time budget: not judged (no interval worth the name)
+BUDGET_SHARE = 0.95   # of time_budget_s for setup and rounds; the rest for the statistics
 
 
 @dataclass(frozen=True)
 class LatencyVerdict:
-    outcome: str            # "pass" | "fail" | "inconclusive" (the statistics)
+    outcome: str            # "pass" | "fail" | "inconclusive" (the statistics) | "not_judged" (the time
+                            # budget ran out before MIN_ROUNDS rounds: no figures, never a pass)
     passed: bool            # the decision; an inconclusive outcome counts as the caller said
     ratio: float            # median per-round candidate/baseline latency
     ci_low: float
@@ -117,6 +120,10 @@ class LatencyVerdict:
     round_ms: tuple[tuple[float, float], ...] = field(default=(), repr=False)  # (baseline, candidate)
 
     def message(self) -> str:
+        if self.outcome == "not_judged":
+            return (f"cut short by latency.time_budget_s {self.settings.get('time_budget_s'):g} s after "
+                    f"{self.seconds:.1f} s: {self.rounds} of the {MIN_ROUNDS} rounds needed were timed "
+                    f"({self.settings.get('instances_used')} instance(s) per model); raise time_budget_s to judge it")
         pct = f"{100 * self.confidence:g} %"
         where = {"pass": f"under max_ratio {self.max_ratio:.3f}",
                  "fail": f"over max_ratio {self.max_ratio:.3f}",
@@ -144,7 +151,7 @@ def litert_invoke(name: str, content: bytes, example: Mapping[str, np.ndarray] |
     return interpreter_with_input(content, example, threads=threads, where=f"{name} model").invoke
 
 
-def decide(ci_low: float, ci_high: float, max_ratio: float) -> Outcome:
+def decide(ci_low: float, ci_high: float, max_ratio: float) -> LatencyOutcome:
     if ci_high < max_ratio:
         return "pass"
     if ci_low > max_ratio:
@@ -166,17 +173,22 @@ class _Bench:
         self.typical_ns = 0                 # median warmup invoke
         self.setup_ns = self.round_ns = self.visits = 0
 
-    def add_instances(self, count: int) -> None:
-        """`count` more instances per model, created in pairs (order drawn per pair) and warmed."""
+    def add_instances(self, count: int, deadline_ns: float = math.inf) -> None:
+        """`count` more instances per model, created in pairs (order drawn per pair) and warmed;
+        past `deadline_ns` no further pair is made (the first always is) and warming stops."""
         start = self.timer()
         new: list[Invoke] = []
-        for _ in range(count):
+        for n in range(count):
+            if (n or self.invokes[0]) and self.timer() > deadline_ns:
+                break
             for m in self.rng.permutation(2):
                 invoke = self.make_invoke(MODELS[m], self.contents[m], self.example, self.threads)
                 self.invokes[m].append(invoke)
                 new.append(invoke)
         last = []
         for n in range(self.warmup):
+            if self.timer() > deadline_ns:
+                break
             for invoke in new:
                 t0 = self.timer()
                 invoke()
@@ -186,7 +198,8 @@ class _Bench:
         self.setup_ns += self.timer() - start
 
     def time_rounds(self, rounds: int, deadline_ns: float = math.inf) -> None:
-        """`rounds` more rounds, stopping early once the timer passes `deadline_ns`."""
+        """`rounds` more rounds, stopping once the timer passes `deadline_ns` (a round cut
+        there is dropped: every round visits every instance)."""
         timer, k = self.timer, self.per_round
         slots = [(m, i, f) for m, fs in enumerate(self.invokes) for i, f in enumerate(fs)]
         times = [0] * k
@@ -195,7 +208,11 @@ class _Bench:
             if timer() > deadline_ns:
                 break
             row = np.empty((2, len(self.invokes[0])))
+            complete = True
             for j in self.rng.permutation(len(slots)):
+                if timer() > deadline_ns:
+                    complete = False
+                    break
                 m, i, invoke = slots[j]
                 for _ in range(self.settle):
                     invoke()
@@ -204,6 +221,8 @@ class _Bench:
                     invoke()
                     times[n] = timer() - t0
                 row[m, i] = float(min(times))
+            if not complete:
+                break
             self.rows.append(row)
         self.round_ns += timer() - start
         self.visits += (len(self.rows) - before) * len(slots)
@@ -228,23 +247,40 @@ def compare_latency(baseline: bytes, candidate: bytes, example: Mapping[str, np.
     `example` is one real input (an array, or one array per input name). `invokes_per_round=None` picks max(3, ~1 ms worth) from
     the warmup. While inconclusive, each further look adds `instances` more instances per
     model (up to `max_instances`; each holds its own packed weights and arena) and doubles
-    the rounds, within `time_budget_s` (rounds stop at a deadline; only the first look
-    always runs in full). `timer` returns nanoseconds and also measures the budget.
+    the rounds, within `time_budget_s`. The budget bounds everything: making and warming
+    the instances, the warm-up probe and every round stop at the deadline; with fewer than
+    MIN_ROUNDS rounds by then the verdict is `not_judged` (no ratio, never a pass). `timer`
+    returns nanoseconds and also measures the budget.
     """
     if not (1 <= instances <= max_instances) or rounds < 2 or max_ratio <= 0 or not 0 < confidence < 1:
         raise ValueError("need 1 <= instances <= max_instances, rounds >= 2, max_ratio > 0, 0 < confidence < 1")
     if inconclusive not in ("pass", "fail"):
         raise ValueError(f"inconclusive must be 'pass' or 'fail', got {inconclusive!r}")
     start = timer()
+    budget_end = start + BUDGET_SHARE * time_budget_s * 1e9
     example = dict(example) if isinstance(example, Mapping) else np.asarray(example)
     bench = _Bench((baseline, candidate), example, threads, max(warmup, 2), make_invoke,
                    np.random.default_rng(seed), timer)
-    bench.add_instances(instances)
+    bench.add_instances(instances, budget_end)
     bench.per_round = invokes_per_round or max(3, min(1000, -(-BURST_NS // max(bench.typical_ns, 1))))
     probe_start = timer()
-    bench.settle = settle_invokes(bench.invokes, timer)
+    bench.settle = settle_invokes(bench.invokes, timer, deadline_ns=budget_end)
     bench.setup_ns += timer() - probe_start
-    bench.time_rounds(rounds)
+    bench.time_rounds(rounds, budget_end)
+    settings = {"threads": threads, "instances": instances, "max_instances": max_instances, "warmup": warmup,
+                "rounds_first_look": rounds, "invokes_per_round": bench.per_round, "settle_invokes": bench.settle,
+                "confidence": confidence, "time_budget_s": time_budget_s,
+                "inconclusive_counts_as": inconclusive, "seed": seed, "resamples": resamples,
+                "method": "instances interleaved in random order per round; a visit runs settle_invokes untimed "
+                          "invokes (warm again after the other instances), then cell = fastest of the instance's "
+                          "timed invokes; round figure = median over instances; ratio = median of per-round "
+                          "candidate/baseline; CI = bootstrap over rounds + instance placement term",
+                "interpreter": _interpreter_name(make_invoke)}
+    if len(bench.rows) < MIN_ROUNDS:
+        nan = float("nan")
+        return LatencyVerdict("not_judged", False, nan, nan, nan, max_ratio, confidence, len(bench.rows), 0,
+                              (timer() - start) / 1e9, nan, nan, nan,
+                              {**settings, "instances_used": len(bench.invokes[0])})
     looks = 0
     while True:
         cells = bench.cells()
@@ -254,7 +290,7 @@ def compare_latency(baseline: bytes, candidate: bytes, example: Mapping[str, np.
         looks += 1
         outcome = decide(low, high, max_ratio)
         # Keep 5 % and the next look's statistics (about twice this one's) inside the budget.
-        deadline = start + 0.95 * time_budget_s * 1e9 - 2 * stats_ns
+        deadline = budget_end - 2 * stats_ns
         left = deadline - timer()
         if outcome != "inconclusive" or left <= 0:
             break
@@ -262,7 +298,7 @@ def compare_latency(baseline: bytes, candidate: bytes, example: Mapping[str, np.
         grow = min(instances, max_instances - have)
         if grow and bench.setup_ns / have * grow < left / 2:
             before = timer()
-            bench.add_instances(grow)
+            bench.add_instances(grow, deadline)
             left -= timer() - before
         visit_ns = bench.round_ns / max(bench.visits, 1)
         extra = min(len(bench.rows), int(left / max(visit_ns * 2 * len(bench.invokes[0]), 1)))
@@ -273,16 +309,7 @@ def compare_latency(baseline: bytes, candidate: bytes, example: Mapping[str, np.
             break
     figures = np.nanmedian(cells, axis=2) / 1e6
     seconds = (timer() - start) / 1e9
-    settings = {"threads": threads, "instances": instances, "instances_used": int(cells.shape[2]),
-                "max_instances": max_instances, "warmup": warmup, "rounds_first_look": rounds,
-                "invokes_per_round": bench.per_round, "settle_invokes": bench.settle,
-                "confidence": confidence, "time_budget_s": time_budget_s,
-                "inconclusive_counts_as": inconclusive, "seed": seed, "resamples": resamples,
-                "method": "instances interleaved in random order per round; a visit runs settle_invokes untimed "
-                          "invokes (warm again after the other instances), then cell = fastest of the instance's "
-                          "timed invokes; round figure = median over instances; ratio = median of per-round "
-                          "candidate/baseline; CI = bootstrap over rounds + instance placement term",
-                "interpreter": _interpreter_name(make_invoke)}
+    settings = {**settings, "instances_used": int(cells.shape[2])}
     return LatencyVerdict(outcome, outcome == "pass" or (outcome == "inconclusive" and inconclusive == "pass"),
                           ratio, low, high, max_ratio, confidence, len(cells), looks, seconds,
                           float(np.median(figures[:, 0])), float(np.median(figures[:, 1])),
@@ -296,3 +323,53 @@ def _interpreter_name(make_invoke: InvokeFactory) -> str:
     from gate.measure.litert import litert_version
 
     return f"ai_edge_litert.interpreter.Interpreter {litert_version()}"
+
+
+def compare_sampled(sampler, *, max_ratio: float, rounds: int, confidence: float = 0.95,
+                    time_budget_s: float = 30.0, inconclusive: Literal["pass", "fail"] = "fail", seed: int = 0,
+                    resamples: int = 2000, timer: Callable[[], int] = time.perf_counter_ns) -> LatencyVerdict:
+    """The same judgement as `compare_latency` on rounds timed elsewhere (a device): the
+    `sampler` (gate.measure.targets.Sampler) returns cells[round, model, instance] in ns,
+    interleaved on the target. First look: `rounds` rounds; while inconclusive, the rounds
+    are doubled within `time_budget_s` (a round's cost is measured on the first look), the
+    CI recomputed with the same `ratio_ci` and `decide`."""
+    if rounds < 2 or max_ratio <= 0 or not 0 < confidence < 1:
+        raise ValueError("need rounds >= 2, max_ratio > 0, 0 < confidence < 1")
+    start = timer()
+    cells = np.asarray(sampler.rounds(rounds), dtype=np.float64)
+    round_ns = (timer() - start) / max(len(cells), 1)
+    looks = 0
+    while True:
+        ratio, low, high = ratio_ci(cells, confidence=confidence, resamples=resamples, seed=seed + looks)
+        looks += 1
+        outcome = decide(low, high, max_ratio)
+        left = start + 0.95 * time_budget_s * 1e9 - timer()
+        extra = min(len(cells), int(left / max(round_ns, 1)))
+        if outcome != "inconclusive" or extra < 1:
+            break
+        cells = np.concatenate([cells, np.asarray(sampler.rounds(extra), dtype=np.float64)])
+    figures = np.nanmedian(cells, axis=2) / 1e6
+    settings = {**sampler.settings, "rounds": int(len(cells)), "confidence": confidence,
+                "time_budget_s": time_budget_s, "inconclusive_counts_as": inconclusive, "seed": seed,
+                "resamples": resamples}
+    return LatencyVerdict(outcome, outcome == "pass" or (outcome == "inconclusive" and inconclusive == "pass"),
+                          ratio, low, high, max_ratio, confidence, len(cells), looks, (timer() - start) / 1e9,
+                          float(np.median(figures[:, 0])), float(np.median(figures[:, 1])),
+                          placement_spread(cells), settings, tuple((float(b), float(c)) for b, c in figures))
+
+
+def target_comparer(target, *, rounds: int, runs: int):
+    """A `compare_latency`-shaped function that times on `target` (gate.measure.targets):
+    local targets time in this process, others through their sampler (`rounds` in the first
+    look, `runs` timed runs per model visit where the target's tool takes a count)."""
+    def compare(baseline: bytes, candidate: bytes, example, *, max_ratio: float, threads: int = 1, warmup: int = 10,
+                confidence: float = 0.95, time_budget_s: float = 30.0,
+                inconclusive: Literal["pass", "fail"] = "fail", **_local) -> LatencyVerdict:
+        sampler = target.sampler(baseline, candidate, example, threads=threads, warmup=warmup, runs=runs)
+        if sampler is None:
+            return compare_latency(baseline, candidate, example, max_ratio=max_ratio, threads=threads, warmup=warmup,
+                                   confidence=confidence, time_budget_s=time_budget_s, inconclusive=inconclusive)
+        return compare_sampled(sampler, max_ratio=max_ratio, rounds=rounds, confidence=confidence,
+                               time_budget_s=time_budget_s, inconclusive=inconclusive)
+    compare.where = target.where
+    return compare

@@ -11,11 +11,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from gate.units import UNIT_FORMATS, format_margin, format_value  # noqa: F401 - re-exported
+
 # point: a deterministic figure; ci: judged on an interval's bound; pass/fail/inconclusive: an A/B
 # test's decision; unchanged: the base is the same model, not measured again; not_judged: a
 # configured limit nobody could judge (fails unless thresholds.not_judged: pass); not_applicable:
 # a limit that does not apply to this run (the base has no model yet, --no-baseline), passes.
-Outcome = Literal["point", "ci", "pass", "fail", "inconclusive", "unchanged", "not_judged", "not_applicable"]
+CheckOutcome = Literal["point", "ci", "pass", "fail", "inconclusive", "unchanged", "not_judged", "not_applicable"]
+Direction = Literal["<=", ">="]      # the limit kind: a maximum, a minimum
 UNJUDGED = ("not_judged", "not_applicable")
 
 
@@ -24,15 +27,15 @@ class Check(BaseModel):
 
     name: str            # the threshold's path under `thresholds:` in gate.yml, e.g. "accuracy.max_drop"
     metric: str          # human label
-    value: float | None     # None only when not judged / not applicable
+    value: float | None     # None when not judged / not applicable, or a tool's verdict without a figure
     limit: float
-    direction: Literal["<=", ">="]
+    direction: Direction
     unit: str            # "" (a fraction, shown as %), "pts" (accuracy points), "%" (a change), KiB, ms, x, count,
-                         # value (a metric's own number), dB
+                         # value (a metric's own number), dB: written by gate.units
     passed: bool
     reference: float | None = None
     detail: str = ""
-    outcome: Outcome = "point"
+    outcome: CheckOutcome = "point"
     ci_low: float | None = None
     ci_high: float | None = None
     line: int | None = None         # the threshold's line in gate.yml (annotations point there)
@@ -62,31 +65,13 @@ class Check(BaseModel):
             text += ", inconclusive: " + ("counted as pass" if self.passed else "counted as fail")
         if self.passed:
             return text
+        if self.margin is None:     # a verdict the tool gave without a figure (an ssh board's delegation)
+            return f"{text}: {self.detail}" if self.detail else text
         side = "over" if self.direction == "<=" else "under"
-        return f"{text}, {side} the limit by {fmt(abs(self.margin))}"
+        return f"{text}, {side} the limit by {format_margin(self.unit, self.margin)}"
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
-
-
-UNIT_FORMATS = {
-    "pts": lambda v: f"{100 * v:.2f} pts",     # accuracy points: 0.01 -> 1.00 pts
-    "%": lambda v: f"{100 * v:+.2f} %",        # a change: 0.02 -> +2.00 %
-    "": lambda v: f"{100 * v:.2f} %",          # a fraction: 0.98 -> 98.00 %
-    "x": lambda v: f"{v:.2f}x",
-    "ms": lambda v: f"{v:.4g} ms",
-    "count": lambda v: f"{v:,.0f}",
-    "value": lambda v: f"{v:.5g}",              # a metric's own value (mae 45.2, cosine 0.9998)
-    "dB": lambda v: f"{v:.2f} dB",
-}
-
-
-def format_value(unit: str, value: float | None) -> str:
-    """A check's figure in its unit (UNIT_FORMATS; other units: `12.3 KiB`)."""
-    if value is None:
-        return "–"
-    fmt = UNIT_FORMATS.get(unit)
-    return fmt(float(value)) if fmt else f"{float(value):,.1f} {unit}"
 
 
 def verdict(checks: list[Check]) -> str:

@@ -1,5 +1,5 @@
 """What the checks judge: every measured model of a run as the registry sees it. Built
-in the worker from the stage results (gate.run.check); numpy and the latency A/B test
+in the worker from the stage results (gate.run.worker.check); numpy and the latency A/B test
 (gate.verdict.abtest, LiteRT) only, never TensorFlow."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from gate.config.schema import BenchmarkSpec
 from gate.measure.bench import Latency
 from gate.measure.scores import MetricValue
 from gate.measure.sizes import FileSizes
-from gate.measure.tasks import Task
+from gate.measure.tasks import OutputTask
 from gate.verdict.abtest import compare_latency
 
 
@@ -41,8 +41,10 @@ class Evidence:
     bench: BenchmarkSpec
     base: Side | None = None            # None: no base branch candidate in this run
     base_unchanged: bool = False        # the base has the same model, data and policy hashes
-    no_base: tuple[str, str] | None = None   # (gate.run.protocol.NoBase kind, why) when base is None
+    no_base: tuple[str, str] | None = None   # (gate.run.protocol.NoBaseReason kind, why) when base is None
     compare_latency: Callable = compare_latency   # gate.verdict.abtest.compare_latency
-    tasks: Mapping[str, Task] = field(default_factory=dict)    # output name -> task (metric names resolve here)
+    tasks: Mapping[str, OutputTask] = field(default_factory=dict)    # output name -> task (metric names resolve here)
     float_reference: bool = True        # the reference is a float32 .tflite (compression vs float applies)
     reference_label: str = "float32 TFLite"
+    measured_on: str | None = None      # the benchmark target's name when it is not the runner (gate.measure.targets)
+    delegation: Callable | None = None  # (who, .tflite bytes) -> Delegation | why not: the target's op profile

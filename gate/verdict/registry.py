@@ -1,10 +1,12 @@
-"""The threshold registry: one row per threshold of gate.yml. A row owns its name (its
-path under `thresholds:`), how its limit is read, whether it needs the base branch's
-candidate, and how it is judged into a `Check` — statistical rows call the helpers in
-gate.verdict.stats (paired accuracy) and gate.verdict.abtest (latency A/B).
+"""The threshold registry: one row per threshold of gate.yml. A row is the one place that
+writes a threshold's name (its path under `thresholds:`, which is also where its limit is
+read), its unit and its limit kind (`<=` a maximum, `>=` a minimum), and whether it needs
+the base branch's candidate. Its judge measures (a `Found`: the figure, its reference, the
+statistics' outcome) and the row makes the `Check` — statistical judges call the helpers
+in gate.verdict.stats (paired accuracy) and gate.verdict.abtest (latency A/B).
 
     gate.yml ─ yamlio (lines) ─ schema.Thresholds ─ GateConfig (threshold_lines)
-        └─ judge(): Row.limit → Row.judge(Evidence) → Check (+ line) → report.json
+        └─ judge(): Row.limit → Row.judge(Evidence) → Found → Row.check → Check (+ line) → report.json
 """
 from __future__ import annotations
 
@@ -13,13 +15,13 @@ from typing import Callable
 
 from gate.config.metrics import parse_metric
 from gate.config.schema import MetricLimit, Thresholds
-from gate.verdict.check import Check
+from gate.verdict.check import Check, Direction
 from gate.verdict.evidence import Evidence, Side
+from gate.verdict.found import ROUNDING_SLACK, Found
 
-Limit = Callable[[Thresholds], "float | None"]
-Judge = Callable[[Evidence, float, Thresholds], "Check | str"]   # a str says why it could not be judged
 UNCHANGED = "unchanged against the base (same model, data and policy hashes): not measured again"
-TOLERANCE = 1e-12
+Limit = Callable[[Thresholds], "float | None"]
+Judge = Callable[[Evidence, float, Thresholds], "Found | str"]   # a str says why it could not be judged
 
 
 class NotApplicable(str):
@@ -29,30 +31,44 @@ class NotApplicable(str):
 @dataclass(frozen=True)
 class Row:
     name: str              # the threshold's path under `thresholds:` in gate.yml
-    limit: Limit           # reads the configured limit (None: not set)
+    unit: str              # the unit of the value and the limit (gate.verdict.check.UNIT_FORMATS)
     judge: Judge
-    unit: str              # the unit of the limit as gate.yml writes it (gate.verdict.check.UNIT_FORMATS)
-    direction: str = "<="
+    direction: Direction = "<="          # the limit kind: "<=" a maximum, ">=" a minimum
     needs_base: bool = False
+    read_limit: Limit | None = None      # None: the number at `name`'s path under thresholds
+
+    def limit(self, t: Thresholds) -> float | None:
+        """The configured limit (None when that part of gate.yml is not set)."""
+        if self.read_limit is not None:
+            return self.read_limit(t)
+        node = t
+        for part in self.name.split("."):
+            node = getattr(node, part, None)
+            if node is None:
+                return None
+        return float(node)
+
+    def check(self, found: Found, limit: float) -> Check:
+        return Check(name=self.name, metric=found.metric, value=found.value, limit=limit, direction=self.direction,
+                     unit=self.unit, passed=found.holds(limit, self.direction), reference=found.reference, detail=found.detail,
+                     outcome=found.outcome, ci_low=found.ci_low, ci_high=found.ci_high)
 
 
 # -- rows ---------------------------------------------------------------------------------
 
-def _size_kb(ev: Evidence, limit: float, t: Thresholds) -> Check:
+def _size_kb(ev: Evidence, limit: float, t: Thresholds) -> Found:
     measure = t.size_kb.measure.value
-    value = ev.candidate.sizes.get(measure) / 1024
-    return Check(name="size_kb.max", metric=f"candidate size ({measure})", value=value, limit=limit, direction="<=",
-                 unit="KiB", passed=value <= limit, reference=ev.reference.sizes.get(measure) / 1024)
+    return Found(f"candidate size ({measure})", ev.candidate.sizes.get(measure) / 1024,
+                 reference=ev.reference.sizes.get(measure) / 1024)
 
 
-def _compression(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+def _compression(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
     if not ev.float_reference:
         return NotApplicable(f"the reference is {ev.reference_label}: there is no float .tflite to compare "
                              "sizes with")
     measure = t.compression.measure.value
     ratio = ev.reference.sizes.get(measure) / ev.candidate.sizes.get(measure)
-    return Check(name="compression.min", metric=f"compression vs float TFLite ({measure})", value=ratio,
-                 limit=limit, direction=">=", unit="x", passed=ratio >= limit, reference=1.0,
+    return Found(f"compression vs float TFLite ({measure})", ratio, reference=1.0,
                  detail="reference float32 .tflite bytes / candidate bytes")
 
 
@@ -69,17 +85,14 @@ def _no_accuracy(ev: Evidence, k: int) -> str | None:
             f"(outputs: {kinds}); judge other outputs with thresholds.metrics (e.g. mae, score/accuracy)")
 
 
-def _accuracy_min(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+def _accuracy_min(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
     k = t.accuracy.top_k
     if _no_accuracy(ev, k):
         return _no_accuracy(ev, k)
-    value = ev.candidate.accuracy[k]
-    return Check(name="accuracy.min", metric=_accuracy_label(t), value=value, limit=limit, direction=">=", unit="",
-                 passed=value >= limit, reference=ev.original.accuracy[k])
+    return Found(_accuracy_label(t), ev.candidate.accuracy[k], reference=ev.original.accuracy[k])
 
 
-def _drop(name: str, metric: str, before: Side, after: Side, ev: Evidence, limit: float,
-          t: Thresholds) -> Check | str:
+def _drop(metric: str, before: Side, after: Side, ev: Evidence, limit: float, t: Thresholds) -> Found | str:
     """Accuracy drop from `before` to `after`: paired per example (McNemar, bootstrap
     interval) when both were scored on the same examples and top-1 is judged, else the
     point estimate."""
@@ -93,87 +106,132 @@ def _drop(name: str, metric: str, before: Side, after: Side, ev: Evidence, limit
     if acc.top_k == 1 and before.predictions is not None and after.predictions is not None:
         cmp = accuracy_drop(correctness(before.predictions, ev.labels), correctness(after.predictions, ev.labels),
                             max_drop=limit, mode=acc.mode, confidence=acc.confidence)
-        return Check(name=name, metric=metric, value=cmp.drop, limit=limit, direction="<=", unit="pts",
-                     passed=cmp.passed, detail=cmp.explanation, outcome=acc.mode, ci_low=cmp.ci_low,
-                     ci_high=cmp.ci_high)
+        return Found(metric, cmp.drop, passed=cmp.passed, detail=cmp.explanation, outcome=acc.mode,
+                     ci_low=cmp.ci_low, ci_high=cmp.ci_high)
     k = acc.top_k
     drop = before.accuracy[k] - after.accuracy[k]
     why = (f"point estimate on top-{k} (per-example statistics are top-1)" if k != 1
            else "point estimate: not scored on the same examples")
-    return Check(name=name, metric=metric, value=drop, limit=limit, direction="<=", unit="pts",
-                 passed=drop <= limit + TOLERANCE,
-                 detail=f"{why}; before {before.accuracy[k]:.4f}, after {after.accuracy[k]:.4f}")
+    return Found(metric, drop, detail=f"{why}; before {before.accuracy[k]:.4f}, after {after.accuracy[k]:.4f}")
 
 
-def _accuracy_max_drop(ev: Evidence, limit: float, t: Thresholds) -> Check:
-    return _drop("accuracy.max_drop", f"{_accuracy_label(t)} drop vs original", ev.original, ev.candidate, ev,
-                 limit, t)
+def _accuracy_max_drop(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
+    return _drop(f"{_accuracy_label(t)} drop vs original", ev.original, ev.candidate, ev, limit, t)
 
 
-def _latency_p50(ev: Evidence, limit: float, t: Thresholds) -> Check:
-    value = ev.candidate.latency.p50_ms
-    return Check(name="latency_ms.p50_max", metric="candidate p50 latency", value=value, limit=limit, direction="<=",
-                 unit="ms", passed=value <= limit, reference=ev.reference.latency.p50_ms)
+def _latency_p50(ev: Evidence, limit: float, t: Thresholds) -> Found:
+    return Found("candidate p50 latency", ev.candidate.latency.p50_ms, reference=ev.reference.latency.p50_ms)
 
 
-def _latency_p99(ev: Evidence, limit: float, t: Thresholds) -> Check:
-    value = ev.candidate.latency.p99_ms
-    return Check(name="latency_ms.p99_max", metric="candidate p99 latency", value=value, limit=limit, direction="<=",
-                 unit="ms", passed=value <= limit, reference=ev.reference.latency.p99_ms)
+def _latency_p99(ev: Evidence, limit: float, t: Thresholds) -> Found:
+    return Found("candidate p99 latency", ev.candidate.latency.p99_ms, reference=ev.reference.latency.p99_ms)
 
 
-def _ab(name: str, metric: str, baseline: bytes, ev: Evidence, max_ratio: float, limit: float, t: Thresholds) -> Check:
-    """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest)."""
+def _ab(metric: str, baseline: bytes, ev: Evidence, max_ratio: float, t: Thresholds, *,
+        as_change: bool) -> Found | str:
+    """Latency ratio candidate/baseline by the interleaved A/B test (gate.verdict.abtest), on
+    the benchmark target; `as_change`: shown as the change (ratio - 1, a regression limit's
+    unit). A run that crashed on the device leaves the check not judged."""
+    from gate.errors import TargetCrash
+
     lat, bench = t.latency, ev.bench
-    v = ev.compare_latency(baseline, ev.candidate.content, ev.example, max_ratio=max_ratio,
-                           threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
-                           time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
-    return Check(name=name, metric=metric, value=v.ratio, limit=limit, direction="<=", unit="x", passed=v.passed,
-                 reference=1.0, detail=v.message(), outcome=v.outcome, ci_low=v.ci_low, ci_high=v.ci_high)
+    try:
+        v = ev.compare_latency(baseline, ev.candidate.content, ev.example, max_ratio=max_ratio,
+                               threads=bench.threads, warmup=max(bench.warmup, 2), confidence=lat.confidence,
+                               time_budget_s=lat.time_budget_s, inconclusive=lat.inconclusive)
+    except TargetCrash as crash:
+        return f"the A/B runs crashed on the device: {crash.message}"
+    if v.outcome == "not_judged":
+        return v.message()      # cut short by the time budget: not judged, never a pass it did not measure
+    shift = 1.0 if as_change else 0.0
+    return Found(metric, v.ratio - shift, passed=v.passed, reference=1.0 - shift, detail=v.message() + _on(ev),
+                 outcome=v.outcome, ci_low=v.ci_low - shift, ci_high=v.ci_high - shift)
 
 
-def _latency_ratio(ev: Evidence, limit: float, t: Thresholds) -> Check:
+def _on(ev: Evidence) -> str:
+    """Where a device-measured figure came from, for the check's detail."""
+    return f"; measured on {ev.measured_on}" if ev.measured_on else ""
+
+
+def _latency_ratio(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
     against = "float TFLite" if ev.float_reference else ev.reference_label
-    return _ab("latency.max_ratio", f"latency vs {against}", ev.reference.content, ev, limit, limit, t)
+    return _ab(f"latency vs {against}", ev.reference.content, ev, limit, t, as_change=False)
 
 
-def _size_increase(ev: Evidence, limit: float, t: Thresholds) -> Check:
+def _size_increase(ev: Evidence, limit: float, t: Thresholds) -> Found:
     measure = t.size.measure.value
     mine, theirs = ev.candidate.sizes.get(measure), ev.base.sizes.get(measure)
     growth = (mine - theirs) / theirs if theirs else 0.0
-    return Check(name="size.max_increase", metric=f"size change vs base ({measure})", value=growth, limit=limit,
-                 direction="<=", unit="%", passed=growth <= limit + TOLERANCE, reference=0.0,
+    return Found(f"size change vs base ({measure})", growth, reference=0.0,
                  detail=f"{mine:,} vs {theirs:,} bytes ({measure})")
 
 
-def _accuracy_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Check:
-    name, metric = "accuracy.max_drop_vs_base", "accuracy drop vs base"
+def _accuracy_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
+    metric = "accuracy drop vs base"
     if ev.base_unchanged:
-        return Check(name=name, metric=metric, value=0.0, limit=limit, direction="<=", unit="pts", passed=True,
-                     detail=UNCHANGED, outcome="unchanged", ci_low=0.0, ci_high=0.0)
-    return _drop(name, metric, ev.base, ev.candidate, ev, limit, t)
+        return Found(metric, 0.0, passed=True, detail=UNCHANGED, outcome="unchanged", ci_low=0.0, ci_high=0.0)
+    return _drop(metric, ev.base, ev.candidate, ev, limit, t)
 
 
-def _latency_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
-    name, metric, ratio = "latency.max_regression", "latency vs base", 1 + limit
+def _latency_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
+    """Judged as a change, the unit the limit is written in ("5%" -> 0.05): the A/B test
+    decides on the ratio against 1 + limit."""
+    metric = "latency change vs base"
     if ev.base_unchanged:
-        return Check(name=name, metric=metric, value=1.0, limit=ratio, direction="<=", unit="x", passed=True,
-                     reference=1.0, detail=UNCHANGED, outcome="unchanged", ci_low=1.0, ci_high=1.0)
+        return Found(metric, 0.0, passed=True, reference=0.0, detail=UNCHANGED, outcome="unchanged",
+                     ci_low=0.0, ci_high=0.0)
     if ev.base.content is None:
         return "the base candidate's .tflite is not available (a baseline report without its candidate.tflite)"
-    return _ab(name, metric, ev.base.content, ev, ratio, ratio, t)
+    return _ab(metric, ev.base.content, ev, 1 + limit, t, as_change=True)
 
 
-def _get(*path: str) -> Limit:
-    """The limit at thresholds.<path> (None when that part of gate.yml is not set)."""
-    def read(t: Thresholds) -> float | None:
-        node = t
-        for part in path:
-            node = getattr(node, part, None)
-            if node is None:
-                return None
-        return float(node)
-    return read
+def _delegation_of(side: Side | None, ev: Evidence, who: str):
+    """The target's delegation profile of one model (gate.measure.targets.delegation.Delegation),
+    or why there is none."""
+    if side is None or side.content is None:
+        return f"the {who}'s .tflite is not available"
+    if ev.delegation is None:
+        return "delegation is measured on the benchmark target, and this run has none"
+    return ev.delegation(who, side.content)
+
+
+def _cpu_ops(d) -> str:
+    return ("; left on the CPU: " + ", ".join(d.cpu_ops[:20]) + (" ..." if len(d.cpu_ops) > 20 else "")
+            if d.cpu_ops else "")
+
+
+def _delegation_full(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
+    d = _delegation_of(ev.candidate, ev, "candidate")
+    if isinstance(d, str):
+        return d
+    if d.share is None:     # an ssh board not fully accelerated: certainly not full, the share unknown
+        return Found(f"ops on {d.accelerator or d.delegate} (full delegation)", None, passed=False,
+                     detail=d.summary() + _on(ev))
+    return Found(f"ops on {d.accelerator or d.delegate} (full delegation)", d.share, passed=d.full,
+                 detail=d.summary() + (" (more than one partition)" if d.share == 1 and not d.full else "")
+                 + _cpu_ops(d) + _on(ev))
+
+
+def _delegation_share(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
+    d = _delegation_of(ev.candidate, ev, "candidate")
+    if isinstance(d, str):
+        return d
+    if d.share is None:
+        return d.summary() + ": the share needs an op profile (benchmark.target.adb)"
+    return Found(f"share of ops on {d.accelerator or d.delegate}", d.share, detail=d.summary() + _cpu_ops(d) + _on(ev))
+
+
+def _delegation_vs_base(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
+    mine = _delegation_of(ev.candidate, ev, "candidate")
+    if isinstance(mine, str):
+        return mine
+    theirs = _delegation_of(ev.base, ev, "base")
+    if isinstance(theirs, str):
+        return theirs
+    if mine.share is None or theirs.share is None:
+        return "the accelerated share is unknown (litert-benchmark says only whether a model is fully accelerated)"
+    return Found("accelerated share drop vs base", theirs.share - mine.share, reference=0.0,
+                 detail=f"base: {theirs.summary()}; candidate: {mine.summary()}" + _cpu_ops(mine) + _on(ev))
 
 
 # name in report/gate.yml -> (proxies dict key, label)
@@ -185,42 +243,38 @@ PROXY_FIELDS = {"parameters": ("parameters", "parameters"),
 
 
 def _proxy_rows(name: str, key: str, label: str) -> tuple[Row, Row]:
-    def absolute(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+    def absolute(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
         value = (ev.candidate.proxies or {}).get(key)
         if value is None:
             return f"the candidate's {label} could not be measured"
         base = (ev.base.proxies or {}).get(key) if ev.base else None
-        return Check(name=f"proxies.{name}.max", metric=f"candidate {label}", value=float(value), limit=limit,
-                     direction="<=", unit="count", passed=value <= limit,
-                     reference=None if base is None else float(base))
+        return Found(f"candidate {label}", float(value), reference=None if base is None else float(base))
 
-    def growth(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+    def growth(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
         value, base = (ev.candidate.proxies or {}).get(key), (ev.base.proxies or {}).get(key)
         if value is None or not base:
             return f"the {label} of the candidate or the base could not be measured"
-        change = (value - base) / base
-        return Check(name=f"proxies.{name}.max_increase", metric=f"{label} change vs base", value=change,
-                     limit=limit, direction="<=", unit="%", passed=change <= limit + TOLERANCE, reference=0.0,
-                     detail=f"{value:,} vs {base:,}")
+        return Found(f"{label} change vs base", (value - base) / base, reference=0.0, detail=f"{value:,} vs {base:,}")
 
-    return (Row(f"proxies.{name}.max", _get("proxies", name, "max"), absolute, "count"),
-            Row(f"proxies.{name}.max_increase", _get("proxies", name, "max_increase"), growth, "%",
-                needs_base=True))
+    return (Row(f"proxies.{name}.max", "count", absolute),
+            Row(f"proxies.{name}.max_increase", "%", growth, needs_base=True))
 
 
 ROWS: tuple[Row, ...] = (
-    Row("size_kb.max", _get("size_kb", "max"), _size_kb, "KiB"),
-    Row("compression.min", _get("compression", "min"), _compression, "x", ">="),
-    Row("accuracy.min", _get("accuracy", "min"), _accuracy_min, "", ">="),
-    Row("accuracy.max_drop", _get("accuracy", "max_drop"), _accuracy_max_drop, "pts"),
-    Row("latency_ms.p50_max", _get("latency_ms", "p50_max"), _latency_p50, "ms"),
-    Row("latency_ms.p99_max", _get("latency_ms", "p99_max"), _latency_p99, "ms"),
-    Row("latency.max_ratio", _get("latency", "max_ratio"), _latency_ratio, "x"),
-    Row("size.max_increase", _get("size", "max_increase"), _size_increase, "%", needs_base=True),
-    Row("accuracy.max_drop_vs_base", _get("accuracy", "max_drop_vs_base"), _accuracy_vs_base, "pts",
-        needs_base=True),
-    Row("latency.max_regression", _get("latency", "max_regression"), _latency_vs_base, "%", needs_base=True),
+    Row("size_kb.max", "KiB", _size_kb),
+    Row("compression.min", "x", _compression, ">="),
+    Row("accuracy.min", "", _accuracy_min, ">="),
+    Row("accuracy.max_drop", "pts", _accuracy_max_drop),
+    Row("latency_ms.p50_max", "ms", _latency_p50),
+    Row("latency_ms.p99_max", "ms", _latency_p99),
+    Row("latency.max_ratio", "x", _latency_ratio),
+    Row("size.max_increase", "%", _size_increase, needs_base=True),
+    Row("accuracy.max_drop_vs_base", "pts", _accuracy_vs_base, needs_base=True),
+    Row("latency.max_regression", "%", _latency_vs_base, needs_base=True),
     *(row for name, (key, label) in PROXY_FIELDS.items() for row in _proxy_rows(name, key, label)),
+    Row("delegation.full", "", _delegation_full, ">="),      # full: true reads as the limit 1.0 (100 %)
+    Row("delegation.min_share", "", _delegation_share, ">="),
+    Row("delegation.max_drop_vs_base", "pts", _delegation_vs_base, needs_base=True),
 )
 ROW_NAMES = tuple(row.name for row in ROWS)
 
@@ -239,10 +293,10 @@ def metric_rows(t: Thresholds) -> list[Row]:
         for kind in _LIMIT_KINDS:
             if getattr(spec, kind) is None:
                 continue
-            change = kind not in ("min", "max")
-            unit = (("%" if info.relative else "pts" if info.unit == "" else info.unit) if change else info.unit)
-            rows.append(Row(f"metrics.{key}.{kind}", _metric_limit(key, kind), _metric_judge(key, kind), unit,
-                            ">=" if kind == "min" else "<=", needs_base=kind.endswith("_vs_base")))
+            unit = info.unit if kind in ("min", "max") else _change_unit(info)
+            rows.append(Row(f"metrics.{key}.{kind}", unit, _metric_judge(key, kind, unit),
+                            ">=" if kind == "min" else "<=", needs_base=kind.endswith("_vs_base"),
+                            read_limit=_metric_limit(key, kind)))
     return rows
 
 
@@ -254,31 +308,32 @@ def _metric_limit(key: str, kind: str) -> Limit:
     return read
 
 
-def _metric_judge(key: str, kind: str) -> Judge:
-    def judge(ev: Evidence, limit: float, t: Thresholds) -> Check | str:
+def _metric_judge(key: str, kind: str, unit: str) -> Judge:
+    """`unit`: the row's (a change's unit for the change limits), for the detail's figures."""
+    def judge(ev: Evidence, limit: float, t: Thresholds) -> Found | str:
         from gate.measure.scores import resolve
 
         spec: MetricLimit = t.metrics[key]
         name, output, metric, why = resolve(key, ev.tasks)
         if output is None:
-            return why
+            from gate.measure.qualify import every_output
+            from gate.verdict.metric_outputs import judge_every_output
+
+            outputs = every_output(key, ev.tasks)
+            return judge_every_output(key, kind, unit, outputs, ev, limit, t, _metric_judge) if outputs else why
         info = metric.info
         after = ev.candidate.metrics.get(name)
         if after is None or after.value is None:
             return after.why if after is not None else f"{name} was not computed"
-        row = f"metrics.{key}.{kind}"
         label = name
         if kind in ("min", "max"):
             before = ev.original.metrics.get(name) if info.labels else ev.reference.metrics.get(name)
-            ok = after.value >= limit if kind == "min" else after.value <= limit
-            return Check(name=row, metric=label, value=after.value, limit=limit, direction=">=" if kind == "min"
-                         else "<=", unit=info.unit, passed=ok,
-                         reference=None if before is None else before.value, detail=info.description)
+            return Found(label, after.value, reference=None if before is None else before.value,
+                         detail=info.description)
         vs_base = kind.endswith("_vs_base")
         if vs_base:
             if ev.base_unchanged:
-                return Check(name=row, metric=f"{label} change vs base", value=0.0, limit=limit, direction="<=",
-                             unit=_change_unit(info), passed=True, detail=UNCHANGED, outcome="unchanged",
+                return Found(f"{label} change vs base", 0.0, passed=True, detail=UNCHANGED, outcome="unchanged",
                              ci_low=0.0, ci_high=0.0)
             before = ev.base.metrics.get(name)
             if before is None or before.value is None:
@@ -292,7 +347,7 @@ def _metric_judge(key: str, kind: str) -> Judge:
         if info.relative and before.value == 0:
             return (f"the {against}'s {name} is 0: a relative {info.change_limit.removeprefix('max_')} is undefined "
                     f"(use metrics.{key}.max)")
-        return _metric_change(row, label, against, info, before, after, limit, spec)
+        return _metric_change(label, against, info, before, after, unit, limit, spec)
     return judge
 
 
@@ -300,8 +355,8 @@ def _change_unit(info) -> str:
     return "%" if info.relative else "pts" if info.unit == "" else info.unit
 
 
-def _metric_change(row: str, label: str, against: str, info, before, after, limit: float,
-                   spec: MetricLimit) -> Check:
+def _metric_change(label: str, against: str, info, before, after, unit: str, limit: float,
+                   spec: MetricLimit) -> Found:
     from gate.verdict.stats import metric_change
 
     paired = info.paired and before.per_example is not None and after.per_example is not None
@@ -309,7 +364,6 @@ def _metric_change(row: str, label: str, against: str, info, before, after, limi
                         before_examples=before.per_example if paired else None,
                         after_examples=after.per_example if paired else None, root=after.metric == "rmse",
                         confidence=spec.confidence)
-    unit = _change_unit(info)
     word = "drop" if info.higher_is_better else "increase"
     mode = spec.mode if cmp.paired else "point"
     judged = cmp.ci_high if mode == "ci" else cmp.change
@@ -325,9 +379,8 @@ def _metric_change(row: str, label: str, against: str, info, before, after, limi
                                                            else "the measured change"))
     if spec.mode == "ci" and not cmp.paired:
         detail += " (ci mode needs per-example values: judged the point estimate)"
-    return Check(name=row, metric=f"{label} {word} vs {against}", value=cmp.change, limit=limit, direction="<=",
-                 unit=unit, passed=judged <= limit + TOLERANCE, detail=detail, outcome=mode,
-                 ci_low=cmp.ci_low, ci_high=cmp.ci_high)
+    return Found(f"{label} {word} vs {against}", cmp.change, passed=judged <= limit + ROUNDING_SLACK, detail=detail,
+                 outcome=mode, ci_low=cmp.ci_low, ci_high=cmp.ci_high)
 
 
 def rows_for(t: Thresholds) -> tuple[Row, ...]:
@@ -355,9 +408,9 @@ def judge(t: Thresholds, ev: Evidence, line_of: Callable[[str], int | None] = la
             kind, why = ev.no_base or ("unavailable", "no baseline to compare with")
             result = unjudged(row, limit, why, applicable=kind == "unavailable", t=t)
         else:
-            result = row.judge(ev, limit, t)
-            if isinstance(result, str):
-                result = unjudged(row, limit, result, applicable=not isinstance(result, NotApplicable), t=t)
+            found = row.judge(ev, limit, t)
+            result = (unjudged(row, limit, found, applicable=not isinstance(found, NotApplicable), t=t)
+                      if isinstance(found, str) else row.check(found, limit))
         checks.append(result.model_copy(update={"line": line_of(row.name)}))
     return checks
 
