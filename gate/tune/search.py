@@ -1,6 +1,6 @@
 """`gate tune`: search policies, cheapest first, for the smallest (or fastest) one that
 passes every threshold of gate.yml. Parent side, no TensorFlow: each trial is a `gate
-check` (gate.tune.trial), the per-layer sensitivity a worker task (gate.run.sensitivity).
+check` (gate.tune.trial), the per-layer sensitivity a worker task (gate.run.worker.sensitivity).
 
 The order and the early stops (docs/tune.md):
 - families in order: post-training, selective fallback, QAT, then pruning, clustering and

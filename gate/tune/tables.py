@@ -1,5 +1,5 @@
 """Per-layer tables (a step's `per_layer`) from the measured sensitivity curves
-(gate.run.sensitivity -> gate.optimize.sensitivity): for an overall strength, the least
+(gate.run.worker.sensitivity -> gate.optimize.sensitivity): for an overall strength, the least
 sensitive layers are compressed most.
 
 For a tolerance t, each layer takes the strongest measured setting whose drop is <= t, or

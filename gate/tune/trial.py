@@ -70,11 +70,29 @@ def trial_config(config_path: Path, policy: dict, trust: bool) -> dict:
     trust decision."""
     raw = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
     root = Path(config_path).resolve().parent
-    data = {k: str((root / v).resolve()) for k, v in raw["data"].items() if v is not None}
+    data = {k: absolute_source(v, root) for k, v in raw["data"].items() if v is not None}
     cfg = {"model": str((root / raw["model"]).resolve()), "data": data, "policy": policy}
     cfg.update({k: raw[k] for k in KEPT if k in raw})
     cfg["trust_model_code"] = bool(trust)
     return cfg
+
+
+PATH_KEYS = ("npz", "images", "tfrecord", "csv")   # gate.config.sources: the keys that hold a path or glob
+
+
+def absolute_source(value, root: Path):
+    """A data source of gate.yml (a path, or a {npz|images|tfrecord|csv|python: ...} mapping)
+    with its path made absolute, so the trial's gate.yml (in another folder) reads the same data."""
+    if isinstance(value, str):
+        return str((root / value).resolve())
+    out = dict(value)
+    for key in PATH_KEYS:
+        if isinstance(out.get(key), str):
+            out[key] = str(root / out[key])
+    if isinstance(out.get("python"), str):
+        file, function = out["python"].rsplit(":", 1)
+        out["python"] = f"{(root / file).resolve()}:{function}"
+    return out
 
 
 def read_trial(index: int, name: str, family: str, policy: dict, report: dict, seconds: float,
