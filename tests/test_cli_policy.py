@@ -177,7 +177,7 @@ def test_policy_validate_bad_file(in_tmp):
     assert result.stdout == f"ok: {good} (int8)\n"
     assert result.stderr == (f"error: {bad}:4, field 'convert.representive_samples': unknown key "
                              "`representive_samples`: did you mean `representative_samples`? keys valid here: "
-                             "quantization, io, representative_samples, sparsity, quantizer, recipe\n")
+                             "quantization, io, representative_samples, sparsity, quantizer, recipe, keep_float\n")
 
 
 def test_policy_validate_bad_yaml(in_tmp):

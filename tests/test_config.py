@@ -19,7 +19,7 @@ POLICIES = REPO / "policies"
 EXAMPLE_CONFIG = REPO / "gate.yml"
 TOP_KEYS = "model, data, policy, thresholds, benchmark, evaluate, limits, trust_model_code"
 ACCURACY_KEYS = "min, max_drop, max_drop_vs_base, mode, confidence, top_k"
-CONVERT_KEYS = "quantization, io, representative_samples, sparsity, quantizer, recipe"
+CONVERT_KEYS = "quantization, io, representative_samples, sparsity, quantizer, recipe, keep_float"
 UNKNOWN_MAXDROP = f"unknown key `maxdrop`: did you mean `max_drop`? keys valid here: {ACCURACY_KEYS}"
 
 # A valid config over the files project() creates; cases append to it or replace it.
