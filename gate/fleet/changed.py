@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -111,12 +109,5 @@ def changed_models(config: Path, base: str | None, env: Mapping[str, str] = os.e
     names = names_of(config)
     repo = Repo.require(config.parent)
     ref = resolve_ref(repo, env, base)
-    tmp = Path(tempfile.mkdtemp(prefix="gate-models-"))
-    tree = tmp / "tree"
-    try:
-        repo.git("worktree", "add", "--detach", "--force", str(tree), ref.sha)
+    with repo.worktree(ref.sha, "gate-models-") as tree:
         return compare(config, tree / repo.relative(config), names)
-    finally:
-        repo.git("worktree", "remove", "--force", str(tree), check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
-        repo.git("worktree", "prune", check=False)

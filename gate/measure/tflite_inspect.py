@@ -168,16 +168,22 @@ def _op_names(fb: _FB, model: int) -> list[str]:
     return names
 
 
-def tflite_kind(content: bytes) -> TfliteKind:
-    fb = _FB(content)
-    model = fb.root()
+def buffer_sizes(fb: "_FB", model: int) -> list[int]:
+    """Bytes of each buffer of the model: its data vector, or (files over 2 GB) the
+    size of the data stored after the flatbuffer (offset > 1)."""
     bstart, nbuf = fb.vec(model, 4)
-    buf_bytes = []
+    sizes = []
     for i in range(nbuf):
         b = fb.table_at(bstart, i)
         _, n = fb.vec(b, 0)
-        size = fb.scalar(b, 2, "<Q") if fb.scalar(b, 1, "<Q") > 1 else 0
-        buf_bytes.append(n or size)
+        sizes.append(n or (fb.scalar(b, 2, "<Q") if fb.scalar(b, 1, "<Q") > 1 else 0))
+    return sizes
+
+
+def tflite_kind(content: bytes) -> TfliteKind:
+    fb = _FB(content)
+    model = fb.root()
+    buf_bytes = buffer_sizes(fb, model)
     opnames = _op_names(fb, model)
     const_types, act_types, quant_act, quant_const, ops = Counter(), Counter(), Counter(), Counter(), Counter()
     sgstart, nsg = fb.vec(model, 2)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from gate.measure.tflite_inspect import TENSOR_TYPES, _FB, _op_names
+from gate.measure.tflite_inspect import TENSOR_TYPES, _FB, _op_names, buffer_sizes
 
 DYNAMIC_RANGE_MIN_ELEMENTS = 1024   # the TF converter's and LiteRT's legacy dynamic-range cut-off
 CUTOFF_MODES = frozenset({"dynamic", "dynamic_legacy_wi8_afp32"})   # the modes that apply it
@@ -83,12 +83,7 @@ class Graph:
 def read_graph(content: bytes) -> Graph:
     fb = _FB(content)
     model = fb.root()
-    bstart, nbuf = fb.vec(model, 4)
-    sizes = []
-    for i in range(nbuf):
-        b = fb.table_at(bstart, i)
-        _, n = fb.vec(b, 0)
-        sizes.append(n or (fb.scalar(b, 2, "<Q") if fb.scalar(b, 1, "<Q") > 1 else 0))
+    sizes = buffer_sizes(fb, model)
     sgstart, nsg = fb.vec(model, 2)
     if not nsg:
         return Graph((), (), (), ())

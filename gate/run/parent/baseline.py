@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,10 +105,7 @@ def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | No
     when there is nothing to compare with: no git, no repository, no base commit."""
     repo = Repo.require(cfg.root)
     base_ref = resolve_ref(repo, env, ref)
-    tmp = Path(tempfile.mkdtemp(prefix="gate-base-"))
-    tree = tmp / "tree"
-    try:
-        repo.git("worktree", "add", "--detach", "--force", str(tree), base_ref.sha)
+    with repo.worktree(base_ref.sha, "gate-base-") as tree:
         base_cfg_path = tree / repo.relative(cfg.path)
         mine = fingerprint(cfg)
         if not base_cfg_path.exists():
@@ -129,7 +124,3 @@ def checkout(cfg: GateConfig, env: Mapping[str, str] = os.environ, ref: str | No
             raise GitError(f"the base's {repo.relative(cfg.path)} cannot be used: {err.message}") from None
         theirs = fingerprint(base_cfg)
         yield BaseCheckout(base_ref, base_cfg, theirs == mine, theirs)
-    finally:
-        repo.git("worktree", "remove", "--force", str(tree), check=False)
-        shutil.rmtree(tmp, ignore_errors=True)
-        repo.git("worktree", "prune", check=False)

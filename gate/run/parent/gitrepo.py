@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from gate.errors import BadInputError
 
@@ -42,6 +45,19 @@ class Repo:
 
     def git(self, *args: str, check: bool = True) -> str:
         return _git(self.root, *args, check=check)
+
+    @contextmanager
+    def worktree(self, sha: str, prefix: str) -> Iterator[Path]:
+        """`sha` checked out (detached) in a temporary worktree, removed afterwards."""
+        tmp = Path(tempfile.mkdtemp(prefix=prefix))
+        tree = tmp / "tree"
+        try:
+            self.git("worktree", "add", "--detach", "--force", str(tree), sha)
+            yield tree
+        finally:
+            self.git("worktree", "remove", "--force", str(tree), check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
+            self.git("worktree", "prune", check=False)
 
     def has_commit(self, sha: str) -> bool:
         return _ok(self.root, "cat-file", "-e", f"{sha}^{{commit}}")
