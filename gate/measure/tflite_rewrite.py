@@ -144,6 +144,14 @@ def with_signature(content: bytes, in_names: list[str] | None = None, out_names:
         seen = Counter(raw)
         return [n if seen[n] == 1 else f"{n}_{k}" for k, n in enumerate(raw)]
 
+    model.signatureDefs = [serving_signature(schema, graph, names(graph.inputs, in_names),
+                                             names(graph.outputs, out_names))]
+    return _write(model)
+
+
+def serving_signature(schema, graph, in_names: list[str], out_names: list[str]):
+    """A `serving_default` SignatureDefT over subgraph 0's inputs and outputs (in order),
+    named as given. `schema`: a TFLite schema module of the object API (LiteRT's or TF's)."""
     def tensor_map(name: str, index: int):
         item = schema.TensorMapT()
         item.name, item.tensorIndex = name, int(index)
@@ -152,7 +160,6 @@ def with_signature(content: bytes, in_names: list[str] | None = None, out_names:
     sig = schema.SignatureDefT()
     sig.signatureKey = SIGNATURE_KEY
     sig.subgraphIndex = 0
-    sig.inputs = [tensor_map(n, i) for n, i in zip(names(graph.inputs, in_names), graph.inputs)]
-    sig.outputs = [tensor_map(n, i) for n, i in zip(names(graph.outputs, out_names), graph.outputs)]
-    model.signatureDefs = [sig]
-    return _write(model)
+    sig.inputs = [tensor_map(n, i) for n, i in zip(in_names, graph.inputs)]
+    sig.outputs = [tensor_map(n, i) for n, i in zip(out_names, graph.outputs)]
+    return sig

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-SIGNATURE_KEY = "serving_default"
-
 
 def traced_converter(model: Any, tf: Any) -> tuple[Any, list[str], list[str]]:
     """(converter, input names in the function's order, output names in its order)."""
@@ -55,6 +53,7 @@ def add_signature(content: bytes, in_names: list[str], out_names: list[str]) -> 
     """The .tflite with a `serving_default` SignatureDef over subgraph 0's inputs and
     outputs (in order), named as given."""
     from gate.measure.tfenv import tflite_schema
+    from gate.measure.tflite_rewrite import serving_signature
 
     schema, utils = tflite_schema()
     model = utils.convert_bytearray_to_object(bytearray(content))
@@ -63,15 +62,5 @@ def add_signature(content: bytes, in_names: list[str], out_names: list[str]) -> 
         raise ValueError(f"the converted graph has {len(graph.inputs)} input(s) and {len(graph.outputs)} "
                          f"output(s), the model {len(in_names)} and {len(out_names)}")
 
-    def tensor_map(name: str, index: int) -> Any:
-        item = schema.TensorMapT()
-        item.name, item.tensorIndex = name, int(index)
-        return item
-
-    signature = schema.SignatureDefT()
-    signature.signatureKey = SIGNATURE_KEY
-    signature.subgraphIndex = 0
-    signature.inputs = [tensor_map(n, i) for n, i in zip(in_names, graph.inputs)]
-    signature.outputs = [tensor_map(n, i) for n, i in zip(out_names, graph.outputs)]
-    model.signatureDefs = [signature]
+    model.signatureDefs = [serving_signature(schema, graph, in_names, out_names)]
     return bytes(utils.convert_object_to_bytearray(model))
